@@ -1,0 +1,40 @@
+// The one list of stages. The CLI, `frame-pipe inspect` and the README tables read it.
+
+import type { StageSpec, StageKind } from './spec.js'
+import { spec as testsrc } from './sources/testsrc.js'
+import { spec as filesSource } from './sources/files.js'
+import { spec as tcpServerSource } from './sources/tcp-server.js'
+import { spec as tcpClientSource } from './sources/tcp-client.js'
+import { spec as stdin } from './sources/stdin.js'
+import { spec as jpeg } from './transforms/jpeg.js'
+import { spec as png } from './transforms/png.js'
+import { spec as webp } from './transforms/webp.js'
+import { spec as decode } from './transforms/decode.js'
+import { spec as resize } from './transforms/resize.js'
+import { spec as prefix } from './transforms/prefix.js'
+import { spec as unprefix } from './transforms/unprefix.js'
+import { spec as rate } from './transforms/rate.js'
+import { spec as stats } from './transforms/stats.js'
+import { spec as filesSink } from './sinks/files.js'
+import { spec as tcpServerSink } from './sinks/tcp-server.js'
+import { spec as tcpClientSink } from './sinks/tcp-client.js'
+import { spec as stdout } from './sinks/stdout.js'
+import { spec as nullSink } from './sinks/null.js'
+
+export const STAGES: readonly StageSpec[] = [
+  testsrc, filesSource, tcpServerSource, tcpClientSource, stdin,
+  jpeg, png, webp, decode, resize, prefix, unprefix, rate, stats,
+  filesSink, tcpServerSink, tcpClientSink, stdout, nullSink,
+] as StageSpec[]
+
+export function findStage(name: string, kind: StageKind): StageSpec | undefined {
+  return STAGES.find((s) => s.name === name && s.kind === kind)
+}
+
+export function stagesNamed(name: string): StageSpec[] {
+  return STAGES.filter((s) => s.name === name)
+}
+
+export function stageNames(): string[] {
+  return [...new Set(STAGES.map((s) => s.name))]
+}

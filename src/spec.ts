@@ -1,0 +1,206 @@
+// Stage declarations: each stage file declares its name, kind, ports and
+// options once. The registry, the CLI parser, `frame-pipe inspect`, the README
+// tables and option validation for the TypeScript API all read these records.
+
+import type { Duplex, Stream } from 'node:stream'
+import { FramePipeError, describeValue } from './errors.js'
+import type { StageContext } from './stage.js'
+
+export type StageKind = 'source' | 'transform' | 'sink'
+/** What flows on an edge: Frame objects, or bytes (Buffer / Buffer[] packets). */
+export type PortType = 'frames' | 'bytes'
+
+interface OptionBase<T> {
+  doc: string
+  default?: T
+  /** The option has no sensible default: the user must give it. */
+  required?: boolean
+}
+export type OptionSpec =
+  | (OptionBase<number> & { type: 'int'; min?: number; max?: number })
+  | (OptionBase<number> & { type: 'number'; min?: number; max?: number })
+  | (OptionBase<string> & { type: 'string' })
+  | (OptionBase<boolean> & { type: 'boolean' })
+  | (OptionBase<string> & { type: 'enum'; values: readonly string[] })
+  /** Milliseconds; the CLI takes `500ms`, `2s`, `1.5m`, `1h` (a bare number is milliseconds). */
+  | (OptionBase<number> & { type: 'duration'; min?: number; max?: number })
+  /** Bytes; the CLI takes `65536`, `64k`, `64KiB`, `16MiB`, `1GiB`. */
+  | (OptionBase<number> & { type: 'size'; min?: number; max?: number })
+
+export type OptionSpecs<O> = { [K in keyof Required<O>]-?: OptionSpec }
+
+export interface StageSpec<O = any, S extends Stream = Stream> {
+  name: string
+  kind: StageKind
+  /** What the stage consumes; sources consume nothing. */
+  input: PortType | null
+  /** What the stage produces on its readable side; for sinks, what it passes on (documented in `passes`). */
+  output: PortType | null
+  description: string
+  /** For sinks: what each record on the readable side is (sinks chain and can be observed). */
+  passes?: string
+  options: OptionSpecs<O>
+  create(options: Required<O>, ctx: StageContext): S
+}
+
+/** Declare a stage; `S` is the stream type its factory returns (sources: Readable, others: Duplex). */
+export function defineStage<O, S extends Stream = Duplex>(spec: StageSpec<O, S>): StageSpec<O, S> {
+  return spec
+}
+
+/** Fill defaults, reject unknown options and check every value against its spec. */
+export function resolveOptions<O>(spec: StageSpec<O>, given: Partial<O> | undefined): Required<O> {
+  const specs = spec.options as Record<string, OptionSpec>
+  const out: Record<string, unknown> = {}
+  const input = (given ?? {}) as Record<string, unknown>
+  for (const key of Object.keys(input)) {
+    if (!(key in specs) && input[key] !== undefined) {
+      const hint = closest(key, Object.keys(specs))
+      throw new FramePipeError('ERR_INVALID_OPTION', `unknown option '${key}'${hint ? ` (did you mean '${hint}'?)` : ''}`, { stage: spec.name })
+    }
+  }
+  for (const [key, opt] of Object.entries(specs)) {
+    const value = input[key]
+    if (value === undefined) {
+      if (opt.required) throw new FramePipeError('ERR_INVALID_OPTION', `option '${key}' is required: ${opt.doc}`, { stage: spec.name })
+      out[key] = opt.default
+      continue
+    }
+    checkValue(spec.name, key, opt, value)
+    out[key] = value
+  }
+  return out as Required<O>
+}
+
+function checkValue(stage: string, key: string, opt: OptionSpec, value: unknown): void {
+  const fail = (expected: string): never => {
+    throw new FramePipeError('ERR_INVALID_OPTION', `expected ${expected} for ${key} but received ${describeValue(value)}`, { stage })
+  }
+  switch (opt.type) {
+    case 'int':
+    case 'number':
+    case 'duration':
+    case 'size': {
+      const integral = opt.type !== 'number' && opt.type !== 'duration'
+      const noun = opt.type === 'int' || opt.type === 'size' ? 'integer' : 'number'
+      const unit = opt.type === 'duration' ? ' ms' : opt.type === 'size' ? ' bytes' : ''
+      const range = opt.min !== undefined && opt.max !== undefined
+        ? ` between ${opt.min} and ${opt.max}${unit}`
+        : opt.min !== undefined ? ` >= ${opt.min}${unit}` : opt.max !== undefined ? ` <= ${opt.max}${unit}` : ''
+      if (typeof value !== 'number' || !Number.isFinite(value) || (integral && !Number.isInteger(value))) fail(`${noun}${range}`)
+      if ((opt.min !== undefined && (value as number) < opt.min) || (opt.max !== undefined && (value as number) > opt.max)) fail(`${noun}${range}`)
+      return
+    }
+    case 'string':
+      if (typeof value !== 'string') fail('string')
+      return
+    case 'boolean':
+      if (typeof value !== 'boolean') fail('boolean')
+      return
+    case 'enum':
+      if (typeof value !== 'string' || !opt.values.includes(value)) {
+        const hint = typeof value === 'string' ? closest(value, opt.values) : undefined
+        fail(`one of ${opt.values.join(', ')}${hint ? ` (did you mean '${hint}'?)` : ''}`)
+      }
+  }
+}
+
+/** Turn the text of `key=value` from the command line into the option's type; validation follows in resolveOptions. */
+export function parseOptionText(stage: string, key: string, opt: OptionSpec, text: string | true): unknown {
+  const bad = (expected: string): never => {
+    throw new FramePipeError('ERR_INVALID_OPTION', `expected ${expected} for ${key} but received '${text}'`, { stage })
+  }
+  if (text === true) {
+    if (opt.type === 'boolean') return true
+    return bad(`${key}=<${opt.type}>`)
+  }
+  switch (opt.type) {
+    case 'int':
+      return /^[-+]?\d+$/.test(text) ? Number(text) : bad('integer')
+    case 'number':
+      return /^[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i.test(text) ? Number(text) : bad('number')
+    case 'boolean': {
+      const t = text.toLowerCase()
+      if (['true', 'yes', 'on', '1'].includes(t)) return true
+      if (['false', 'no', 'off', '0'].includes(t)) return false
+      return bad('boolean (true/false)')
+    }
+    case 'duration':
+      return parseDuration(text) ?? bad('duration such as 500ms, 2s, 1.5m')
+    case 'size':
+      return parseSize(text) ?? bad('size such as 65536, 64KiB, 16MiB')
+    default:
+      return text
+  }
+}
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
+export function parseDuration(text: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim())
+  if (!m) return undefined
+  return Number(m[1]) * DURATION_UNITS[m[2] ?? 'ms']!
+}
+
+const SIZE_UNITS: Record<string, number> = {
+  '': 1, b: 1, k: 1024, kb: 1000, kib: 1024, m: 2 ** 20, mb: 1e6, mib: 2 ** 20, g: 2 ** 30, gb: 1e9, gib: 2 ** 30,
+}
+export function parseSize(text: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(text.trim())
+  if (!m) return undefined
+  const mult = SIZE_UNITS[m[2]!.toLowerCase()]
+  if (mult === undefined) return undefined
+  const n = Number(m[1]) * mult
+  return Number.isInteger(n) ? n : Math.round(n)
+}
+
+export function formatDefault(opt: OptionSpec): string {
+  if (opt.required) return '(required)'
+  if (opt.default === undefined) return ''
+  if (opt.type === 'size') return formatBytes(opt.default)
+  if (opt.type === 'duration') return formatDuration(opt.default)
+  if (opt.type === 'string' && opt.default === '') return "''"
+  return String(opt.default)
+}
+
+export function formatType(opt: OptionSpec): string {
+  if (opt.type === 'enum') return opt.values.join(' \\| ')
+  const range = opt.type !== 'string' && opt.type !== 'boolean' && (opt.min !== undefined || opt.max !== undefined)
+    ? ` ${opt.min ?? ''}..${opt.max ?? ''}`
+    : ''
+  return opt.type + range
+}
+
+export function formatBytes(n: number): string {
+  if (n >= 2 ** 30 && n % 2 ** 30 === 0) return `${n / 2 ** 30}GiB`
+  if (n >= 2 ** 20 && n % 2 ** 20 === 0) return `${n / 2 ** 20}MiB`
+  if (n >= 1024 && n % 1024 === 0) return `${n / 1024}KiB`
+  return String(n)
+}
+
+export function formatDuration(ms: number): string {
+  if (ms >= 1000 && ms % 1000 === 0) return `${ms / 1000}s`
+  return `${ms}ms`
+}
+
+/** The candidate nearest to `word` by edit distance, when it is near enough to be a likely typo. */
+export function closest(word: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined
+  let bestScore = Infinity
+  for (const c of candidates) {
+    const d = editDistance(word.toLowerCase(), c.toLowerCase())
+    if (d < bestScore) { bestScore = d; best = c }
+  }
+  return best !== undefined && bestScore <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, i) => i)
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i]
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1))
+    }
+    prev = cur
+  }
+  return prev[b.length]!
+}
