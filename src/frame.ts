@@ -26,8 +26,29 @@ export interface Frame {
  */
 export type Packet = Buffer | readonly Buffer[]
 
-export function packetLength(packet: Packet): number {
+/**
+ * Marks the end of one peer's bytes on a byte edge, e.g. when a client of a
+ * `tcp-server` source disconnects and the next one takes over. `unprefix`
+ * drops (and counts) a frame cut short by it instead of splicing two peers'
+ * bytes together; sinks ignore it.
+ */
+export interface Boundary {
+  readonly boundary: true
+  readonly peer: string
+  /** 'end': the peer closed cleanly; 'error': the connection failed. */
+  readonly reason: 'end' | 'error'
+}
+
+/** What travels on a byte edge. */
+export type ByteChunk = Packet | Boundary
+
+export function isBoundary(chunk: unknown): chunk is Boundary {
+  return typeof chunk === 'object' && chunk !== null && (chunk as Boundary).boundary === true
+}
+
+export function packetLength(packet: ByteChunk): number {
   if (Buffer.isBuffer(packet)) return packet.length
+  if (isBoundary(packet)) return 0
   let n = 0
   for (const b of packet) n += b.length
   return n

@@ -44,7 +44,7 @@ export function checkLinks(stages: readonly Stream[]): void {
 function assertLink(a: StageInfo, b: StageInfo): void {
   if (a.output === null) throw new FramePipeError('ERR_LINK', `${a.name} produces nothing to link to ${b.name}`)
   if (b.input === null) throw new FramePipeError('ERR_LINK', `${b.name} is a source and cannot follow ${a.name}`)
-  if (a.output === b.input) return
+  if (a.output === b.input || a.output === 'any' || b.input === 'any') return
   const fix = a.output === 'frames'
     ? `insert 'prefix' between them to put frames on the wire`
     : `insert 'unprefix' between them to cut the bytes into frames`

@@ -7,8 +7,8 @@ import { FramePipeError, describeValue } from './errors.js'
 import type { StageContext } from './stage.js'
 
 export type StageKind = 'source' | 'transform' | 'sink'
-/** What flows on an edge: Frame objects, or bytes (Buffer / Buffer[] packets). */
-export type PortType = 'frames' | 'bytes'
+/** What flows on an edge: Frame objects, or bytes (ByteChunk: Buffer, Buffer[] packets, Boundary); 'any' for taps and sinks that take either. */
+export type PortType = 'frames' | 'bytes' | 'any'
 
 interface OptionBase<T> {
   doc: string
