@@ -30,9 +30,10 @@ export class FramePipeError extends Error {
 }
 
 export class FrameTooLargeError extends FramePipeError {
-  readonly size: number
+  /** bigint when a 64-bit header announces more than Number can hold exactly. */
+  readonly size: number | bigint
   readonly limit: number
-  constructor(stage: string, size: number, limit: number) {
+  constructor(stage: string, size: number | bigint, limit: number) {
     super('ERR_FRAME_TOO_LARGE', `header announces a frame of ${size} bytes, more than maxFrameBytes (${limit})`, { stage })
     this.size = size
     this.limit = limit

@@ -1,0 +1,63 @@
+// Frames onto the wire: one length header before each payload. The header and
+// the payload travel as one [header, payload] packet, never joined, so that
+// transports write both at once (writev) and can drop whole frames.
+
+import { Transform, type TransformCallback } from 'node:stream'
+import { FramePipeError } from '../errors.js'
+import { isFrame } from '../frame.js'
+import { describeRecord, encodeHeader, HEADER_FORMATS, type HeaderFormat } from '../lib/headers.js'
+import { defineStage } from '../spec.js'
+import { stageFactory, type StageContext } from '../stage.js'
+
+export interface PrefixOptions {
+  header?: HeaderFormat
+  checksum?: boolean
+}
+
+export const spec = defineStage<PrefixOptions, Transform>({
+  name: 'prefix',
+  kind: 'transform',
+  input: 'frames',
+  output: 'bytes',
+  description: 'Put a length header before each frame, turning frames into a byte stream',
+  options: {
+    header: {
+      type: 'enum',
+      values: HEADER_FORMATS,
+      default: 'u32be',
+      doc: 'Length header: u32be (seed 003), u32le, ii (seed 001), i64le (seed 000b), native (40 bytes with seq, timestamp, size, format)',
+    },
+    checksum: {
+      type: 'boolean',
+      default: false,
+      doc: 'native only: add a CRC-32 of the payload, checked by unprefix; ignored by the other formats',
+    },
+  },
+  create(o, ctx) {
+    return createPrefixer(o, ctx)
+  },
+})
+
+export const prefix = stageFactory(spec)
+
+function createPrefixer(o: Required<PrefixOptions>, ctx: StageContext): Transform {
+  return new Transform({
+    objectMode: true,
+    // Each record holds a whole frame: keep few of them queued.
+    highWaterMark: 4,
+    transform(chunk: unknown, _encoding, callback: TransformCallback) {
+      if (!isFrame(chunk)) {
+        callback(new FramePipeError('ERR_BAD_FRAME', `expected a Frame but received ${describeRecord(chunk)}: prefix takes frames (a byte stream needs no prefix)`, { stage: ctx.name }))
+        return
+      }
+      const header = encodeHeader(o.header, chunk, o.checksum, ctx.name)
+      if (header instanceof FramePipeError) {
+        callback(header)
+        return
+      }
+      ctx.counters.frames++
+      ctx.counters.bytes += header.length + chunk.data.length
+      callback(null, [header, chunk.data])
+    },
+  })
+}
