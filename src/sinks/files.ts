@@ -1,0 +1,148 @@
+// Frames to files, one file per frame. Each file is written under a temporary
+// name in the same directory and renamed into place, so a reader polling the
+// directory never sees half an image and a crash leaves no partial file under
+// a final name.
+
+import { lstat, mkdir, rename, rm, writeFile } from 'node:fs/promises'
+import { basename, dirname, join } from 'node:path'
+import { Transform, type Duplex, type TransformCallback } from 'node:stream'
+import { FramePipeError, describeValue } from '../errors.js'
+import { isFrame, type Frame } from '../frame.js'
+import { compilePattern, extensionFor, type NameFn } from '../lib/naming.js'
+import { defineStage } from '../spec.js'
+import { passOn, stageFactory, type StageContext } from '../stage.js'
+
+export interface FilesSinkOptions {
+  dir?: string
+  pattern?: string
+  start?: number
+  overwrite?: boolean
+}
+
+export const spec = defineStage<FilesSinkOptions, Duplex>({
+  name: 'files',
+  kind: 'sink',
+  input: 'frames',
+  output: 'frames',
+  description: 'Write each frame to its own file (atomically: temporary name, then rename)',
+  passes: 'each Frame, unchanged, once its file is in place',
+  options: {
+    dir: { type: 'string', default: 'out', doc: 'Directory for the files; created if missing' },
+    pattern: { type: 'string', default: 'frame-%06d.{ext}', doc: 'File name: %d or %0Nd = running index from `start`, {seq} = frame.seq, {ext} = jpg/png/webp/raw/bin by format, %% = %; may contain subdirectories' },
+    start: { type: 'int', min: 0, default: 0, doc: 'First value of the %d index' },
+    overwrite: { type: 'boolean', default: true, doc: 'Replace existing files; false: an existing file is an error (ERR_IO)' },
+  },
+  create(o, ctx) {
+    return new FilesSink(o, ctx)
+  },
+})
+
+export const files = stageFactory(spec)
+
+class FilesSink extends Transform {
+  private readonly o: Required<FilesSinkOptions>
+  private readonly ctx: StageContext
+  private readonly name: NameFn
+  private written = 0
+  private tmpCount = 0
+  /** Last directory known to exist, so a flat pattern costs no mkdir per frame. */
+  private madeDir: string | undefined
+  /** The write in progress (never rejects); _destroy waits for it so no temporary file outlives the stream. */
+  private inFlight: Promise<void> | undefined
+
+  constructor(o: Required<FilesSinkOptions>, ctx: StageContext) {
+    // The write callback is held until the file is in place: one write in flight.
+    super({ objectMode: true, highWaterMark: 1 })
+    this.o = o
+    this.ctx = ctx
+    this.name = compilePattern(o.pattern, ctx.name)
+  }
+
+  override _construct(cb: (err?: Error | null) => void): void {
+    mkdir(this.o.dir, { recursive: true }).then(() => {
+      this.madeDir = this.o.dir
+      cb()
+    }, (err: Error) => cb(this.ioError(`cannot create directory '${this.o.dir}'`, err)))
+  }
+
+  override _transform(frame: Frame, _enc: BufferEncoding, cb: TransformCallback): void {
+    if (!isFrame(frame)) {
+      cb(new FramePipeError('ERR_BAD_FRAME', `expected a Frame but received ${describeValue(frame)}`, { stage: this.ctx.name }))
+      return
+    }
+    this.inFlight = this.save(frame).then(
+      () => {
+        this.inFlight = undefined
+        if (this.destroyed) return
+        passOn(this, frame)
+        cb()
+      },
+      (err: Error) => {
+        this.inFlight = undefined
+        if (!this.destroyed) cb(err)
+      },
+    )
+  }
+
+  private async save(frame: Frame): Promise<void> {
+    const file = join(this.o.dir, this.name({ index: this.o.start + this.written, seq: frame.seq, ext: extensionFor(frame.format), timestamp: frame.timestamp }))
+    const dir = dirname(file)
+    if (dir !== this.madeDir) {
+      try {
+        await mkdir(dir, { recursive: true })
+      } catch (err) {
+        throw this.ioError(`cannot create directory '${dir}'`, err)
+      }
+      this.madeDir = dir
+    }
+    // Checked before writing, so a refused frame costs no write; a file that
+    // appears between this check and the rename is replaced.
+    if (!this.o.overwrite && (await exists(file, this.ctx.name))) {
+      throw new FramePipeError('ERR_IO', `'${file}' already exists and overwrite is false`, { stage: this.ctx.name })
+    }
+    // Dot-prefixed and not ending in an image extension: the files source and shell globs skip it.
+    const tmp = join(dir, `.${basename(file)}.${process.pid}-${this.tmpCount++}.tmp`)
+    try {
+      await writeFile(tmp, frame.data, { flag: 'wx' })
+      await rename(tmp, file)
+    } catch (err) {
+      let message = `cannot write '${file}'`
+      try {
+        await rm(tmp, { force: true })
+      } catch (cleanupErr) {
+        message += ` (and could not remove '${tmp}': ${(cleanupErr as Error).message})`
+      }
+      throw this.ioError(message, err)
+    }
+    this.written++
+    this.ctx.counters.frames++
+    this.ctx.counters.bytes += frame.data.length
+  }
+
+  private ioError(message: string, err: unknown): FramePipeError {
+    return new FramePipeError('ERR_IO', `${message}: ${(err as Error).message}`, { stage: this.ctx.name, cause: err })
+  }
+
+  override _flush(cb: TransformCallback): void {
+    // Transform calls _flush only after the last _transform callback, so every file is in place.
+    cb()
+  }
+
+  override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
+    if (!this.inFlight) {
+      cb(err)
+      return
+    }
+    this.inFlight.then(() => cb(err))
+  }
+}
+
+async function exists(file: string, stage: string): Promise<boolean> {
+  try {
+    await lstat(file)
+    return true
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false
+    throw new FramePipeError('ERR_IO', `cannot check '${file}': ${(err as Error).message}`, { stage, cause: err })
+  }
+}
