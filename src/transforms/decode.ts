@@ -1,0 +1,51 @@
+// src/transforms/decode.ts
+// Decode encoded frames (JPEG, PNG, WebP, or anything sharp recognises) to
+// raw pixels, filling in width, height and channels.
+
+import type { Transform } from 'node:stream'
+import { defineStage } from '../spec.js'
+import { stageFactory } from '../stage.js'
+import { CONCURRENCY_OPTION, frameFrom, sharpError, sharpOf, sharpStage } from '../lib/sharp-stage.js'
+
+export const DECODE_CHANNELS = ['keep', '3', '4'] as const
+export const DECODE_ON_ERROR = ['fail', 'drop'] as const
+
+export interface DecodeOptions {
+  channels?: (typeof DECODE_CHANNELS)[number]
+  onError?: (typeof DECODE_ON_ERROR)[number]
+  concurrency?: number
+}
+
+export const spec = defineStage<DecodeOptions, Transform>({
+  name: 'decode', kind: 'transform', input: 'frames', output: 'frames',
+  description: 'Decode JPEG/PNG/WebP frames to raw pixels (raw frames pass through unchanged)',
+  options: {
+    channels: {
+      type: 'enum', values: DECODE_CHANNELS, default: '3',
+      doc: "Channels of the pixels: '3' RGB (alpha dropped, grey expanded), '4' RGBA (opaque alpha added), 'keep' what the image has",
+    },
+    onError: {
+      type: 'enum', values: DECODE_ON_ERROR, default: 'fail',
+      doc: "A frame that does not decode: 'fail' stops the pipeline with ERR_DECODE; 'drop' skips it and counts it in drops (for lossy transports)",
+    },
+    concurrency: CONCURRENCY_OPTION,
+  },
+  create(o, ctx) {
+    return sharpStage(ctx, o.concurrency, async (frame) => {
+      // Raw frames are already pixels; `channels` applies only to what this stage decodes.
+      if (frame.format === 'raw') return frame
+      try {
+        let image = sharpOf(frame)
+        if (o.channels === '3') image = image.removeAlpha().toColourspace('srgb')
+        else if (o.channels === '4') image = image.ensureAlpha().toColourspace('srgb')
+        const { data, info } = await image.raw().toBuffer({ resolveWithObject: true })
+        return frameFrom(frame, data, info, 'raw')
+      } catch (err) {
+        if (o.onError === 'drop') return null
+        throw sharpError('ERR_DECODE', ctx.name, 'decode', frame, err)
+      }
+    })
+  },
+})
+
+export const decode = stageFactory(spec)

@@ -1,0 +1,61 @@
+// src/transforms/jpeg.ts
+// Encode frames as JPEG, one sharp call per frame (never one sharp instance
+// for many frames: that merges them into one image).
+
+import type { Transform } from 'node:stream'
+import { defineStage } from '../spec.js'
+import { stageFactory } from '../stage.js'
+import { CONCURRENCY_OPTION, frameFrom, sharpError, sharpOf, sharpStage } from '../lib/sharp-stage.js'
+
+export const CHROMA_SUBSAMPLINGS = ['4:2:0', '4:4:4'] as const
+export type ChromaSubsampling = (typeof CHROMA_SUBSAMPLINGS)[number]
+
+export interface JpegOptions {
+  quality?: number
+  progressive?: boolean
+  chroma?: ChromaSubsampling
+  optimize?: boolean
+  mozjpeg?: boolean
+  concurrency?: number
+}
+
+export const spec = defineStage<JpegOptions, Transform>({
+  name: 'jpeg', kind: 'transform', input: 'frames', output: 'frames',
+  description: 'Encode frames as JPEG (raw pixels are encoded, PNG/WebP transcoded, JPEG passed through unchanged)',
+  options: {
+    quality: { type: 'int', min: 1, max: 100, default: 80, doc: 'JPEG quality' },
+    progressive: { type: 'boolean', default: false, doc: 'Progressive (interlaced) scans' },
+    chroma: {
+      type: 'enum', values: CHROMA_SUBSAMPLINGS, default: '4:2:0',
+      doc: 'Chroma subsampling; 4:4:4 keeps colour edges sharp (measured at 640x480 q80: +27-50% bytes, 0.75x speed)',
+    },
+    optimize: {
+      type: 'boolean', default: false,
+      doc: 'Optimise Huffman tables (sharp defaults to on). Measured at 640x480 q80: 11-15% fewer bytes on camera-like pictures (32% on flat test patterns) for 1.75x the encode time; off suits live streaming',
+    },
+    mozjpeg: { type: 'boolean', default: false, doc: "Use mozjpeg's defaults (trellis quantisation, optimised scans and tables): smallest files, several times slower" },
+    concurrency: CONCURRENCY_OPTION,
+  },
+  create(o, ctx) {
+    const jpegOptions = {
+      quality: o.quality,
+      progressive: o.progressive,
+      chromaSubsampling: o.chroma,
+      optimiseCoding: o.optimize,
+      mozjpeg: o.mozjpeg,
+    }
+    return sharpStage(ctx, o.concurrency, async (frame) => {
+      // Re-encoding a JPEG would only lose quality and time; a future `force`
+      // option could re-encode to apply this stage's quality.
+      if (frame.format === 'jpeg') return frame
+      try {
+        const { data, info } = await sharpOf(frame).jpeg(jpegOptions).toBuffer({ resolveWithObject: true })
+        return frameFrom(frame, data, info, 'jpeg')
+      } catch (err) {
+        throw sharpError('ERR_ENCODE', ctx.name, frame.format === 'raw' ? 'encode' : 'transcode', frame, err)
+      }
+    })
+  },
+})
+
+export const jpeg = stageFactory(spec)

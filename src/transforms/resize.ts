@@ -1,0 +1,58 @@
+// src/transforms/resize.ts
+// Resize frames. The output is always raw pixels, so `resize ! jpeg` decodes
+// once and encodes once; follow resize with jpeg/png/webp to re-encode.
+
+import type { Transform } from 'node:stream'
+import { FramePipeError } from '../errors.js'
+import { defineStage } from '../spec.js'
+import { stageFactory } from '../stage.js'
+import { CONCURRENCY_OPTION, frameFrom, sharpError, sharpOf, sharpStage } from '../lib/sharp-stage.js'
+
+export const RESIZE_FITS = ['cover', 'contain', 'fill', 'inside', 'outside'] as const
+export const RESIZE_KERNELS = ['nearest', 'linear', 'cubic', 'mitchell', 'lanczos2', 'lanczos3'] as const
+
+export interface ResizeOptions {
+  width?: number
+  height?: number
+  fit?: (typeof RESIZE_FITS)[number]
+  kernel?: (typeof RESIZE_KERNELS)[number]
+  concurrency?: number
+}
+
+export const spec = defineStage<ResizeOptions, Transform>({
+  name: 'resize', kind: 'transform', input: 'frames', output: 'frames',
+  description: 'Resize frames (raw or encoded in, raw pixels out: follow with jpeg/png/webp to re-encode)',
+  options: {
+    width: { type: 'int', min: 0, default: 0, doc: 'Target width; 0 = from height, keeping the aspect ratio' },
+    height: { type: 'int', min: 0, default: 0, doc: 'Target height; 0 = from width, keeping the aspect ratio' },
+    fit: {
+      type: 'enum', values: RESIZE_FITS, default: 'inside',
+      doc: 'When both are given: inside/outside keep the aspect ratio, cover crops, contain letterboxes (black), fill stretches',
+    },
+    kernel: { type: 'enum', values: RESIZE_KERNELS, default: 'lanczos3', doc: 'Resampling kernel: nearest is fastest, lanczos3 sharpest' },
+    concurrency: CONCURRENCY_OPTION,
+  },
+  create(o, ctx) {
+    if (o.width === 0 && o.height === 0) {
+      throw new FramePipeError('ERR_INVALID_OPTION', 'give width or height (or both): both are 0', { stage: ctx.name })
+    }
+    const resizeOptions = {
+      width: o.width || undefined,
+      height: o.height || undefined,
+      fit: o.fit,
+      kernel: o.kernel,
+      background: { r: 0, g: 0, b: 0, alpha: 1 },
+    }
+    return sharpStage(ctx, o.concurrency, async (frame) => {
+      try {
+        const { data, info } = await sharpOf(frame).resize(resizeOptions).raw().toBuffer({ resolveWithObject: true })
+        return frameFrom(frame, data, info, 'raw')
+      } catch (err) {
+        // With encoded input the likely culprit is a frame that does not decode.
+        throw sharpError(frame.format === 'raw' ? 'ERR_ENCODE' : 'ERR_DECODE', ctx.name, 'resize', frame, err)
+      }
+    })
+  },
+})
+
+export const resize = stageFactory(spec)
