@@ -81,7 +81,7 @@ export function chain(...stages: Duplex[]): Duplex {
     const b = stageInfo(stages[i + 1]!)
     if (a && b) assertLink(a, b)
   }
-  const duplex = pumpify.obj(...stages) as unknown as Duplex
+  const duplex = new pumpify.obj(...stages) as unknown as Duplex
   const first = stageInfo(stages[0]!)
   const tail = stageInfo(stages[stages.length - 1]!)
   if (first && tail) {

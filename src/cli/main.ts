@@ -1,0 +1,120 @@
+// The `frame-pipe` command: run a pipeline description, inspect stages, run the demo.
+
+import { readFileSync } from 'node:fs'
+import { parseArgs } from 'node:util'
+import sharp from 'sharp'
+import { FramePipeError } from '../errors.js'
+import { buildPlan, PipelineSyntaxError, planDescription } from '../launch.js'
+import { pipeline } from '../pipeline.js'
+import { stageInfo } from '../stage.js'
+import { isReaderGone } from '../sinks/stdout.js'
+import { inspectAll, inspectStage } from './inspect.js'
+import { StatusReporter } from './status.js'
+import { runDemo } from './demo.js'
+import { handleSignals } from './signals.js'
+
+const USAGE = `Usage:
+  frame-pipe [--json] [--quiet] [--debug] '<source> [key=value…] ! <stage> … ! <sink>'
+  frame-pipe inspect [stage]          list stages, or show one stage's options
+  frame-pipe demo [--frames N] [--out DIR]
+                                      test pattern → jpeg → TCP (native header) → files, in one process
+
+Examples:
+  frame-pipe 'testsrc fps=30 ! jpeg quality=80 ! prefix ! tcp-server port=9000'
+  frame-pipe 'tcp-client port=9000 ! unprefix ! files dir=out'
+
+Options:
+  --json     write stats as JSON lines (to stdout, or stderr when the pipeline writes to stdout)
+  --quiet    no status line and no summary
+  --debug    show stack traces on errors
+  -h, --help, -v, --version`
+
+/** Exit codes: 0 done, 1 runtime failure, 2 bad command line or pipeline, 130 aborted by a second Ctrl-C. */
+export async function main(argv: string[]): Promise<number> {
+  // Frames are never encoded twice with the same input: sharp's operation cache would only hold memory.
+  sharp.cache(false)
+  let args
+  try {
+    args = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        json: { type: 'boolean' },
+        quiet: { type: 'boolean', short: 'q' },
+        debug: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' },
+        frames: { type: 'string' },
+        out: { type: 'string' },
+      },
+    })
+  } catch (err) {
+    process.stderr.write(`frame-pipe: ${(err as Error).message}\n${USAGE}\n`)
+    return 2
+  }
+  const { values, positionals } = args
+  const debug = values.debug ?? false
+  if (values.help) { process.stdout.write(USAGE + '\n'); return 0 }
+  if (values.version) { process.stdout.write(readVersion() + '\n'); return 0 }
+  try {
+    if (positionals[0] === 'inspect') {
+      process.stdout.write((positionals[1] ? inspectStage(positionals[1]) : inspectAll()) + '\n')
+      return 0
+    }
+    if (positionals[0] === 'demo') {
+      const frames = values.frames === undefined ? 150 : Number(values.frames)
+      if (!Number.isInteger(frames) || frames < 1) throw new FramePipeError('ERR_INVALID_OPTION', `--frames must be a positive integer, received '${values.frames}'`)
+      return await runDemo({ frames, out: values.out ?? 'out/demo', quiet: values.quiet ?? false, json: values.json ?? false })
+    }
+    if (positionals.length === 0) {
+      process.stderr.write(USAGE + '\n')
+      return 2
+    }
+    return await runDescription(positionals.join(' '), { json: values.json ?? false, quiet: values.quiet ?? false })
+  } catch (err) {
+    reportError(err, debug)
+    return err instanceof PipelineSyntaxError || (err instanceof FramePipeError && ['ERR_INVALID_OPTION', 'ERR_UNKNOWN_STAGE', 'ERR_LINK', 'ERR_PIPELINE_SYNTAX'].includes(err.code)) ? 2 : 1
+  }
+}
+
+export interface RunOptions { json: boolean; quiet: boolean }
+
+export async function runDescription(text: string, options: RunOptions): Promise<number> {
+  const stages = buildPlan(planDescription(text))
+  const toStdout = stageInfo(stages[stages.length - 1]!)?.name === 'stdout'
+  const status = new StatusReporter(stages, {
+    log: process.stderr,
+    live: !options.quiet && process.stderr.isTTY === true,
+    json: options.json ? (toStdout ? process.stderr : process.stdout) : undefined,
+  })
+  const interrupted = handleSignals(stages, status)
+  status.start()
+  try {
+    await pipeline(...stages)
+  } catch (err) {
+    // `frame-pipe '… ! stdout' | head`: the reader leaving is how such a pipeline ends, not a failure.
+    if (isReaderGone(err)) return 0
+    if (!interrupted.aborted) throw err
+  } finally {
+    interrupted.dispose()
+    if (!options.quiet || options.json) status.finish()
+  }
+  return interrupted.aborted ? 130 : 0
+}
+
+export function reportError(err: unknown, debug: boolean): void {
+  const message = err instanceof Error ? err.message : String(err)
+  process.stderr.write(`frame-pipe: ${message}\n`)
+  if (err instanceof PipelineSyntaxError) process.stderr.write(err.pointer() + '\n')
+  if (debug && err instanceof Error) {
+    process.stderr.write(`${err.stack ?? ''}\n`)
+    if (err.cause instanceof Error) process.stderr.write(`caused by: ${err.cause.stack ?? err.cause.message}\n`)
+  } else if (!(err instanceof FramePipeError)) {
+    process.stderr.write('(an unexpected error: run with --debug for the stack trace)\n')
+  }
+}
+
+function readVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }
+  return pkg.version
+}

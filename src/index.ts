@@ -1,0 +1,40 @@
+// Public API of frame-pipe. Each factory validates its options with the same
+// rules as the CLI and returns a stream tagged with its stage, so `pipeline`
+// can refuse links that cannot work before anything starts.
+
+export * from './frame.js'
+export * from './errors.js'
+export type { Counters, StageInfo, Staged, StageContext } from './stage.js'
+export { stageInfo, tagStage, passOn, stageFactory } from './stage.js'
+export type { OptionSpec, OptionSpecs, PortType, StageKind, StageSpec } from './spec.js'
+export { defineStage, resolveOptions } from './spec.js'
+export { pipeline, chain, checkLinks, stopSource, type PipelineOptions } from './pipeline.js'
+export { launch, parseDescription, planDescription, buildPlan, PipelineSyntaxError } from './launch.js'
+export { STAGES, findStage, stagesNamed } from './registry.js'
+
+// Sources
+export { testsrc, renderTestFrame, type TestsrcOptions } from './sources/testsrc.js'
+export { files as filesSource, type FilesSourceOptions } from './sources/files.js'
+export { tcpServer as tcpServerSource, type TcpServerSourceOptions } from './sources/tcp-server.js'
+export { tcpClient as tcpClientSource, type TcpClientSourceOptions } from './sources/tcp-client.js'
+export { stdin as stdinSource, fromReadable } from './sources/stdin.js'
+
+// Transforms
+export { jpeg, type JpegOptions } from './transforms/jpeg.js'
+export { png, type PngOptions } from './transforms/png.js'
+export { webp, type WebpOptions } from './transforms/webp.js'
+export { decode, type DecodeOptions } from './transforms/decode.js'
+export { resize, type ResizeOptions } from './transforms/resize.js'
+export { prefix, type PrefixOptions } from './transforms/prefix.js'
+export { unprefix, type UnprefixOptions } from './transforms/unprefix.js'
+export { HEADER_FORMATS, type HeaderFormat } from './lib/headers.js'
+export { rate, type RateOptions } from './transforms/rate.js'
+export { stats, type StatsOptions, type StatsSnapshot } from './transforms/stats.js'
+
+// Sinks
+export { files as filesSink, type FilesSinkOptions } from './sinks/files.js'
+export { tcpServer as tcpServerSink, type TcpServerSinkOptions } from './sinks/tcp-server.js'
+export { tcpClient as tcpClientSink, type TcpClientSinkOptions } from './sinks/tcp-client.js'
+export { stdout as stdoutSink } from './sinks/stdout.js'
+export { nullSink } from './sinks/null.js'
+export { toWritable } from './lib/write-packets.js'

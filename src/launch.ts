@@ -1,0 +1,192 @@
+// gst-launch style pipeline descriptions: `testsrc fps=30 ! jpeg quality=80 ! prefix ! tcp-server port=9000`.
+// Parsing and building are separate so that every mistake is reported, with
+// its column, before any stage opens a socket or a file.
+
+import type { Stream } from 'node:stream'
+import { FramePipeError } from './errors.js'
+import { STAGES, findStage, stageNames, stagesNamed } from './registry.js'
+import { closest, parseOptionText, resolveOptions, type OptionSpec, type StageKind, type StageSpec } from './spec.js'
+import { newCounters, tagStage, type Staged } from './stage.js'
+
+export interface ParsedOption { key: string; value: string | true; column: number }
+export interface ParsedStage { name: string; column: number; options: ParsedOption[] }
+
+/** A stage resolved against the registry, with its options typed and validated. */
+export interface PlannedStage { spec: StageSpec; options: Record<string, unknown>; column: number }
+
+export class PipelineSyntaxError extends FramePipeError {
+  readonly column: number
+  readonly text: string
+  constructor(code: 'ERR_PIPELINE_SYNTAX' | 'ERR_UNKNOWN_STAGE' | 'ERR_INVALID_OPTION' | 'ERR_LINK', message: string, text: string, column: number) {
+    super(code, `${message} (column ${column + 1})`)
+    this.column = column
+    this.text = text
+  }
+
+  /** The description with a caret under the offending column, for the CLI. */
+  pointer(): string {
+    return `  ${this.text}\n  ${' '.repeat(this.column)}^`
+  }
+}
+
+interface Token { text: string; column: number; bang: boolean }
+
+function tokenize(text: string): Token[] {
+  const tokens: Token[] = []
+  let i = 0
+  while (i < text.length) {
+    const c = text[i]!
+    if (/\s/.test(c)) { i++; continue }
+    if (c === '!') { tokens.push({ text: '!', column: i, bang: true }); i++; continue }
+    const column = i
+    let word = ''
+    while (i < text.length && !/\s/.test(text[i]!) && text[i] !== '!') {
+      const q = text[i]!
+      if (q === '"' || q === "'") {
+        const end = text.indexOf(q, i + 1)
+        if (end < 0) throw new PipelineSyntaxError('ERR_PIPELINE_SYNTAX', `unterminated ${q === '"' ? 'double' : 'single'} quote`, text, i)
+        word += text.slice(i + 1, end)
+        i = end + 1
+      } else {
+        word += q
+        i++
+      }
+    }
+    tokens.push({ text: word, column, bang: false })
+  }
+  return tokens
+}
+
+/** Split a description into stages and `key=value` options; no registry look-ups yet. */
+export function parseDescription(text: string): ParsedStage[] {
+  const tokens = tokenize(text)
+  if (tokens.length === 0) throw new PipelineSyntaxError('ERR_PIPELINE_SYNTAX', 'empty pipeline', text, 0)
+  const stages: ParsedStage[] = []
+  let current: ParsedStage | undefined
+  let expectStage = true
+  for (const tok of tokens) {
+    if (tok.bang) {
+      if (expectStage) throw new PipelineSyntaxError('ERR_PIPELINE_SYNTAX', stages.length === 0 ? "a pipeline cannot start with '!'" : "two '!' in a row: a stage is missing", text, tok.column)
+      expectStage = true
+      continue
+    }
+    if (expectStage) {
+      if (tok.text.includes('=')) throw new PipelineSyntaxError('ERR_PIPELINE_SYNTAX', `expected a stage name, found the option '${tok.text}'`, text, tok.column)
+      current = { name: tok.text, column: tok.column, options: [] }
+      stages.push(current)
+      expectStage = false
+      continue
+    }
+    const eq = tok.text.indexOf('=')
+    if (eq === 0) throw new PipelineSyntaxError('ERR_PIPELINE_SYNTAX', `option without a name: '${tok.text}'`, text, tok.column)
+    if (eq < 0) {
+      // A bare word after a stage is a boolean flag (`loop`), or a forgotten '!'.
+      current!.options.push({ key: tok.text, value: true, column: tok.column })
+    } else {
+      current!.options.push({ key: tok.text.slice(0, eq), value: tok.text.slice(eq + 1), column: tok.column })
+    }
+  }
+  if (expectStage) {
+    const last = tokens[tokens.length - 1]!
+    throw new PipelineSyntaxError('ERR_PIPELINE_SYNTAX', "the pipeline ends with '!': a stage is missing", text, last.column)
+  }
+  return stages
+}
+
+/** Position decides the role of names shared by a source and a sink (`files`, `tcp-server`, `tcp-client`). */
+function roleFor(name: string, index: number, count: number): StageKind[] {
+  if (index === 0) return ['source', 'transform', 'sink']
+  if (index === count - 1) return ['sink', 'transform', 'source']
+  return ['transform', 'sink', 'source']
+}
+
+/** Resolve names against the registry and options against each stage's spec; check links. Nothing is created. */
+export function planDescription(text: string): PlannedStage[] {
+  const parsed = parseDescription(text)
+  const planned = parsed.map((stage, index) => {
+    if (stagesNamed(stage.name).length === 0) {
+      const hint = closest(stage.name, stageNames())
+      throw new PipelineSyntaxError('ERR_UNKNOWN_STAGE', `unknown stage '${stage.name}'${hint ? ` (did you mean '${hint}'?)` : ''}; 'frame-pipe inspect' lists them`, text, stage.column)
+    }
+    const spec = roleFor(stage.name, index, parsed.length).map((kind) => findStage(stage.name, kind)).find(Boolean)!
+    return { spec, options: planOptions(text, spec, stage.options), column: stage.column }
+  })
+  checkPlan(text, planned)
+  return planned
+}
+
+function planOptions(text: string, spec: StageSpec, given: ParsedOption[]): Record<string, unknown> {
+  const specs = spec.options as Record<string, OptionSpec>
+  const values: Record<string, unknown> = {}
+  for (const opt of given) {
+    const optSpec = specs[opt.key]
+    if (!optSpec) {
+      const hint = closest(opt.key, Object.keys(specs))
+      const msg = opt.value === true && findAnyStage(opt.key)
+        ? `'${opt.key}' looks like a stage: is a '!' missing before it?`
+        : `${spec.name} has no option '${opt.key}'${hint ? ` (did you mean '${hint}'?)` : ''}`
+      throw new PipelineSyntaxError('ERR_INVALID_OPTION', msg, text, opt.column)
+    }
+    if (opt.key in values) throw new PipelineSyntaxError('ERR_INVALID_OPTION', `${spec.name}: option '${opt.key}' given twice`, text, opt.column)
+    try {
+      values[opt.key] = parseOptionText(spec.name, opt.key, optSpec, opt.value)
+    } catch (err) {
+      throw new PipelineSyntaxError('ERR_INVALID_OPTION', (err as Error).message, text, opt.column)
+    }
+  }
+  try {
+    return resolveOptions(spec, values)
+  } catch (err) {
+    const bad = given.find((o) => (err as Error).message.includes(` ${o.key} `))
+    throw new PipelineSyntaxError('ERR_INVALID_OPTION', (err as Error).message, text, bad?.column ?? 0)
+  }
+}
+
+function findAnyStage(name: string): boolean {
+  return STAGES.some((s) => s.name === name)
+}
+
+function checkPlan(text: string, planned: PlannedStage[]): void {
+  const first = planned[0]!
+  if (first.spec.kind !== 'source') {
+    throw new PipelineSyntaxError('ERR_LINK', `a pipeline starts with a source; ${first.spec.name} is a ${first.spec.kind}`, text, first.column)
+  }
+  if (planned.length < 2) {
+    throw new PipelineSyntaxError('ERR_LINK', `${first.spec.name} needs somewhere to go: add '! <sink>' (null discards)`, text, first.column + first.spec.name.length)
+  }
+  for (let i = 1; i < planned.length; i++) {
+    const a = planned[i - 1]!.spec
+    const b = planned[i]!.spec
+    if (b.kind === 'source') throw new PipelineSyntaxError('ERR_LINK', `${b.name} is a source: it can only start a pipeline`, text, planned[i]!.column)
+    const ok = a.output === b.input || a.output === 'any' || b.input === 'any'
+    if (!ok) {
+      const fix = a.output === 'frames' ? `insert 'prefix' before ${b.name}` : `insert 'unprefix' before ${b.name}`
+      throw new PipelineSyntaxError('ERR_LINK', `${a.name} produces ${a.output} but ${b.name} takes ${b.input}: ${fix}`, text, planned[i]!.column)
+    }
+  }
+  const last = planned[planned.length - 1]!
+  if (last.spec.kind !== 'sink') {
+    throw new PipelineSyntaxError('ERR_LINK', `the pipeline ends with the transform ${last.spec.name}: end it with a sink (null discards)`, text, last.column)
+  }
+}
+
+/** Create the streams of a plan. Options were validated by planDescription. */
+export function buildPlan(planned: PlannedStage[]): Staged<Stream>[] {
+  const built: Staged<Stream>[] = []
+  try {
+    for (const { spec, options } of planned) {
+      const counters = newCounters()
+      const stream = spec.create(options, { name: spec.name, counters })
+      built.push(tagStage(stream, { name: spec.name, kind: spec.kind, input: spec.input, output: spec.output, counters }))
+    }
+  } catch (err) {
+    for (const s of built) (s as unknown as { destroy?: () => void }).destroy?.()
+    throw err
+  }
+  return built
+}
+
+/** Parse, check and create: the streams are ready for `pipeline(...)`. */
+export function launch(text: string): Staged<Stream>[] {
+  return buildPlan(planDescription(text))
+}
