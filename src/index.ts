@@ -30,6 +30,7 @@ export { unprefix, type UnprefixOptions } from './transforms/unprefix.js'
 export { HEADER_FORMATS, type HeaderFormat } from './lib/headers.js'
 export { rate, type RateOptions } from './transforms/rate.js'
 export { stats, type StatsOptions, type StatsSnapshot } from './transforms/stats.js'
+export { mapFrames, type MapFramesOptions, type MapFunction, type MapResult } from './lib/map-frames.js'
 
 // Sinks
 export { files as filesSink, type FilesSinkOptions } from './sinks/files.js'

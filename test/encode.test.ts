@@ -4,6 +4,7 @@
 import test from 'ava'
 import { testProp, fc } from '@fast-check/ava'
 import { readFile } from 'node:fs/promises'
+import { crc32 } from 'node:zlib'
 import { Readable, Writable } from 'node:stream'
 import sharp from 'sharp'
 import { FramePipeError } from '../src/errors.js'
@@ -11,11 +12,11 @@ import { makeFrame, type Frame } from '../src/frame.js'
 import { pipeline } from '../src/pipeline.js'
 import { stageInfo } from '../src/stage.js'
 import { sharpStage } from '../src/lib/sharp-stage.js'
-import { jpeg } from '../src/transforms/jpeg.js'
-import { png } from '../src/transforms/png.js'
-import { webp } from '../src/transforms/webp.js'
-import { decode } from '../src/transforms/decode.js'
-import { resize } from '../src/transforms/resize.js'
+import { jpeg, spec as jpegSpec } from '../src/transforms/jpeg.js'
+import { png, spec as pngSpec } from '../src/transforms/png.js'
+import { webp, spec as webpSpec } from '../src/transforms/webp.js'
+import { decode, spec as decodeSpec } from '../src/transforms/decode.js'
+import { resize, spec as resizeSpec } from '../src/transforms/resize.js'
 import { collect, fromItems, prng, run, withTimeout } from './helpers.js'
 
 const FIXTURES = new URL('../fixtures/images/', import.meta.url)
@@ -376,4 +377,84 @@ test('destroying an encoder with an error reports that error', async (t) => {
   stage.destroy(new Error('stop here'))
   t.is((await withTimeout(failed, 2000)).message, 'stop here')
   t.true(stage.destroyed)
+})
+
+// ---- maxPixels: a bound on what encoded input may decode to ------------------
+
+/** A 300x200 PNG (60000 pixels). */
+async function pngFrame(seq: number): Promise<Frame> {
+  const data = await sharp({ create: { width: 300, height: 200, channels: 3, background: { r: 10, g: 20, b: 30 } } }).png().toBuffer()
+  return makeFrame(data, { seq })
+}
+
+/** `png` with its IHDR rewritten to announce width x height (CRC fixed up): what a corrupt or hostile header looks like. */
+function announcing(png: Buffer, width: number, height: number): Buffer {
+  const out = Buffer.from(png)
+  out.writeUInt32BE(width, 16)
+  out.writeUInt32BE(height, 20)
+  out.writeUInt32BE(crc32(out.subarray(12, 29)), 29)
+  return out
+}
+
+test('maxPixels: a PNG over the limit is ERR_DECODE naming stage, frame, size and limit; drop counts it; at the limit it decodes', async (t) => {
+  const big = await pngFrame(3)
+  const size = big.data.length
+  const err = await t.throwsAsync(withTimeout(run(fromItems([big]), decode({ maxPixels: 10_000 })), 5000))
+  t.true(err instanceof FramePipeError)
+  t.like(err, { code: 'ERR_DECODE', stage: 'decode', message: `decode: frame 3 (${size} bytes, format png) is 300x200 = 60000 pixels, more than maxPixels (10000)` })
+
+  const dropping = decode({ maxPixels: 10_000, onError: 'drop' })
+  const small = makeFrame(await sharp({ create: { width: 100, height: 100, channels: 3, background: 'white' } }).png().toBuffer(), { seq: 4 })
+  const out = await withTimeout(run<Frame>(fromItems([{ ...big, seq: 2 }, small, big]), dropping), 5000)
+  t.deepEqual(out.map((f) => [f.seq, f.width, f.height]), [[4, 100, 100]], '100x100 is exactly the limit')
+  t.like(stageInfo(dropping)!.counters, { frames: 1, drops: 2 })
+
+  const [ok] = await withTimeout(run<Frame>(fromItems([big]), decode({ maxPixels: 60_000 })), 5000)
+  t.like(ok, { format: 'raw', width: 300, height: 200, seq: 3 })
+})
+
+test('maxPixels bounds transcoding and resizing of encoded input, not raw frames', async (t) => {
+  const big = await pngFrame(9)
+  const size = big.data.length
+  for (const [name, make] of [
+    ['jpeg', () => jpeg({ maxPixels: 10_000 })],
+    ['webp', () => webp({ maxPixels: 10_000 })],
+    ['resize', () => resize({ width: 10, maxPixels: 10_000 })],
+  ] as const) {
+    const err = await t.throwsAsync(withTimeout(run(fromItems([big]), make()), 5000))
+    t.like(err, { code: 'ERR_DECODE', message: `${name}: frame 9 (${size} bytes, format png) is 300x200 = 60000 pixels, more than maxPixels (10000)` }, name)
+  }
+  const asJpeg = (await collect<Frame>(fromItems([big]).pipe(jpeg())))[0]!
+  const err = await t.throwsAsync(withTimeout(run(fromItems([asJpeg]), png({ maxPixels: 59_999 })), 5000))
+  t.like(err, { code: 'ERR_DECODE', message: `png: frame 9 (${asJpeg.data.length} bytes, format jpeg) is 300x200 = 60000 pixels, more than maxPixels (59999)` })
+
+  // Raw frames are already in memory: the bound is not theirs.
+  const raw = gradientFrame(300, 200, 1)
+  const [encoded] = await withTimeout(run<Frame>(fromItems([raw]), png({ maxPixels: 10 })), 5000)
+  t.like(encoded, { format: 'png', width: 300, height: 200 })
+  const [smaller] = await withTimeout(run<Frame>(fromItems([raw]), resize({ width: 30, maxPixels: 10 })), 5000)
+  t.like(smaller, { width: 30, height: 20 })
+  // A JPEG into jpeg is passed through, not decoded.
+  t.is((await withTimeout(run<Frame>(fromItems([asJpeg]), jpeg({ maxPixels: 10 })), 5000))[0], asJpeg)
+})
+
+test('a header announcing 10000x10000 is refused by the default maxPixels without decoding', async (t) => {
+  const hostile = makeFrame(announcing((await pngFrame(0)).data, 10_000, 10_000), { seq: 77 })
+  t.like(await sharp(hostile.data, { limitInputPixels: false }).metadata(), { width: 10_000, height: 10_000 }, 'the forged header parses')
+  const err = await t.throwsAsync(withTimeout(run(fromItems([hostile]), decode()), 5000))
+  t.like(err, { code: 'ERR_DECODE', message: `decode: frame 77 (${hostile.data.length} bytes, format png) is 10000x10000 = 100000000 pixels, more than maxPixels (50000000)` })
+  const err2 = await t.throwsAsync(withTimeout(run(fromItems([hostile]), resize({ width: 10 })), 5000))
+  t.like(err2, { code: 'ERR_DECODE', message: `resize: frame 77 (${hostile.data.length} bytes, format png) is 10000x10000 = 100000000 pixels, more than maxPixels (50000000)` })
+})
+
+test('maxPixels is an integer >= 1 with a default of 50 million on every stage that decodes', (t) => {
+  for (const [name, make] of [['decode', decode], ['resize', (o: object) => resize({ width: 1, ...o })], ['jpeg', jpeg], ['png', png], ['webp', webp]] as const) {
+    t.throws(() => (make as (o: object) => unknown)({ maxPixels: 0 }), {
+      code: 'ERR_INVALID_OPTION', message: `${name}: expected integer >= 1 for maxPixels but received 0 of type number`,
+    } as any)
+    t.throws(() => (make as (o: object) => unknown)({ maxPixels: 1.5 }), { code: 'ERR_INVALID_OPTION' } as any)
+  }
+  for (const spec of [decodeSpec, resizeSpec, jpegSpec, pngSpec, webpSpec]) {
+    t.like(spec.options.maxPixels, { type: 'int', min: 1, default: 50_000_000 }, spec.name)
+  }
 })

@@ -4,11 +4,13 @@
 import test from 'ava'
 import { testProp, fc } from '@fast-check/ava'
 import { once } from 'node:events'
-import type { Transform } from 'node:stream'
+import { Readable, Writable, type Transform } from 'node:stream'
 import { crc32 } from 'node:zlib'
 import { FramePipeError, FrameTooLargeError, UnexpectedEofError, type ErrorCode } from '../src/errors.js'
 import { FRAME_FORMATS, now, sniffFormat, type Boundary, type Frame } from '../src/frame.js'
 import { checkSendLength, encodeHeader, HEADER_BYTES, HEADER_FORMATS, type HeaderFormat } from '../src/lib/headers.js'
+import { pipeline } from '../src/pipeline.js'
+import { nullSink } from '../src/sinks/null.js'
 import { stageInfo } from '../src/stage.js'
 import { prefix } from '../src/transforms/prefix.js'
 import { unprefix, type UnprefixOptions } from '../src/transforms/unprefix.js'
@@ -504,4 +506,78 @@ test('options are validated', (t) => {
     code: 'ERR_INVALID_OPTION',
     message: "prefix: expected one of u32be, u32le, ii, i64le, native (did you mean 'u32be'?) for header but received 'u32' of type string",
   })
+})
+
+// ---------------------------------------------------------------- through2 inside Node's pipeline
+// prefix and null are through2 (readable-stream 4) transforms: check they
+// behave as Node streams do inside stream/promises' pipeline.
+
+/** Frames seq 0.. pulled one at a time, endless unless `count`; `bad(seq)` puts a Buffer in that place. */
+function frameSource(opts: { count?: number; bad?: (seq: number) => boolean } = {}): Readable & { produced: number } {
+  const source = new Readable({
+    objectMode: true,
+    highWaterMark: 1,
+    read() {
+      const seq = source.produced
+      if (opts.count !== undefined && seq >= opts.count) return void this.push(null)
+      source.produced++
+      this.push(opts.bad?.(seq) ? Buffer.from('not a frame') : frame(Buffer.alloc(100), { seq }))
+    },
+  }) as Readable & { produced: number }
+  source.produced = 0
+  return source
+}
+
+test('prefix and null keep their small highWaterMarks on both sides', (t) => {
+  const p = prefix()
+  const n = nullSink()
+  t.deepEqual([p.writableHighWaterMark, p.readableHighWaterMark, p.writableObjectMode, p.readableObjectMode], [4, 4, true, true])
+  t.deepEqual([n.writableHighWaterMark, n.readableHighWaterMark, n.writableObjectMode, n.readableObjectMode], [2, 2, true, true])
+})
+
+test('a bad record mid-stream rejects the pipeline and destroys source, prefix and null (no hang)', async (t) => {
+  const source = frameSource({ bad: (seq) => seq === 10 })
+  const p = prefix()
+  const n = nullSink()
+  const err = await t.throwsAsync(withTimeout(pipeline(source, p, n), TIMEOUT, 'failing pipeline'))
+  t.like(err, { code: 'ERR_BAD_FRAME', message: 'prefix: expected a Frame but received a Buffer of 11 bytes: prefix takes frames (a byte stream needs no prefix)' })
+  t.true(source.destroyed)
+  t.true(p.destroyed)
+  t.true(n.destroyed)
+  t.like(counters(n), { frames: 10, bytes: 10 * (4 + 100) })
+})
+
+test('a failing consumer after null tears prefix, null and the endless source down', async (t) => {
+  const source = frameSource()
+  const p = prefix()
+  const n = nullSink()
+  let seen = 0
+  const out = new Writable({
+    objectMode: true,
+    write(_packet, _enc, cb) { cb(++seen === 5 ? new Error('consumer refused packet 5') : null) },
+  })
+  const err = await t.throwsAsync(withTimeout(pipeline(source, p, n, out), TIMEOUT, 'failing pipeline'))
+  t.is(err!.message, 'consumer refused packet 5')
+  t.true(source.destroyed)
+  t.true(p.destroyed)
+  t.true(n.destroyed)
+})
+
+test('backpressure: a slow reader after null holds the source back through prefix and null', async (t) => {
+  const source = frameSource({ count: 60 })
+  let consumed = 0
+  let maxAhead = 0
+  const out = new Writable({
+    objectMode: true,
+    highWaterMark: 1,
+    write(_packet, _enc, cb) {
+      consumed++
+      maxAhead = Math.max(maxAhead, source.produced - consumed)
+      setTimeout(cb, 2)
+    },
+  })
+  await withTimeout(pipeline(source, prefix(), nullSink(), out), 20_000, 'slow consumer pipeline')
+  t.is(consumed, 60)
+  // prefix holds up to 4 + 4 records, null 2 + 2, the source and the reader one each.
+  t.true(maxAhead <= 14, `the source ran ${maxAhead} frames ahead`)
 })

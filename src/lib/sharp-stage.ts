@@ -147,12 +147,27 @@ export function checkFrame(stage: string, chunk: unknown): FramePipeError | unde
   return undefined
 }
 
-/** A sharp pipeline reading one frame: raw pixels described by the frame, or an encoded image sharp recognises itself. */
-export function sharpOf(frame: Frame): Sharp {
+/** Default of `maxPixels`: 8K (7680x4320 = 33 Mpx) with room, against sharp's own limit of 268 Mpx (about 800 MB of RGB). */
+export const MAX_PIXELS_DEFAULT = 50_000_000
+
+/** The `maxPixels` option of the stages that decode encoded input (jpeg/png/webp when transcoding, resize; decode words its own doc). */
+export const MAX_PIXELS_OPTION: OptionSpec = {
+  type: 'int', min: 1, default: MAX_PIXELS_DEFAULT,
+  doc: 'Largest image (width×height) decoded from encoded input; a bigger one is an error (ERR_DECODE), not an allocation',
+}
+
+/**
+ * A sharp pipeline reading one frame: raw pixels described by the frame, or
+ * an encoded image sharp recognises itself. An encoded image whose header
+ * announces more than `maxPixels` pixels fails before anything is decoded
+ * (a corrupt or hostile header must not allocate hundreds of MB). Raw frames
+ * are already in memory, so the bound does not apply to them.
+ */
+export function sharpOf(frame: Frame, maxPixels: number): Sharp {
   if (frame.format === 'raw') {
     return sharp(frame.data, { raw: { width: frame.width, height: frame.height, channels: frame.channels as 1 | 2 | 3 | 4 } })
   }
-  return sharp(frame.data)
+  return sharp(frame.data, { limitInputPixels: maxPixels })
 }
 
 /** The output frame: new pixels or bytes, dimensions from sharp, seq and timestamp of the input. */
@@ -167,4 +182,22 @@ export function frameFrom(input: Frame, data: Buffer, info: OutputInfo, format: 
 export function sharpError(code: ErrorCode, stage: string, verb: string, frame: Frame, err: unknown): FramePipeError {
   const reason = (err instanceof Error ? err.message : String(err)).split('\n')[0]
   return new FramePipeError(code, `frame ${frame.seq} (${frame.data.length} bytes, format ${frame.format}) does not ${verb}: ${reason}`, { stage, cause: err })
+}
+
+/**
+ * The error for a frame sharp failed on: ERR_DECODE with the image's
+ * dimensions when an encoded frame is over `maxPixels`, otherwise
+ * sharpError(code, …).
+ */
+export async function sharpFailure(code: ErrorCode, stage: string, verb: string, frame: Frame, err: unknown, maxPixels: number): Promise<FramePipeError> {
+  if (frame.format === 'raw' || !/exceeds pixel limit/i.test(err instanceof Error ? err.message : String(err))) {
+    return sharpError(code, stage, verb, frame, err)
+  }
+  // Read the header again (no pixels) to say how big the image claims to be.
+  const size = await sharp(frame.data, { limitInputPixels: false }).metadata().then(
+    ({ width, height }) => `is ${width}x${height} = ${width * height} pixels`,
+    // It was readable a moment ago; if not now, the limit is still what sharp reported.
+    () => 'has more pixels',
+  )
+  return new FramePipeError('ERR_DECODE', `frame ${frame.seq} (${frame.data.length} bytes, format ${frame.format}) ${size}, more than maxPixels (${maxPixels})`, { stage, cause: err })
 }

@@ -1,6 +1,7 @@
 // The end of a pipeline that keeps nothing: counts what arrives and drops it.
 
-import { Transform, type TransformCallback } from 'node:stream'
+import type { Transform, TransformCallback } from 'node:stream'
+import { objectTransform } from 'through2'
 import { isBoundary, isFrame, packetLength, type ByteChunk, type Frame } from '../frame.js'
 import { defineStage } from '../spec.js'
 import { passOn, stageFactory, type StageContext } from '../stage.js'
@@ -16,29 +17,28 @@ export const spec = defineStage<NullOptions, Transform>({
   passes: 'what it received, unchanged',
   options: {},
   create(_o, ctx) {
-    return new NullSink(ctx)
+    return createNullSink(ctx)
   },
 })
 
 export const nullSink = stageFactory(spec)
 
-class NullSink extends Transform {
-  private readonly ctx: StageContext
-
-  constructor(ctx: StageContext) {
-    super({ objectMode: true, highWaterMark: 2 })
-    this.ctx = ctx
-  }
-
-  override _transform(chunk: Frame | ByteChunk, _encoding: BufferEncoding, callback: TransformCallback): void {
-    if (isFrame(chunk)) {
-      this.ctx.counters.frames++
-      this.ctx.counters.bytes += chunk.data.length
-    } else if (!isBoundary(chunk)) {
-      this.ctx.counters.frames++
-      this.ctx.counters.bytes += packetLength(chunk)
-    }
-    passOn(this, chunk)
-    callback()
-  }
+function createNullSink(ctx: StageContext): Transform {
+  // through2 is typed against readable-stream, which ships no types here, so
+  // it returns `any`; see src/lib/map-frames.ts for why a Node Transform type is sound.
+  const sink: Transform = objectTransform(
+    { highWaterMark: 2 },
+    (chunk: Frame | ByteChunk, _encoding: BufferEncoding, callback: TransformCallback) => {
+      if (isFrame(chunk)) {
+        ctx.counters.frames++
+        ctx.counters.bytes += chunk.data.length
+      } else if (!isBoundary(chunk)) {
+        ctx.counters.frames++
+        ctx.counters.bytes += packetLength(chunk)
+      }
+      passOn(sink, chunk)
+      callback()
+    },
+  )
+  return sink
 }

@@ -5,7 +5,7 @@
 import type { Transform } from 'node:stream'
 import { defineStage } from '../spec.js'
 import { stageFactory } from '../stage.js'
-import { CONCURRENCY_OPTION, frameFrom, sharpError, sharpOf, sharpStage } from '../lib/sharp-stage.js'
+import { CONCURRENCY_OPTION, MAX_PIXELS_OPTION, frameFrom, sharpFailure, sharpOf, sharpStage } from '../lib/sharp-stage.js'
 
 export const DECODE_CHANNELS = ['keep', '3', '4'] as const
 export const DECODE_ON_ERROR = ['fail', 'drop'] as const
@@ -13,6 +13,7 @@ export const DECODE_ON_ERROR = ['fail', 'drop'] as const
 export interface DecodeOptions {
   channels?: (typeof DECODE_CHANNELS)[number]
   onError?: (typeof DECODE_ON_ERROR)[number]
+  maxPixels?: number
   concurrency?: number
 }
 
@@ -28,6 +29,10 @@ export const spec = defineStage<DecodeOptions, Transform>({
       type: 'enum', values: DECODE_ON_ERROR, default: 'fail',
       doc: "A frame that does not decode: 'fail' stops the pipeline with ERR_DECODE; 'drop' skips it and counts it in drops (for lossy transports)",
     },
+    maxPixels: {
+      ...MAX_PIXELS_OPTION,
+      doc: "Largest image (width×height) decoded from encoded input; a bigger one does not decode (ERR_DECODE, or dropped with onError 'drop') and is never allocated",
+    },
     concurrency: CONCURRENCY_OPTION,
   },
   create(o, ctx) {
@@ -35,14 +40,14 @@ export const spec = defineStage<DecodeOptions, Transform>({
       // Raw frames are already pixels; `channels` applies only to what this stage decodes.
       if (frame.format === 'raw') return frame
       try {
-        let image = sharpOf(frame)
+        let image = sharpOf(frame, o.maxPixels)
         if (o.channels === '3') image = image.removeAlpha().toColourspace('srgb')
         else if (o.channels === '4') image = image.ensureAlpha().toColourspace('srgb')
         const { data, info } = await image.raw().toBuffer({ resolveWithObject: true })
         return frameFrom(frame, data, info, 'raw')
       } catch (err) {
         if (o.onError === 'drop') return null
-        throw sharpError('ERR_DECODE', ctx.name, 'decode', frame, err)
+        throw await sharpFailure('ERR_DECODE', ctx.name, 'decode', frame, err, o.maxPixels)
       }
     })
   },

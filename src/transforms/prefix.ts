@@ -2,7 +2,8 @@
 // the payload travel as one [header, payload] packet, never joined, so that
 // transports write both at once (writev) and can drop whole frames.
 
-import { Transform, type TransformCallback } from 'node:stream'
+import type { Transform, TransformCallback } from 'node:stream'
+import { objectTransform } from 'through2'
 import { FramePipeError } from '../errors.js'
 import { isFrame } from '../frame.js'
 import { describeRecord, encodeHeader, HEADER_FORMATS, type HeaderFormat } from '../lib/headers.js'
@@ -41,11 +42,12 @@ export const spec = defineStage<PrefixOptions, Transform>({
 export const prefix = stageFactory(spec)
 
 function createPrefixer(o: Required<PrefixOptions>, ctx: StageContext): Transform {
-  return new Transform({
-    objectMode: true,
+  // through2 is typed against readable-stream, which ships no types here, so
+  // it returns `any`; see src/lib/map-frames.ts for why a Node Transform type is sound.
+  const stream: Transform = objectTransform(
     // Each record holds a whole frame: keep few of them queued.
-    highWaterMark: 4,
-    transform(chunk: unknown, _encoding, callback: TransformCallback) {
+    { highWaterMark: 4 },
+    (chunk: unknown, _encoding: BufferEncoding, callback: TransformCallback) => {
       if (!isFrame(chunk)) {
         callback(new FramePipeError('ERR_BAD_FRAME', `expected a Frame but received ${describeRecord(chunk)}: prefix takes frames (a byte stream needs no prefix)`, { stage: ctx.name }))
         return
@@ -59,5 +61,6 @@ function createPrefixer(o: Required<PrefixOptions>, ctx: StageContext): Transfor
       ctx.counters.bytes += header.length + chunk.data.length
       callback(null, [header, chunk.data])
     },
-  })
+  )
+  return stream
 }

@@ -6,7 +6,7 @@ import type { Transform } from 'node:stream'
 import { FramePipeError } from '../errors.js'
 import { defineStage } from '../spec.js'
 import { stageFactory } from '../stage.js'
-import { CONCURRENCY_OPTION, frameFrom, sharpError, sharpOf, sharpStage } from '../lib/sharp-stage.js'
+import { CONCURRENCY_OPTION, MAX_PIXELS_OPTION, frameFrom, sharpFailure, sharpOf, sharpStage } from '../lib/sharp-stage.js'
 
 export const RESIZE_FITS = ['cover', 'contain', 'fill', 'inside', 'outside'] as const
 export const RESIZE_KERNELS = ['nearest', 'linear', 'cubic', 'mitchell', 'lanczos2', 'lanczos3'] as const
@@ -16,6 +16,7 @@ export interface ResizeOptions {
   height?: number
   fit?: (typeof RESIZE_FITS)[number]
   kernel?: (typeof RESIZE_KERNELS)[number]
+  maxPixels?: number
   concurrency?: number
 }
 
@@ -30,6 +31,7 @@ export const spec = defineStage<ResizeOptions, Transform>({
       doc: 'When both are given: inside/outside keep the aspect ratio, cover crops, contain letterboxes (black), fill stretches',
     },
     kernel: { type: 'enum', values: RESIZE_KERNELS, default: 'lanczos3', doc: 'Resampling kernel: nearest is fastest, lanczos3 sharpest' },
+    maxPixels: MAX_PIXELS_OPTION,
     concurrency: CONCURRENCY_OPTION,
   },
   create(o, ctx) {
@@ -45,11 +47,11 @@ export const spec = defineStage<ResizeOptions, Transform>({
     }
     return sharpStage(ctx, o.concurrency, async (frame) => {
       try {
-        const { data, info } = await sharpOf(frame).resize(resizeOptions).raw().toBuffer({ resolveWithObject: true })
+        const { data, info } = await sharpOf(frame, o.maxPixels).resize(resizeOptions).raw().toBuffer({ resolveWithObject: true })
         return frameFrom(frame, data, info, 'raw')
       } catch (err) {
         // With encoded input the likely culprit is a frame that does not decode.
-        throw sharpError(frame.format === 'raw' ? 'ERR_ENCODE' : 'ERR_DECODE', ctx.name, 'resize', frame, err)
+        throw await sharpFailure(frame.format === 'raw' ? 'ERR_ENCODE' : 'ERR_DECODE', ctx.name, 'resize', frame, err, o.maxPixels)
       }
     })
   },
