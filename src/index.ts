@@ -39,3 +39,7 @@ export { tcpClient as tcpClientSink, type TcpClientSinkOptions } from './sinks/t
 export { stdout as stdoutSink } from './sinks/stdout.js'
 export { nullSink } from './sinks/null.js'
 export { toWritable } from './lib/write-packets.js'
+
+// Seed 004: TCP registration + UDP frames with per-frame replies
+export { regServer, type RegServerOptions } from './sinks/reg-server.js'
+export { regClient, type RegClientOptions } from './sources/reg-client.js'

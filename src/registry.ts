@@ -20,11 +20,13 @@ import { spec as tcpServerSink } from './sinks/tcp-server.js'
 import { spec as tcpClientSink } from './sinks/tcp-client.js'
 import { spec as stdout } from './sinks/stdout.js'
 import { spec as nullSink } from './sinks/null.js'
+import { spec as regServer } from './sinks/reg-server.js'
+import { spec as regClient } from './sources/reg-client.js'
 
 export const STAGES: readonly StageSpec[] = [
-  testsrc, filesSource, tcpServerSource, tcpClientSource, stdin,
+  testsrc, filesSource, tcpServerSource, tcpClientSource, stdin, regClient,
   jpeg, png, webp, decode, resize, prefix, unprefix, rate, stats,
-  filesSink, tcpServerSink, tcpClientSink, stdout, nullSink,
+  filesSink, tcpServerSink, tcpClientSink, stdout, nullSink, regServer,
 ] as StageSpec[]
 
 export function findStage(name: string, kind: StageKind): StageSpec | undefined {

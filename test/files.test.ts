@@ -327,3 +327,61 @@ testProp('a % not followed by d, 0Nd or % is refused', [fc.string({ maxLength: 4
     const err = t.throws(() => compilePattern(clean + bad), { instanceOf: FramePipeError })
     t.is(err!.code, 'ERR_INVALID_OPTION')
   })
+
+// ---------------------------------------------------------------------------
+// files sink: time tokens and segments (seed 004's recorder rotates every 15 s)
+
+const localAt = (h: number, m: number, s: number, ms = 0) => new Date(2024, 2, 1, h, m, s, ms).getTime()
+function stamped(timestamps: number[]): Frame[] {
+  return timestamps.map((timestamp, seq) => ({ ...frameOf('jpeg', seq), timestamp }))
+}
+/** Every file under dir, as relative paths. */
+async function tree(dir: string): Promise<string[]> {
+  const out: string[] = []
+  for (const path of await readdir(dir, { recursive: true })) {
+    if ((await stat(join(dir, path))).isFile()) out.push(path)
+  }
+  return out.sort()
+}
+
+test('segment=15s: each segment in its own folder named by its start, the counter restarts per segment', async (t) => {
+  const dir = await tmp(t)
+  const base = localAt(12, 0, 0, 400)
+  const input = stamped([base, base + 7000, base + 14_999, base + 15_000, base + 20_000, base + 31_000])
+  const sink = filesSink({ dir, pattern: '{date}_{time}/frame-%06d.{ext}', segment: 15_000 })
+  await run(fromItems(input), sink)
+  t.deepEqual(await tree(dir), [
+    '2024-03-01_12-00-00/frame-000000.jpg', '2024-03-01_12-00-00/frame-000001.jpg', '2024-03-01_12-00-00/frame-000002.jpg',
+    '2024-03-01_12-00-15/frame-000000.jpg', '2024-03-01_12-00-15/frame-000001.jpg',
+    '2024-03-01_12-00-31/frame-000000.jpg',
+  ])
+  t.true((await readFile(join(dir, '2024-03-01_12-00-15/frame-000001.jpg'))).equals(input[4]!.data))
+  t.like(stageInfo(sink)!.counters, { frames: 6, segments: 3 })
+})
+
+test('segments starting in the same second do not overwrite each other: the counter continues', async (t) => {
+  const dir = await tmp(t)
+  const base = localAt(12, 0, 0, 0)
+  const input = stamped([base, base + 300, base + 600, base + 900, base + 1200])
+  await run(fromItems(input), filesSink({ dir, pattern: 'camera{time}/frame-%d.{ext}', segment: 300 }))
+  t.deepEqual(await tree(dir), ['camera12-00-00/frame-0.jpg', 'camera12-00-00/frame-1.jpg', 'camera12-00-00/frame-2.jpg', 'camera12-00-00/frame-3.jpg', 'camera12-00-01/frame-0.jpg'])
+  for (const [i, name] of ['camera12-00-00/frame-3.jpg', 'camera12-00-01/frame-0.jpg'].entries()) {
+    t.true((await readFile(join(dir, name))).equals(input[3 + i]!.data))
+  }
+})
+
+test('without segment, time tokens use each frame\'s own timestamp; {ms} names are the capture times', async (t) => {
+  const dir = await tmp(t)
+  const base = localAt(23, 59, 59, 500)
+  const input = stamped([base, base + 250.75, base + 600])
+  await run(fromItems(input), filesSink({ dir, pattern: '{Y}{M}{D}/{h}{m}{s}_{ms}.{ext}' }))
+  const ms = (x: number) => Math.floor(x)
+  t.deepEqual(await tree(dir), [
+    `20240301/235959_${ms(base)}.jpg`, `20240301/235959_${ms(base + 250.75)}.jpg`, `20240302/000000_${ms(base + 600)}.jpg`,
+  ].sort())
+})
+
+test('segment must be a duration >= 0', (t) => {
+  const err = t.throws(() => filesSink({ segment: -1 }), { instanceOf: FramePipeError })
+  t.is(err!.message, 'files: expected number >= 0 ms for segment but received -1 of type number')
+})

@@ -1,14 +1,16 @@
 // Frames to files, one file per frame. Each file is written under a temporary
 // name in the same directory and renamed into place, so a reader polling the
 // directory never sees half an image and a crash leaves no partial file under
-// a final name.
+// a final name. With `segment`, the files are grouped in time segments (seed
+// 004's recorder opens a new file every 15 s): time tokens in the pattern show
+// the segment's start; FrameNamer in lib/naming.ts holds the rules.
 
 import { lstat, mkdir, rename, rm, writeFile } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { Transform, type Duplex, type TransformCallback } from 'node:stream'
 import { FramePipeError, describeValue } from '../errors.js'
 import { isFrame, type Frame } from '../frame.js'
-import { compilePattern, extensionFor, type NameFn } from '../lib/naming.js'
+import { FrameNamer, extensionFor } from '../lib/naming.js'
 import { defineStage } from '../spec.js'
 import { passOn, stageFactory, type StageContext } from '../stage.js'
 
@@ -17,6 +19,7 @@ export interface FilesSinkOptions {
   pattern?: string
   start?: number
   overwrite?: boolean
+  segment?: number
 }
 
 export const spec = defineStage<FilesSinkOptions, Duplex>({
@@ -28,9 +31,18 @@ export const spec = defineStage<FilesSinkOptions, Duplex>({
   passes: 'each Frame, unchanged, once its file is in place',
   options: {
     dir: { type: 'string', default: 'out', doc: 'Directory for the files; created if missing' },
-    pattern: { type: 'string', default: 'frame-%06d.{ext}', doc: 'File name: %d or %0Nd = running index from `start`, {seq} = frame.seq, {ext} = jpg/png/webp/raw/bin by format, %% = %; may contain subdirectories' },
+    pattern: {
+      type: 'string', default: 'frame-%06d.{ext}',
+      doc: 'File name: %d or %0Nd = running index from `start`, {seq} = frame.seq, {ext} = jpg/png/webp/raw/bin by format, %% = %; '
+        + 'local time of the frame (or of its segment\'s start): {ms} epoch ms, {date} YYYY-MM-DD, {time} HH-MM-SS, {Y} {M} {D} {h} {m} {s}; may contain subdirectories',
+    },
     start: { type: 'int', min: 0, default: 0, doc: 'First value of the %d index' },
     overwrite: { type: 'boolean', default: true, doc: 'Replace existing files; false: an existing file is an error (ERR_IO)' },
+    segment: {
+      type: 'duration', min: 0, default: 0,
+      doc: 'Group files in segments of this length (by frame timestamps): time tokens show the segment start, and %d restarts per segment when the pattern has a time token '
+        + '(it continues instead when a segment\'s time text repeats an earlier one, so names stay unique); 0: time tokens show each frame\'s time',
+    },
   },
   create(o, ctx) {
     return new FilesSink(o, ctx)
@@ -42,8 +54,7 @@ export const files = stageFactory(spec)
 class FilesSink extends Transform {
   private readonly o: Required<FilesSinkOptions>
   private readonly ctx: StageContext
-  private readonly name: NameFn
-  private written = 0
+  private readonly namer: FrameNamer
   private tmpCount = 0
   /** Last directory known to exist, so a flat pattern costs no mkdir per frame. */
   private madeDir: string | undefined
@@ -55,7 +66,8 @@ class FilesSink extends Transform {
     super({ objectMode: true, highWaterMark: 1 })
     this.o = o
     this.ctx = ctx
-    this.name = compilePattern(o.pattern, ctx.name)
+    this.namer = new FrameNamer({ pattern: o.pattern, start: o.start, segment: o.segment, stage: ctx.name })
+    if (o.segment > 0) ctx.counters.segments = 0
   }
 
   override _construct(cb: (err?: Error | null) => void): void {
@@ -85,7 +97,8 @@ class FilesSink extends Transform {
   }
 
   private async save(frame: Frame): Promise<void> {
-    const file = join(this.o.dir, this.name({ index: this.o.start + this.written, seq: frame.seq, ext: extensionFor(frame.format), timestamp: frame.timestamp }))
+    const file = join(this.o.dir, this.namer.name({ seq: frame.seq, ext: extensionFor(frame.format), timestamp: frame.timestamp }))
+    if (this.o.segment > 0) this.ctx.counters.segments = this.namer.segments
     const dir = dirname(file)
     if (dir !== this.madeDir) {
       try {
@@ -114,7 +127,6 @@ class FilesSink extends Transform {
       }
       throw this.ioError(message, err)
     }
-    this.written++
     this.ctx.counters.frames++
     this.ctx.counters.bytes += frame.data.length
   }
