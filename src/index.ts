@@ -27,7 +27,7 @@ export { decode, type DecodeOptions } from './transforms/decode.js'
 export { resize, type ResizeOptions } from './transforms/resize.js'
 export { prefix, type PrefixOptions } from './transforms/prefix.js'
 export { unprefix, type UnprefixOptions } from './transforms/unprefix.js'
-export { HEADER_FORMATS, type HeaderFormat } from './lib/headers.js'
+export { HEADER_FORMATS, FIXED_HEADER_FORMATS, UNPREFIX_HEADERS, type HeaderFormat } from './lib/headers.js'
 export { rate, type RateOptions } from './transforms/rate.js'
 export { stats, type StatsOptions, type StatsSnapshot } from './transforms/stats.js'
 export { mapFrames, type MapFramesOptions, type MapFunction, type MapResult } from './lib/map-frames.js'
@@ -43,3 +43,9 @@ export { toWritable } from './lib/write-packets.js'
 // Seed 004: TCP registration + UDP frames with per-frame replies
 export { regServer, type RegServerOptions } from './sinks/reg-server.js'
 export { regClient, type RegClientOptions } from './sources/reg-client.js'
+
+// Seed 003 (one-character commands) and request/reply snapshots
+export { cmdServer, type CmdServerOptions } from './sinks/cmd-server.js'
+export { cmdClient, type CmdClientOptions } from './sources/cmd-client.js'
+export { snapshotServer, type SnapshotServerOptions } from './sinks/snapshot-server.js'
+export { snapshotClient, requestSnapshot, type SnapshotClientOptions } from './sources/snapshot-client.js'

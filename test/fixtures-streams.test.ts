@@ -50,3 +50,24 @@ for (const s of described.streams) {
     }
   })
 }
+
+// header=auto on the recorded streams: native is recognised by its magic;
+// the others carry 'hello frame-pipe', which is not an image, so auto must
+// refuse to guess (their lengths fit several formats) rather than pick one.
+for (const s of described.streams) {
+  test(`unprefix header=auto on ${s.file}`, async (t) => {
+    const file = await readFile(new URL(s.file, dir))
+    for (const chunks of [[file], rechunk(file, 7, 1)]) {
+      const run1 = run<Frame>(fromItems(chunks), unprefix({ header: 'auto' }))
+      if (s.header === 'native') {
+        const got = await withTimeout(run1, 5000)
+        t.deepEqual(got.map((f) => f.data.toString('hex')), frames.map((f) => f.data.toString('hex')))
+        t.deepEqual(got.map((f) => f.seq), frames.map((f) => f.seq))
+      } else {
+        const err = await t.throwsAsync(withTimeout(run1, 5000))
+        t.like(err, { code: 'ERR_BAD_HEADER' })
+        t.regex(err!.message, /^unprefix: header=auto cannot recognise .*; give header= explicitly$/)
+      }
+    }
+  })
+}

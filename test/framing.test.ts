@@ -8,7 +8,7 @@ import { Readable, Writable, type Transform } from 'node:stream'
 import { crc32 } from 'node:zlib'
 import { FramePipeError, FrameTooLargeError, UnexpectedEofError, type ErrorCode } from '../src/errors.js'
 import { FRAME_FORMATS, now, sniffFormat, type Boundary, type Frame } from '../src/frame.js'
-import { checkSendLength, encodeHeader, HEADER_BYTES, HEADER_FORMATS, type HeaderFormat } from '../src/lib/headers.js'
+import { checkSendLength, encodeHeader, FIXED_HEADER_FORMATS, HEADER_BYTES, type FixedHeaderFormat, type HeaderFormat } from '../src/lib/headers.js'
 import { pipeline } from '../src/pipeline.js'
 import { nullSink } from '../src/sinks/null.js'
 import { stageInfo } from '../src/stage.js'
@@ -18,8 +18,9 @@ import { fromItems, rechunk, run, withTimeout } from './helpers.js'
 
 const TIMEOUT = 5000
 
+// The fixed-size formats; ascii (variable length, payload rules) has its own tests in the ascii section.
 interface Variant { header: HeaderFormat; checksum: boolean }
-const VARIANTS: Variant[] = [...HEADER_FORMATS.map((header) => ({ header, checksum: false })), { header: 'native', checksum: true }]
+const VARIANTS: Array<Variant & { header: FixedHeaderFormat }> = [...FIXED_HEADER_FORMATS.map((header) => ({ header, checksum: false })), { header: 'native', checksum: true }]
 const label = (v: Variant) => v.header + (v.checksum ? '+crc' : '')
 
 const frameArb = fc.record({
@@ -286,7 +287,7 @@ test('native without the CRC flag ignores the CRC field', async (t) => {
 
 // ---------------------------------------------------------------- limits
 
-const oversize: Record<HeaderFormat, (n: number) => Buffer> = {
+const oversize: Record<FixedHeaderFormat, (n: number) => Buffer> = {
   u32be: (n) => u32be(n),
   u32le: (n) => { const b = Buffer.alloc(4); b.writeUInt32LE(n); return b },
   ii: (n) => { const b = Buffer.alloc(8); b.writeInt32LE(n, 0); b.writeInt32LE(n, 4); return b },
@@ -295,7 +296,7 @@ const oversize: Record<HeaderFormat, (n: number) => Buffer> = {
 }
 
 test('an oversize header is rejected on the header alone', async (t) => {
-  for (const header of HEADER_FORMATS) {
+  for (const header of FIXED_HEADER_FORMATS) {
     const u = unprefix({ header, maxFrameBytes: 1000 })
     const failed = once(u, 'error')
     u.write(oversize[header](1001)) // and nothing more: no body, no end
@@ -504,7 +505,7 @@ test('options are validated', (t) => {
   })
   t.throws(() => prefix({ header: 'u32' as HeaderFormat }), {
     code: 'ERR_INVALID_OPTION',
-    message: "prefix: expected one of u32be, u32le, ii, i64le, native (did you mean 'u32be'?) for header but received 'u32' of type string",
+    message: "prefix: expected one of u32be, u32le, ii, i64le, native, ascii (did you mean 'u32be'?) for header but received 'u32' of type string",
   })
 })
 
@@ -580,4 +581,188 @@ test('backpressure: a slow reader after null holds the source back through prefi
   t.is(consumed, 60)
   // prefix holds up to 4 + 4 records, null 2 + 2, the source and the reader one each.
   t.true(maxAhead <= 14, `the source ran ${maxAhead} frames ahead`)
+})
+
+// ---------------------------------------------------------------- ascii (seed 002)
+
+/** Payloads ascii can carry: not empty, not starting with a digit. */
+const asciiPayloadArb = fc.uint8Array({ minLength: 1, maxLength: 300 }).map((u) => {
+  const b = Buffer.from(u)
+  if (b[0]! >= 0x30 && b[0]! <= 0x39) b[0] = 0xff
+  return b
+})
+
+testProp('round trip (ascii): unprefix(prefix(x)) = x under any chunking, digits and payload in any piece',
+  [fc.array(asciiPayloadArb, { maxLength: 8 }), fc.nat(), fc.integer({ min: 1, max: 100 })],
+  async (t, payloads, seed, maxPiece) => {
+    const frames = payloads.map((p, seq) => frame(p, { seq }))
+    const packets = await prefixPackets(frames, { header: 'ascii', checksum: false })
+    const bytes = Buffer.concat(packets.flat())
+    for (const chunks of [rechunk(bytes, seed, maxPiece), rechunk(bytes, seed, 1), bytes.length ? [bytes] : [], packets]) {
+      const got = await decode(chunks, { header: 'ascii' })
+      t.deepEqual(got.map((f) => f.data.toString('hex')), payloads.map((p) => p.toString('hex')))
+      t.deepEqual(got.map((f) => f.seq), payloads.map((_, i) => i))
+    }
+  })
+
+test('ascii: the header is the length in decimal digits, nothing else', async (t) => {
+  const packets = await prefixPackets([frame('hello frame-pipe'), frame(Buffer.alloc(41235, 0xff))], { header: 'ascii', checksum: false })
+  t.is(packets[0]![0]!.toString('latin1'), '16')
+  t.is(packets[1]![0]!.toString('hex'), '3431323335', '"41235" as on the seed 002 wire')
+  t.is(packets[1]![1]!.length, 41235)
+})
+
+test('ascii: prefix refuses an empty payload and one that starts with a digit', async (t) => {
+  const empty = await t.throwsAsync(prefixPackets([frame(Buffer.alloc(0), { seq: 4 })], { header: 'ascii', checksum: false }))
+  t.like(empty, { code: 'ERR_BAD_FRAME', message: "prefix: frame seq 4 is empty; the ascii header cannot carry an empty frame (the next frame's digits would join its length)" })
+  const digit = await t.throwsAsync(prefixPackets([frame('7 dwarfs', { seq: 5 })], { header: 'ascii', checksum: false }))
+  t.like(digit, { code: 'ERR_BAD_FRAME', message: "prefix: frame seq 5 starts with the digit '7'; the ascii header needs payloads that do not start with a digit (JPEG, PNG and WebP never do)" })
+})
+
+test('ascii: digits and image in the same read are split at the first non-digit byte', async (t) => {
+  const jpeg = Buffer.from([0xff, 0xd8, 0xff, 0xe0, 1, 2, 3, 0xff, 0xd9])
+  const got = await decode([Buffer.concat([Buffer.from('9'), jpeg, Buffer.from('009'), jpeg])], { header: 'ascii' })
+  t.deepEqual(got.map((f) => [f.format, f.data.toString('hex')]), [['jpeg', jpeg.toString('hex')], ['jpeg', jpeg.toString('hex')]])
+})
+
+test('ascii: garbage, too many digits, oversize and EOF are clear errors', async (t) => {
+  const noDigit = await decodeError([Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0])], { header: 'ascii' })
+  t.is(noDigit.code, 'ERR_BAD_HEADER')
+  t.is(noDigit.message, 'unprefix: ascii header must start with a decimal digit, found ff d8 ff e0')
+  const long = await decodeError(rechunk(Buffer.from('12345678901x'), 3, 1), { header: 'ascii' })
+  t.is(long.code, 'ERR_BAD_HEADER')
+  t.is(long.message, 'unprefix: ascii header has more than 10 digits (12345678901…)')
+  const big = await decodeError([Buffer.from('1001'), Buffer.from([0xff])], { header: 'ascii', maxFrameBytes: 1000 })
+  t.true(big instanceof FrameTooLargeError)
+  t.is(big.message, 'unprefix: header announces a frame of 1001 bytes, more than maxFrameBytes (1000)')
+  const afterDigits = await decodeError([Buffer.from('41235')], { header: 'ascii' })
+  t.is(afterDigits.message, 'unprefix: stream ended in the middle of a frame body: 41235 bytes missing')
+  const midBody = await decodeError([Buffer.from('10'), Buffer.from([0xff, 0xd8, 0xff])], { header: 'ascii' })
+  t.is((midBody as UnexpectedEofError).missing, 7)
+  t.deepEqual(await decode([], { header: 'ascii' }), [])
+})
+
+test('ascii: a Boundary mid-digits drops them and the next peer parses', async (t) => {
+  const u = unprefix({ header: 'ascii' })
+  const warnings: Error[] = []
+  u.on('warning', (w: Error) => warnings.push(w))
+  const got = await withTimeout(run<Frame>(fromItems([Buffer.from('41'), boundary('a'), Buffer.from('3xyz')]), u), TIMEOUT)
+  t.deepEqual(got.map((f) => f.data.toString()), ['xyz'])
+  t.is(counters(u).drops, 1)
+  t.deepEqual(warnings.map((w) => w.message), ['unprefix: peer a left mid-frame, 2 header digits dropped'])
+})
+
+// ---------------------------------------------------------------- header=auto
+
+const JPEG_START = Buffer.from([0xff, 0xd8, 0xff])
+const PNG_START = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])
+/** A payload that starts like a JPEG, PNG or WebP file and goes on with random bytes. */
+const imageLikeArb = fc.tuple(fc.constantFrom('jpeg', 'jpeg', 'png', 'webp'), fc.uint8Array({ maxLength: 300 }), fc.nat()).map(([kind, rest, size]) => {
+  if (kind === 'png') return Buffer.concat([PNG_START, rest])
+  if (kind === 'webp') {
+    const riff = Buffer.from('RIFF\0\0\0\0WEBP', 'latin1')
+    riff.writeUInt32LE(size, 4)
+    return Buffer.concat([riff, rest])
+  }
+  return Buffer.concat([JPEG_START, rest])
+})
+
+async function decodeAuto(chunks: readonly unknown[], options: UnprefixOptions = {}): Promise<{ frames: Frame[]; infos: string[] }> {
+  const u = unprefix({ ...options, header: 'auto' })
+  const infos: string[] = []
+  u.on('info', (e: { message: string }) => infos.push(e.message))
+  const frames = await withTimeout(run<Frame>(fromItems(chunks), u), TIMEOUT, 'unprefix auto')
+  return { frames, infos }
+}
+
+const withoutTimestamp = (frames: readonly Frame[], header: HeaderFormat) =>
+  frames.map(({ timestamp, data, ...rest }) => ({ ...rest, data: data.toString('hex'), ...(header === 'native' ? { timestamp } : {}) }))
+
+testProp('auto finds the same frames as the explicit header, for every format, under any chunking',
+  [fc.constantFrom<HeaderFormat>('u32be', 'u32le', 'ii', 'i64le', 'native', 'ascii'), fc.array(imageLikeArb, { minLength: 1, maxLength: 6 }), fc.nat(), fc.integer({ min: 1, max: 64 })],
+  async (t, header, payloads, seed, maxPiece) => {
+    const frames = payloads.map((p, seq) => frame(p, { seq, format: sniffFormat(p) }))
+    const bytes = Buffer.concat((await prefixPackets(frames, { header, checksum: false })).flat())
+    const want = withoutTimestamp(await decode([bytes], { header }), header)
+    for (const chunks of [rechunk(bytes, seed, maxPiece), rechunk(bytes, seed, 1), [bytes]]) {
+      const { frames: got, infos } = await decodeAuto(chunks)
+      t.deepEqual(withoutTimestamp(got, header), want)
+      t.deepEqual(infos, [`header=auto detected header=${header}`])
+    }
+  })
+
+testProp('auto refuses streams whose payloads are not images (except native), listing what fits',
+  // At least 8 payload bytes: fewer can end the stream before every reading has been tested (then it is ERR_UNEXPECTED_EOF).
+  [fc.constantFrom<FixedHeaderFormat>('u32be', 'u32le', 'ii', 'i64le'), fc.array(fc.uint8Array({ minLength: 8, maxLength: 200 }), { minLength: 1, maxLength: 4 }), fc.nat()],
+  async (t, header, raw, seed) => {
+    // First bytes that no image signature starts with.
+    const payloads = raw.map((u) => { const b = Buffer.from(u); if ([0xff, 0x89, 0x52].includes(b[0]!)) b[0] = 0x00; return b })
+    const bytes = await encode(payloads.map((p) => frame(p)), { header, checksum: false })
+    const err = await t.throwsAsync(decodeAuto(rechunk(bytes, seed, 20)))
+    t.true(err instanceof FramePipeError)
+    t.is((err as FramePipeError).code, 'ERR_BAD_HEADER')
+    t.regex(err!.message, /^unprefix: header=auto cannot (recognise|choose) .*; give header= explicitly$/)
+  })
+
+test('auto: the error lists the formats whose length fits', async (t) => {
+  const ii = Buffer.alloc(8)
+  ii.writeInt32LE(5, 0)
+  ii.writeInt32LE(5, 4)
+  const err = await t.throwsAsync(decodeAuto([Buffer.concat([ii, Buffer.from('abcde')])]))
+  t.is(err!.message, 'unprefix: header=auto cannot recognise the first 9 bytes (05 00 00 00 05 00 00 00 61): they fit the length header of u32le, ii, but no JPEG, PNG or WebP signature starts the payload, so auto cannot choose; give header= explicitly')
+  const http = await t.throwsAsync(decodeAuto([Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n')]))
+  t.is(http!.message, 'unprefix: header=auto cannot recognise the first 8 bytes (47 45 54 20 2f 20 48 54): they fit none of native, u32be, u32le, ii, i64le, ascii; give header= explicitly')
+})
+
+test('auto: u32be and u32le both fit a length of 256 until the next frame (or the end) tells them apart', async (t) => {
+  const payload = Buffer.concat([JPEG_START, Buffer.alloc(253, 7)])
+  for (const header of ['u32be', 'u32le'] as const) {
+    const two = await encode([frame(payload), frame(payload)], { header, checksum: false })
+    const a = await decodeAuto(rechunk(two, 1, 7))
+    t.deepEqual(a.infos, [`header=auto detected header=${header}`])
+    t.is(a.frames.length, 2)
+    const one = await encode([frame(payload)], { header, checksum: false })
+    const b = await decodeAuto([one])
+    t.deepEqual(b.infos, [`header=auto detected header=${header}`], 'a single frame: the one reading that ends exactly at the end')
+    t.true(b.frames[0]!.data.equals(payload))
+  }
+})
+
+test('auto looks again after each Boundary: one peer speaks ii, the next ascii', async (t) => {
+  const jpeg = Buffer.concat([JPEG_START, Buffer.from('one jpeg')])
+  const ii = await encode([frame(jpeg)], { header: 'ii', checksum: false })
+  const ascii = await encode([frame(jpeg), frame(jpeg)], { header: 'ascii', checksum: false })
+  const { frames, infos } = await decodeAuto([...rechunk(ii, 2, 3), boundary('a'), ...rechunk(ascii, 3, 2)])
+  t.is(frames.length, 3)
+  t.true(frames.every((f) => f.data.equals(jpeg)))
+  t.deepEqual(infos, ['header=auto detected header=ii', 'header=auto detected header=ascii'])
+})
+
+test('auto: a peer that leaves before its format is known costs a drop and a warning; too few bytes at the end is an error', async (t) => {
+  const u = unprefix({ header: 'auto' })
+  const warnings: Error[] = []
+  u.on('warning', (w: Error) => warnings.push(w))
+  const jpeg = Buffer.concat([JPEG_START, Buffer.from('x')])
+  const good = await encode([frame(jpeg)], { header: 'u32be', checksum: false })
+  const got = await withTimeout(run<Frame>(fromItems([Buffer.from([0, 0]), boundary('a'), good]), u), TIMEOUT)
+  t.is(got.length, 1)
+  t.is(counters(u).drops, 1)
+  t.deepEqual(warnings.map((w) => w.message), ['unprefix: peer a left mid-frame, 2 bytes dropped before header=auto could recognise their format'])
+  const short = await t.throwsAsync(decodeAuto([Buffer.from([0, 0, 0])]))
+  t.like(short, { code: 'ERR_UNEXPECTED_EOF', message: 'unprefix: stream ended after 3 bytes, too few for header=auto to recognise the header format' })
+})
+
+test('auto: a detected stream then fails like the explicit header (oversize, EOF)', async (t) => {
+  const jpeg = Buffer.concat([JPEG_START, Buffer.alloc(50)])
+  const bytes = await encode([frame(jpeg), frame(Buffer.concat([JPEG_START, Buffer.alloc(2000)]))], { header: 'u32be', checksum: false })
+  const big = await t.throwsAsync(decodeAuto([bytes], { maxFrameBytes: 100 }))
+  t.like(big, { code: 'ERR_FRAME_TOO_LARGE', message: 'unprefix: header announces a frame of 2003 bytes, more than maxFrameBytes (100)' })
+  const cut = await t.throwsAsync(decodeAuto([bytes.subarray(0, bytes.length - 10)]))
+  t.like(cut, { code: 'ERR_UNEXPECTED_EOF', message: 'unprefix: stream ended in the middle of a frame body: 10 bytes missing' })
+})
+
+test('a header of printable text says so (seed 003 writes "Unknown command" into its image stream)', async (t) => {
+  const err = await decodeError([Buffer.from('Unknown command')], {})
+  t.is(err.code, 'ERR_FRAME_TOO_LARGE')
+  t.is(err.message, 'unprefix: header announces a frame of 1433299822 bytes, more than maxFrameBytes (67108864); the header bytes are the text "Unkn": the peer wrote text into the byte stream')
 })

@@ -1,4 +1,4 @@
-// Length headers shared by `prefix` (encode) and `unprefix` (decode). Four
+// Length headers shared by `prefix` (encode) and `unprefix` (decode). Five
 // formats speak the seeds' wires; `native` is frame-pipe's own, which carries
 // the frame's metadata and an optional CRC-32 of the payload.
 
@@ -6,8 +6,25 @@ import { crc32 } from 'node:zlib'
 import { describeValue, FramePipeError } from '../errors.js'
 import { FRAME_FORMATS, isBoundary, isFrame, type Frame, type FrameFormat } from '../frame.js'
 
-export const HEADER_FORMATS = ['u32be', 'u32le', 'ii', 'i64le', 'native'] as const
+export const HEADER_FORMATS = ['u32be', 'u32le', 'ii', 'i64le', 'native', 'ascii'] as const
 export type HeaderFormat = (typeof HEADER_FORMATS)[number]
+/** Formats whose header has a fixed size (ascii's is 1..10 digits, ended by the payload's first byte). */
+export const FIXED_HEADER_FORMATS = ['u32be', 'u32le', 'ii', 'i64le', 'native'] as const
+export type FixedHeaderFormat = (typeof FIXED_HEADER_FORMATS)[number]
+/** What `unprefix` accepts: every format, or `auto` to recognise it from each peer's first bytes. */
+export const UNPREFIX_HEADERS = [...HEADER_FORMATS, 'auto'] as const
+export type UnprefixHeader = (typeof UNPREFIX_HEADERS)[number]
+
+/** ascii: at most this many digits (9 999 999 999 is more than any maxFrameBytes). */
+export const ASCII_MAX_DIGITS = 10
+
+export function isFixedFormat(format: string): format is FixedHeaderFormat {
+  return (FIXED_HEADER_FORMATS as readonly string[]).includes(format)
+}
+
+export function isDigit(byte: number): boolean {
+  return byte >= 0x30 && byte <= 0x39
+}
 
 export const NATIVE_MAGIC = 0x46524d50 // "FRMP"
 export const NATIVE_VERSION = 1
@@ -17,7 +34,7 @@ export const NATIVE_FLAG_CRC = 0x01
 export const NATIVE_FORMAT_CODES: readonly FrameFormat[] = ['unknown', 'raw', 'jpeg', 'png', 'webp']
 
 /** Bytes a reader gathers before it can decode a header. A native header may announce more (see DecodedHeader.extra). */
-export const HEADER_BYTES: Readonly<Record<HeaderFormat, number>> = { u32be: 4, u32le: 4, ii: 8, i64le: 8, native: NATIVE_HEADER_BYTES }
+export const HEADER_BYTES: Readonly<Record<FixedHeaderFormat, number>> = { u32be: 4, u32le: 4, ii: 8, i64le: 8, native: NATIVE_HEADER_BYTES }
 
 /** Largest payload each format can announce; a sender refuses bigger frames. */
 export const MAX_ENCODABLE: Readonly<Record<HeaderFormat, number>> = {
@@ -26,6 +43,7 @@ export const MAX_ENCODABLE: Readonly<Record<HeaderFormat, number>> = {
   ii: 2 ** 31 - 1,
   i64le: Number.MAX_SAFE_INTEGER,
   native: 2 ** 32 - 1,
+  ascii: 10 ** ASCII_MAX_DIGITS - 1,
 }
 
 /** Frame metadata carried by a native header. */
@@ -82,7 +100,26 @@ export function encodeHeader(format: HeaderFormat, frame: Frame, checksum: boole
     }
     case 'native':
       return encodeNative(frame, checksum, stage)
+    case 'ascii':
+      return encodeAscii(frame, stage)
   }
+}
+
+/**
+ * seed 002: the length as decimal digits, nothing else. The receiver finds
+ * the end of the digits at the payload's first byte, so that byte must not be
+ * a digit (JPEG, PNG and WebP start with FF, 89 and 'R'), and a payload
+ * cannot be empty (the next frame's digits would join this length).
+ */
+function encodeAscii(frame: Frame, stage: string): Buffer | FramePipeError {
+  const data = frame.data
+  if (data.length === 0) {
+    return new FramePipeError('ERR_BAD_FRAME', `frame seq ${frame.seq} is empty; the ascii header cannot carry an empty frame (the next frame's digits would join its length)`, { stage })
+  }
+  if (isDigit(data[0]!)) {
+    return new FramePipeError('ERR_BAD_FRAME', `frame seq ${frame.seq} starts with the digit '${String.fromCharCode(data[0]!)}'; the ascii header needs payloads that do not start with a digit (JPEG, PNG and WebP never do)`, { stage })
+  }
+  return Buffer.from(String(data.length), 'latin1')
 }
 
 function encodeNative(frame: Frame, checksum: boolean, stage: string): Buffer | FramePipeError {
@@ -114,7 +151,7 @@ function isUint(value: number, max: number): boolean {
 }
 
 /** Decode the HEADER_BYTES[format] bytes of `buf` starting at 0. The caller checks the length against its limit. */
-export function decodeHeader(format: HeaderFormat, buf: Buffer, stage: string): DecodedHeader | FramePipeError {
+export function decodeHeader(format: FixedHeaderFormat, buf: Buffer, stage: string): DecodedHeader | FramePipeError {
   switch (format) {
     case 'u32be':
       return plain(buf.readUInt32BE(0))
@@ -137,7 +174,7 @@ export function decodeHeader(format: HeaderFormat, buf: Buffer, stage: string): 
   }
 }
 
-function plain(length: number): DecodedHeader {
+export function plain(length: number): DecodedHeader {
   return { length, extra: 0, crc: -1, meta: undefined }
 }
 

@@ -21,6 +21,7 @@ export interface TcpClientSinkOptions {
   retryMax?: number
   connectTimeout?: number
   linger?: number
+  pause?: number
 }
 
 export const spec = defineStage<TcpClientSinkOptions, TcpClientSink>({
@@ -46,6 +47,11 @@ export const spec = defineStage<TcpClientSinkOptions, TcpClientSink>({
     retryMax: { type: 'duration', min: 1, default: 5000, doc: 'Longest delay between retries' },
     connectTimeout: { type: 'duration', min: 1, default: 5000, doc: 'Give up a connection attempt after this long' },
     linger: { type: 'duration', min: 0, default: 2000, doc: 'At the end, how long to wait for the queue to reach the server before closing' },
+    pause: {
+      type: 'duration', min: 0, default: 0,
+      doc: 'Wait this long between a packet\'s header and its payload (seed 002\'s receiver tells them apart only by this pause: pause=1s); '
+        + 'while pausing the next packet is held back (backpressure on the source), never dropped',
+    },
   },
   create(o, ctx) {
     return new TcpClientSink(o, ctx)
@@ -77,6 +83,10 @@ export class TcpClientSink extends Transform {
   /** Called on any progress while _flush waits for the queue to drain. */
   private onProgress: (() => void) | null = null
   private lingerTimer: NodeJS.Timeout | null = null
+  /** pause > 0: the header is out, the payload waits for this timer. */
+  private pausing: NodeJS.Timeout | null = null
+  /** pause > 0: the write callback, held until the packet has been handed to the socket. */
+  private held: TransformCallback | null = null
   private ending = false
   /** Our FIN is out: the server closing now is the expected answer. */
   private closing = false
@@ -115,10 +125,24 @@ export class TcpClientSink extends Transform {
     }
     this.pump()
     passOn(this, chunk)
+    if (this.o.pause > 0) {
+      // Pausing inside packets: hold the source instead of queueing behind the pauses.
+      this.held = callback
+      this.releaseHeld()
+      return
+    }
     // Never wait for the server; but when it is behind, let socket I/O run
     // before the next packet (the server may live in this very process).
     if (this.conn && this.queue.length > 0) this.pending = setImmediate(() => { this.pending = null; callback() })
     else callback()
+  }
+
+  /** pause > 0: let the next packet in once this one is with the socket (or dropped). */
+  private releaseHeld(): void {
+    if (!this.held || this.pausing || this.queue.length > 0) return
+    const callback = this.held
+    this.held = null
+    callback()
   }
 
   override _flush(callback: TransformCallback): void {
@@ -142,7 +166,9 @@ export class TcpClientSink extends Transform {
     if (this.pending) clearImmediate(this.pending)
     if (this.retryTimer) clearTimeout(this.retryTimer)
     if (this.lingerTimer) clearTimeout(this.lingerTimer)
-    this.pending = this.retryTimer = this.lingerTimer = null
+    if (this.pausing) clearTimeout(this.pausing)
+    this.pending = this.retryTimer = this.lingerTimer = this.pausing = null
+    this.held = null
     this.onProgress = null
     this.dialing?.destroy()
     this.conn?.socket.destroy()
@@ -184,27 +210,42 @@ export class TcpClientSink extends Transform {
   /** Hand queued packets to the socket while it is below its highWaterMark; 'drain' calls again. */
   private pump(): void {
     const conn = this.conn
-    if (!conn) return
+    if (!conn || this.pausing) return
     const { socket } = conn
     while (this.queue.length > 0 && socket.writableLength < socket.writableHighWaterMark) {
       const packet = this.queue.shift()!
       conn.unsent++
       this.ctx.counters.bytes += packetLength(packet)
-      writePacket(socket, packet, (err) => {
+      const done = (err?: Error | null) => {
         // After a loss the packet is already counted as cut, whatever the socket reports later;
         // a failed write is followed by the socket's 'error', which counts it.
         if (conn.lost || err) return
         conn.unsent--
         this.onProgress?.()
-      })
+      }
+      if (this.o.pause > 0 && Array.isArray(packet) && packet.length > 1) {
+        writePacket(socket, packet[0]!)
+        this.pausing = setTimeout(() => {
+          this.pausing = null
+          // A connection lost meanwhile has counted this packet as cut.
+          if (!conn.lost) writePacket(socket, packet.slice(1), done)
+          this.pump()
+          this.releaseHeld()
+        }, this.o.pause)
+        return
+      }
+      writePacket(socket, packet, done)
     }
     this.onProgress?.()
+    this.releaseHeld()
   }
 
   private lost(conn: Connection, err?: Error): void {
     if (conn.lost) return
     conn.lost = true
     conn.socket.destroy()
+    if (this.pausing) clearTimeout(this.pausing)
+    this.pausing = null
     // Packets the socket had not finished sending are cut: never resumed on the next connection.
     this.ctx.counters.drops += conn.unsent
     if (this.conn === conn) this.conn = null
@@ -220,6 +261,8 @@ export class TcpClientSink extends Transform {
     if (this.ending && this.queue.length === 0) return this.onProgress?.()
     this.retry(`lost ${conn.peer} (${reason})`)
     this.onProgress?.()
+    // A packet cut during its pause is gone: the next one may come in.
+    this.releaseHeld()
   }
 
   private retry(reason: string): void {

@@ -1,5 +1,6 @@
 // Bytes from a TCP server we connect to (seed 001's and 003's servers send
-// frames to their client). The source only reads: it never writes a byte.
+// frames to their client). The source only reads, apart from an optional
+// greeting sent once per connection (seed 001's client says hello first).
 
 import type { Socket } from 'node:net'
 import { Readable } from 'node:stream'
@@ -16,6 +17,7 @@ export interface TcpClientSourceOptions {
   retryMin?: number
   retryMax?: number
   connectTimeout?: number
+  greeting?: string
 }
 
 export const spec = defineStage<TcpClientSourceOptions, TcpClientSource>({
@@ -34,6 +36,10 @@ export const spec = defineStage<TcpClientSourceOptions, TcpClientSource>({
     retryMin: { type: 'duration', min: 1, default: 100, doc: 'First delay before a retry; doubles on each failure' },
     retryMax: { type: 'duration', min: 1, default: 5000, doc: 'Longest delay between retries' },
     connectTimeout: { type: 'duration', min: 1, default: 5000, doc: 'Give up a connection attempt after this long' },
+    greeting: {
+      type: 'string', default: '',
+      doc: 'Text (UTF-8) sent once right after each connection is made, e.g. greeting="hello Apple Cai!" as seed 001\'s client; nothing else is ever sent',
+    },
   },
   create(o, ctx) {
     return new TcpClientSource(o, ctx)
@@ -47,6 +53,8 @@ export class TcpClientSource extends Readable {
   private readonly ctx: StageContext
   private readonly address: string
   private socket: Socket | null = null
+  /** Name of the connected server, for the Boundary that stop() leaves. */
+  private peer: string | null = null
   private retryTimer: NodeJS.Timeout | null = null
   private attempt = 0
   /** Downstream wants more (cleared when push() says the buffer is full). */
@@ -62,11 +70,17 @@ export class TcpClientSource extends Readable {
     ctx.counters.connected = 0
   }
 
-  /** End cleanly after the bytes already read. */
+  /**
+   * End cleanly after the bytes already read. A connection cut here ends at
+   * a Boundary, so that unprefix drops a frame cut in half (and says so)
+   * instead of failing on it.
+   */
   stop(): void {
     if (this.stopping || this.destroyed) return
     this.stopping = true
+    const peer = this.socket ? this.peer : null
     this.release()
+    if (peer) this.push({ boundary: true, peer, reason: 'end' } satisfies Boundary)
     this.push(null)
   }
 
@@ -105,7 +119,8 @@ export class TcpClientSource extends Readable {
       if (socket !== this.socket) return
       if (err) {
         this.socket = null
-        if (first) return first(err)
+        // Destroyed while connecting: the stream is going away, the failure concerns nobody.
+        if (first) return first(this.destroyed ? null : err)
         return this.retry(`connecting to ${this.address} failed (${describeLoss(err.cause as Error)})`)
       }
       this.attempt = 0
@@ -117,6 +132,7 @@ export class TcpClientSource extends Readable {
 
   private connected(socket: Socket): void {
     const peer = peerName(socket)
+    this.peer = peer
     let error: Error | undefined
     socket.on('error', (err) => { error = err })
     socket.on('close', () => this.lost(socket, peer, error))
@@ -129,6 +145,7 @@ export class TcpClientSource extends Readable {
       }
     })
     if (!this.reading) socket.pause()
+    if (this.o.greeting !== '') socket.write(this.o.greeting, 'utf8')
     this.ctx.counters.connected = 1
     this.emitEvent('connect', { peer, message: `connected to ${peer}` })
   }
