@@ -9,6 +9,7 @@ const SUITES: Record<string, () => Promise<{ bench: Bench }>> = {
   framing: () => import('./framing.js'),
   relay: () => import('./relay.js'),
   encode: () => import('./encode.js'),
+  capture: () => import('./capture.js'),
 }
 
 async function main(): Promise<void> {

@@ -8,12 +8,15 @@ export type { Counters, StageInfo, Staged, StageContext } from './stage.js'
 export { stageInfo, tagStage, passOn, stageFactory } from './stage.js'
 export type { OptionSpec, OptionSpecs, PortType, StageKind, StageSpec } from './spec.js'
 export { defineStage, resolveOptions } from './spec.js'
-export { pipeline, chain, checkLinks, stopSource, type PipelineOptions } from './pipeline.js'
+export { pipeline, chain, checkLinks, stopSource, stopPipeline, type PipelineOptions } from './pipeline.js'
 export { launch, parseDescription, planDescription, buildPlan, PipelineSyntaxError } from './launch.js'
 export { STAGES, findStage, stagesNamed } from './registry.js'
 
 // Sources
 export { testsrc, renderTestFrame, type TestsrcOptions } from './sources/testsrc.js'
+export { camera, type CameraOptions } from './sources/camera.js'
+export { video, type VideoOptions } from './sources/video.js'
+export { httpSource, type HttpSourceOptions } from './sources/http.js'
 export { files as filesSource, type FilesSourceOptions } from './sources/files.js'
 export { tcpServer as tcpServerSource, type TcpServerSourceOptions } from './sources/tcp-server.js'
 export { tcpClient as tcpClientSource, type TcpClientSourceOptions } from './sources/tcp-client.js'
@@ -38,11 +41,16 @@ export { tcpServer as tcpServerSink, type TcpServerSinkOptions } from './sinks/t
 export { tcpClient as tcpClientSink, type TcpClientSinkOptions } from './sinks/tcp-client.js'
 export { stdout as stdoutSink } from './sinks/stdout.js'
 export { nullSink } from './sinks/null.js'
+export { httpSink, type HttpSinkOptions } from './sinks/http.js'
 export { toWritable } from './lib/write-packets.js'
 
 // Seed 004: TCP registration + UDP frames with per-frame replies
 export { regServer, type RegServerOptions } from './sinks/reg-server.js'
 export { regClient, type RegClientOptions } from './sources/reg-client.js'
+
+// Recording
+export { avi, type AviOptions } from './sinks/avi.js'
+export { mp4, type Mp4Options } from './sinks/mp4.js'
 
 // Seed 003 (one-character commands) and request/reply snapshots
 export { cmdServer, type CmdServerOptions } from './sinks/cmd-server.js'

@@ -99,6 +99,16 @@ export function stopSource(source: Stream): void {
   else s.push?.(null)
 }
 
+/**
+ * End a running pipeline cleanly: stop its source, and let go of frames that a
+ * sink holds back on purpose (`http lazy=true` with no viewer), so everything
+ * in flight drains and the sinks flush. What Ctrl-C does in the CLI.
+ */
+export function stopPipeline(stages: readonly Stream[]): void {
+  if (stages.length > 0) stopSource(stages[0]!)
+  for (const s of stages) (s as Stream & { release?: () => void }).release?.()
+}
+
 function isStream(value: unknown): value is Stream {
   return typeof value === 'object' && value !== null && typeof (value as Stream).pipe === 'function'
 }

@@ -21,16 +21,22 @@ import { spec as tcpClientSink } from './sinks/tcp-client.js'
 import { spec as stdout } from './sinks/stdout.js'
 import { spec as nullSink } from './sinks/null.js'
 import { spec as regServer } from './sinks/reg-server.js'
+import { spec as avi } from './sinks/avi.js'
 import { spec as cmdServer } from './sinks/cmd-server.js'
 import { spec as cmdClient } from './sources/cmd-client.js'
 import { spec as snapshotServer } from './sinks/snapshot-server.js'
 import { spec as snapshotClient } from './sources/snapshot-client.js'
+import { spec as mp4 } from './sinks/mp4.js'
+import { spec as httpSink } from './sinks/http.js'
+import { spec as httpSource } from './sources/http.js'
+import { spec as camera } from './sources/camera.js'
+import { spec as video } from './sources/video.js'
 import { spec as regClient } from './sources/reg-client.js'
 
 export const STAGES: readonly StageSpec[] = [
-  testsrc, filesSource, tcpServerSource, tcpClientSource, stdin, cmdClient, snapshotClient, regClient,
+  testsrc, camera, video, filesSource, httpSource, tcpServerSource, tcpClientSource, stdin, cmdClient, snapshotClient, regClient,
   jpeg, png, webp, decode, resize, prefix, unprefix, rate, stats,
-  filesSink, tcpServerSink, tcpClientSink, stdout, nullSink, cmdServer, snapshotServer, regServer,
+  filesSink, tcpServerSink, tcpClientSink, stdout, nullSink, cmdServer, snapshotServer, regServer, avi, mp4, httpSink,
 ] as StageSpec[]
 
 export function findStage(name: string, kind: StageKind): StageSpec | undefined {

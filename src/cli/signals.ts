@@ -2,7 +2,7 @@
 
 import type { Stream } from 'node:stream'
 import { FramePipeError } from '../errors.js'
-import { stopSource } from '../pipeline.js'
+import { stopPipeline } from '../pipeline.js'
 import type { StatusReporter } from './status.js'
 
 /** First Ctrl-C (or SIGTERM): end the source cleanly so sinks flush. Second: tear everything down. */
@@ -13,7 +13,7 @@ export function handleSignals(stages: Stream[], status: StatusReporter): { dispo
     count++
     if (count === 1) {
       status.logLine(`frame-pipe: ${signal}: stopping, flushing sinks (again to abort)`)
-      stopSource(stages[0]!)
+      stopPipeline(stages)
     } else {
       aborted = true
       const err = new FramePipeError('ERR_IO', `aborted by ${signal}`)

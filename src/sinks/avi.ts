@@ -1,0 +1,365 @@
+// Record JPEG frames into MJPEG AVI files, written by frame-pipe itself (no
+// ffmpeg needed), rotated by duration, size or a change of frame size.
+//
+// Crash safety: a segment is written under its final name from its first
+// frame on. Every `flush` ms the header (frame count, rate) and the RIFF and
+// movi sizes are patched to cover the frames written so far and the file is
+// fsync'd, so a process killed with SIGKILL leaves a file that plays up to the
+// last flush (at least; FFmpeg also reads complete frames after it: it scans
+// movi). The legacy index idx1 is appended when the segment is finalised: on
+// the end of the stream (the CLI's first SIGINT/SIGTERM ends the source), on
+// rotation, and when the stream is destroyed. A closed segment is never
+// opened again, and a new segment never replaces an existing file.
+
+import { mkdir, open, type FileHandle } from 'node:fs/promises'
+import { dirname, extname, join } from 'node:path'
+import { Transform, type TransformCallback } from 'node:stream'
+import { FramePipeError, describeValue } from '../errors.js'
+import { isFrame, sniffFormat, type Frame } from '../frame.js'
+import { AviMuxer, RIFF_SIZE, jpegDimensions, type AviWrite } from '../lib/avi-writer.js'
+import { compilePattern, type NameFn } from '../lib/naming.js'
+import { defineStage } from '../spec.js'
+import { passOn, stageFactory, type StageContext } from '../stage.js'
+
+export interface AviOptions {
+  dir?: string
+  pattern?: string
+  segment?: number
+  maxBytes?: number
+  fps?: number
+  flush?: number
+  riffSize?: number
+}
+
+export const spec = defineStage<AviOptions, AviSink>({
+  name: 'avi',
+  kind: 'sink',
+  input: 'frames',
+  output: 'frames',
+  description: 'Record JPEG frames into MJPEG AVI files, rotated by duration or size, playable after a crash',
+  passes: 'each Frame, unchanged, once its bytes are in the file (durable at the next flush)',
+  options: {
+    dir: { type: 'string', default: 'rec', doc: 'Directory for the recordings; created if missing' },
+    pattern: {
+      type: 'string', default: 'rec-{date}_{time}.avi',
+      doc: "File name of each segment, from its first frame's timestamp (local time): {date} YYYY-MM-DD, {time} HH-MM-SS, {ms} epoch ms, {Y}{M}{D}{h}{m}{s}, %d/%0Nd = segment number from 0, {seq}, %% = %; may contain subdirectories. An existing file is never replaced: _1, _2 … is added before the extension",
+    },
+    segment: {
+      type: 'duration', min: 0, default: 0,
+      doc: "Start a new file when a frame's timestamp is this far from the segment's first frame (either way: a clock stepped back counts); 0 = off",
+    },
+    maxBytes: {
+      type: 'size', min: 0, default: 0,
+      doc: 'Start a new file before one would grow past this size, indexes included; a frame too big on its own gets a file of its own; 0 = off',
+    },
+    fps: {
+      type: 'number', min: 0, max: 1000, default: 0,
+      doc: "Frame rate in the header; 0 = each segment's mean rate from the frames' timestamps ((frames-1)/span, rewritten at each flush and at the end; the previous segment's rate or 30 until two frames give a span)",
+    },
+    flush: {
+      type: 'duration', min: 0, default: 1000,
+      doc: 'How often the header and sizes are updated and the file fsync\'d: after a crash (SIGKILL, power loss) the file plays at least up to the last flush; 0 = after every frame',
+    },
+    riffSize: {
+      type: 'size', min: 64 * 1024, max: RIFF_SIZE, default: RIFF_SIZE,
+      doc: 'A segment that outgrows this continues in OpenDML AVIX chunks (one file, no 4 GiB limit; players without OpenDML show the first part); lower it only to test',
+    },
+  },
+  create(o, ctx) {
+    return new AviSink(o, ctx)
+  },
+})
+
+export const avi = stageFactory(spec)
+
+/** What a 'segment' event carries (the CLI logs `message`). */
+export interface AviSegmentEvent {
+  event: 'open' | 'close'
+  file: string
+  frames: number
+  bytes: number
+  fps: number
+  /** Why a segment was closed: end of stream, rotation, or the stream being destroyed. */
+  reason?: string
+  message: string
+}
+
+/** What a 'flush' event carries: the file now plays at least up to `frames`. */
+export interface AviFlushEvent {
+  file: string
+  frames: number
+  bytes: number
+}
+
+interface Segment {
+  file: string
+  fh: FileHandle
+  muxer: AviMuxer
+  first: number
+  /** Frames added since the last flush. */
+  dirty: boolean
+}
+
+/** Suffixes tried when a segment's name is taken; then the stage fails. */
+const MAX_SUFFIX = 999
+
+export class AviSink extends Transform {
+  private readonly o: Required<AviOptions>
+  private readonly ctx: StageContext
+  private readonly name: NameFn
+  private seg: Segment | undefined
+  private opened = 0
+  /** Rate of the last segment that measured one: the header's rate until a new segment can measure its own. */
+  private lastFps: number | undefined
+  private timer: NodeJS.Timeout | undefined
+  /** File operations run one at a time in this order (frames, flushes, closing). */
+  private tail: Promise<unknown> = Promise.resolve()
+  private madeDir: string | undefined
+
+  constructor(o: Required<AviOptions>, ctx: StageContext) {
+    // The write callback is held until the frame is in the file: one frame in flight.
+    super({ objectMode: true, highWaterMark: 1 })
+    this.o = o
+    this.ctx = ctx
+    this.name = compilePattern(o.pattern, ctx.name)
+    ctx.counters.segments = 0
+  }
+
+  override _construct(cb: (err?: Error | null) => void): void {
+    mkdir(this.o.dir, { recursive: true }).then(() => {
+      this.madeDir = this.o.dir
+      if (this.o.flush > 0) {
+        this.timer = setInterval(() => this.tick(), this.o.flush)
+        this.timer.unref()
+      }
+      cb()
+    }, (err: Error) => cb(this.ioError(`cannot create directory '${this.o.dir}'`, err)))
+  }
+
+  override _transform(frame: Frame, _enc: BufferEncoding, cb: TransformCallback): void {
+    const bad = this.check(frame)
+    if (bad) {
+      cb(bad)
+      return
+    }
+    const size = jpegDimensions(frame.data)
+    if (!size) {
+      cb(new FramePipeError('ERR_BAD_FRAME', `frame ${frame.seq} (${frame.data.length} bytes) is not a JPEG with a frame header (no SOF marker before the first scan)`, { stage: this.ctx.name }))
+      return
+    }
+    this.serial(() => this.record(frame, size.width, size.height)).then(
+      () => {
+        if (this.destroyed) return
+        passOn(this, frame)
+        cb()
+      },
+      (err: Error) => {
+        if (!this.destroyed) cb(err)
+      },
+    )
+  }
+
+  override _flush(cb: TransformCallback): void {
+    this.stopTimer()
+    this.serial(() => this.close('end')).then(() => cb(), cb)
+  }
+
+  override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
+    this.stopTimer()
+    // Whatever was written is kept as a complete file: finalise it, then report the first error.
+    this.serial(() => this.close(err ? `stream destroyed: ${err.message}` : 'stream destroyed')).then(
+      () => cb(err),
+      (closeErr: Error) => cb(err ?? closeErr),
+    )
+  }
+
+  private check(frame: Frame): FramePipeError | undefined {
+    const stage = this.ctx.name
+    if (!isFrame(frame)) return new FramePipeError('ERR_BAD_FRAME', `expected a Frame but received ${describeValue(frame)}`, { stage })
+    if (frame.format === 'raw') {
+      const dims = `${frame.width}x${frame.height}${frame.channels ? `x${frame.channels}` : ''}`
+      return new FramePipeError('ERR_BAD_FRAME', `frame ${frame.seq} is raw pixels (${dims}): AVI here holds JPEG (MJPEG); insert jpeg before avi`, { stage })
+    }
+    if (frame.format !== 'jpeg' && sniffFormat(frame.data) !== 'jpeg') {
+      return new FramePipeError('ERR_BAD_FRAME', `frame ${frame.seq} is ${frame.format}: AVI here holds JPEG (MJPEG); insert jpeg before avi`, { stage })
+    }
+    return undefined
+  }
+
+  private async record(frame: Frame, width: number, height: number): Promise<void> {
+    let seg = this.seg
+    const reason = seg && this.rotation(seg, frame, width, height)
+    if (seg && reason) {
+      await this.close(reason)
+      seg = undefined
+    }
+    if (!seg) seg = await this.openSegment(frame, width, height)
+    try {
+      await apply(seg.fh, seg.muxer.add(frame.data, frame.timestamp))
+    } catch (err) {
+      throw this.ioError(`cannot write frame ${frame.seq} to '${seg.file}'`, err)
+    }
+    seg.dirty = true
+    this.ctx.counters.frames++
+    this.ctx.counters.bytes += frame.data.length
+    if (this.o.flush === 0) await this.flushSegment(seg)
+  }
+
+  /** Why this frame must start a new segment, or undefined. */
+  private rotation(seg: Segment, frame: Frame, width: number, height: number): string | undefined {
+    const m = seg.muxer
+    if (width !== m.width || height !== m.height) return `frame size changed from ${m.width}x${m.height} to ${width}x${height}`
+    const d = this.o.segment
+    if (d > 0 && Math.abs(frame.timestamp - seg.first) >= d) return `segment of ${d} ms complete`
+    const len = frame.data.length
+    if (this.o.maxBytes > 0 && m.sizeWith(len) > this.o.maxBytes) return `maxBytes (${this.o.maxBytes}) reached`
+    if (!m.fits(len)) return 'OpenDML super index full'
+    return undefined
+  }
+
+  private async openSegment(frame: Frame, width: number, height: number): Promise<Segment> {
+    const wanted = join(this.o.dir, this.name({ index: this.opened, seq: frame.seq, ext: 'avi', timestamp: frame.timestamp }))
+    const dir = dirname(wanted)
+    if (dir !== this.madeDir) {
+      try {
+        await mkdir(dir, { recursive: true })
+      } catch (err) {
+        throw this.ioError(`cannot create directory '${dir}'`, err)
+      }
+      this.madeDir = dir
+    }
+    const { fh, file } = await createUnique(wanted, this.ctx.name)
+    const muxer = new AviMuxer({ width, height, fps: this.o.fps, fallbackFps: this.lastFps, riffSize: this.o.riffSize })
+    const seg: Segment = { file, fh, muxer, first: frame.timestamp, dirty: false }
+    this.seg = seg
+    this.opened++
+    this.ctx.counters.segments = this.opened
+    try {
+      await apply(fh, muxer.begin())
+    } catch (err) {
+      throw this.ioError(`cannot write '${file}'`, err)
+    }
+    this.event({ event: 'open', file, frames: 0, bytes: 0, fps: muxer.fps, message: `recording ${file} (${width}x${height})` })
+    return seg
+  }
+
+  /** Data first, then the header that claims it: a header never counts frames the disk lacks. */
+  private async flushSegment(seg: Segment): Promise<void> {
+    if (!seg.dirty || seg !== this.seg) return
+    seg.dirty = false
+    try {
+      await seg.fh.datasync()
+      await apply(seg.fh, seg.muxer.patch())
+      await seg.fh.datasync()
+    } catch (err) {
+      throw this.ioError(`cannot flush '${seg.file}'`, err)
+    }
+    const event: AviFlushEvent = { file: seg.file, frames: seg.muxer.frames, bytes: seg.muxer.size }
+    this.emit('flush', event)
+  }
+
+  /** Finalise the open segment, if any: indexes, sizes, fsync, close. The handle is closed even when writing fails. */
+  private async close(reason: string): Promise<void> {
+    const seg = this.seg
+    if (!seg) return
+    this.seg = undefined
+    const m = seg.muxer
+    let failure: unknown
+    try {
+      await apply(seg.fh, m.finish())
+      await seg.fh.sync()
+    } catch (err) {
+      failure = err
+    }
+    try {
+      await seg.fh.close()
+    } catch (err) {
+      failure ??= err
+    }
+    if (failure) throw this.ioError(`cannot finalise '${seg.file}'`, failure)
+    if (this.o.fps === 0 && m.frames >= 2) this.lastFps = m.fps
+    const fps = Math.round(m.fps * 1000) / 1000
+    this.event({
+      event: 'close', file: seg.file, frames: m.frames, bytes: m.size, fps, reason,
+      message: `closed ${seg.file}: ${m.frames} frames, ${m.size} bytes, ${fps} fps${m.riffs > 1 ? `, OpenDML ${m.riffs} RIFFs` : ''} (${reason})`,
+    })
+  }
+
+  private tick(): void {
+    const seg = this.seg
+    if (!seg?.dirty) return
+    this.serial(() => this.flushSegment(seg)).catch((err: Error) => this.destroy(err))
+  }
+
+  /** Run `op` after every operation queued before it; its result (or error) goes to the caller. */
+  private serial<T>(op: () => Promise<T>): Promise<T> {
+    const result = this.tail.then(op)
+    // The queue only orders operations; each caller handles its own result.
+    this.tail = result.then(() => undefined, () => undefined)
+    return result
+  }
+
+  private stopTimer(): void {
+    clearInterval(this.timer)
+    this.timer = undefined
+  }
+
+  private event(e: AviSegmentEvent): void {
+    this.emit('segment', e)
+  }
+
+  private ioError(message: string, err: unknown): FramePipeError {
+    if (err instanceof FramePipeError) return err
+    return new FramePipeError('ERR_IO', `${message}: ${(err as Error).message}`, { stage: this.ctx.name, cause: err })
+  }
+}
+
+/**
+ * Create `wanted`, or `wanted` with _1, _2 … before its extension when that
+ * name is taken: a recording never replaces a file (O_EXCL, so not even one
+ * created a moment ago by another process).
+ */
+export async function createUnique(wanted: string, stage: string): Promise<{ fh: FileHandle; file: string }> {
+  const ext = extname(wanted)
+  const stem = wanted.slice(0, wanted.length - ext.length)
+  for (let n = 0; n <= MAX_SUFFIX; n++) {
+    const file = n === 0 ? wanted : `${stem}_${n}${ext}`
+    try {
+      return { fh: await open(file, 'wx'), file }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
+        throw new FramePipeError('ERR_IO', `cannot create '${file}': ${(err as Error).message}`, { stage, cause: err })
+      }
+    }
+  }
+  throw new FramePipeError('ERR_IO', `'${wanted}' and ${MAX_SUFFIX} suffixed names (_1 … _${MAX_SUFFIX}) exist already: change pattern`, { stage })
+}
+
+/** Put each write at its position; loops on short writes, which positional writev may return. */
+async function apply(fh: FileHandle, writes: AviWrite[]): Promise<void> {
+  for (const w of writes) {
+    let position = w.position
+    let buffers = w.buffers
+    for (;;) {
+      const { bytesWritten } = await fh.writev(buffers, position)
+      let total = 0
+      for (const b of buffers) total += b.length
+      if (bytesWritten >= total) break
+      position += bytesWritten
+      buffers = skip(buffers, bytesWritten)
+    }
+  }
+}
+
+function skip(buffers: Buffer[], n: number): Buffer[] {
+  const out: Buffer[] = []
+  for (const b of buffers) {
+    if (n >= b.length) {
+      n -= b.length
+      continue
+    }
+    out.push(n > 0 ? b.subarray(n) : b)
+    n = 0
+  }
+  return out
+}
