@@ -10,6 +10,7 @@ const SUITES: Record<string, () => Promise<{ bench: Bench }>> = {
   relay: () => import('./relay.js'),
   encode: () => import('./encode.js'),
   capture: () => import('./capture.js'),
+  udp: () => import('./udp.js'),
 }
 
 async function main(): Promise<void> {

@@ -57,3 +57,7 @@ export { cmdServer, type CmdServerOptions } from './sinks/cmd-server.js'
 export { cmdClient, type CmdClientOptions } from './sources/cmd-client.js'
 export { snapshotServer, type SnapshotServerOptions } from './sinks/snapshot-server.js'
 export { snapshotClient, requestSnapshot, type SnapshotClientOptions } from './sources/snapshot-client.js'
+
+// UDP: seed 000 (whole JPEG per datagram, 8-byte length + 1024-byte chunks, JSON side port) and frame-pipe's native datagrams
+export { udpServer, type UdpServerSourceOptions } from './sources/udp-server.js'
+export { udpClient, type UdpClientSinkOptions } from './sinks/udp-client.js'

@@ -5,7 +5,7 @@ import type { Duplex, Stream } from 'node:stream'
 import { pipeline as streamPipeline } from 'node:stream/promises'
 import pumpify from 'pumpify'
 import { FramePipeError } from './errors.js'
-import { stageInfo, tagStage, type StageInfo } from './stage.js'
+import { RELEASE_HELD, stageInfo, tagStage, type StageInfo } from './stage.js'
 
 export interface PipelineOptions {
   /** Aborting tears the whole pipeline down (use `stop()` on the source for a clean end instead). */
@@ -106,7 +106,7 @@ export function stopSource(source: Stream): void {
  */
 export function stopPipeline(stages: readonly Stream[]): void {
   if (stages.length > 0) stopSource(stages[0]!)
-  for (const s of stages) (s as Stream & { release?: () => void }).release?.()
+  for (const s of stages) (s as Stream & { [RELEASE_HELD]?: () => void })[RELEASE_HELD]?.()
 }
 
 function isStream(value: unknown): value is Stream {

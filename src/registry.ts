@@ -31,12 +31,14 @@ import { spec as httpSink } from './sinks/http.js'
 import { spec as httpSource } from './sources/http.js'
 import { spec as camera } from './sources/camera.js'
 import { spec as video } from './sources/video.js'
+import { spec as udpServer } from './sources/udp-server.js'
+import { spec as udpClient } from './sinks/udp-client.js'
 import { spec as regClient } from './sources/reg-client.js'
 
 export const STAGES: readonly StageSpec[] = [
-  testsrc, camera, video, filesSource, httpSource, tcpServerSource, tcpClientSource, stdin, cmdClient, snapshotClient, regClient,
+  testsrc, camera, video, filesSource, httpSource, tcpServerSource, tcpClientSource, udpServer, stdin, cmdClient, snapshotClient, regClient,
   jpeg, png, webp, decode, resize, prefix, unprefix, rate, stats,
-  filesSink, tcpServerSink, tcpClientSink, stdout, nullSink, cmdServer, snapshotServer, regServer, avi, mp4, httpSink,
+  filesSink, tcpServerSink, tcpClientSink, udpClient, stdout, nullSink, cmdServer, snapshotServer, regServer, avi, mp4, httpSink,
 ] as StageSpec[]
 
 export function findStage(name: string, kind: StageKind): StageSpec | undefined {

@@ -55,6 +55,13 @@ export function stageFactory<O, S extends Stream>(spec: StageSpec<O, S>): (optio
 }
 
 /**
+ * A sink that holds frames back on purpose (http lazy=true while nobody
+ * watches) implements this method; `stopPipeline` calls it so a stopping
+ * pipeline can drain. A symbol, so that no stage's own `release` is hit by accident.
+ */
+export const RELEASE_HELD = Symbol.for('frame-pipe.release-held')
+
+/**
  * Sinks are Transforms that pass on a record of each thing they did (a file
  * written, a packet sent) so they chain and can be observed. Nobody is obliged
  * to read those records: until something consumes the readable side (pipe,

@@ -146,8 +146,22 @@ test('SIGINT stops the source, flushes the sink and exits 0; --json reports the 
 test('demo runs on built-in defaults and writes the frames it sent', async (t) => {
   const { dir, cleanup } = await tempDir()
   t.teardown(cleanup)
-  const r = await run(['demo', '--frames', '20', '--out', dir], 30_000)
+  const r = await run(['demo', '--frames', '20', '--out', dir, '--port', '0'], 30_000)
   t.is(r.code, 0, r.stderr)
   t.is((await readdir(dir)).filter((f) => f.endsWith('.jpg')).length, 20)
+  t.regex(r.stderr, /viewer: {3}open http:\/\/127\.0\.0\.1:\d+\/ to watch/)
   t.regex(r.stderr, /wrote 20 JPEG frames/)
+})
+
+test('demo --frames 0 runs until Ctrl-C, then stops cleanly', async (t) => {
+  const { dir, cleanup } = await tempDir()
+  t.teardown(cleanup)
+  const p = start(['demo', '--frames', '0', '--out', dir, '--port', '0'])
+  t.teardown(() => p.child.kill('SIGKILL'))
+  await waitFor(async () => (await readdir(dir).catch(() => [])).length >= 10, 15_000, 'the demo to write frames')
+  p.child.kill('SIGINT')
+  const r = await withTimeout(p.done, 10_000, 'the demo to stop after SIGINT')
+  t.is(r.code, 0, r.stderr)
+  const written = (await readdir(dir)).filter((f) => f.endsWith('.jpg')).length
+  t.regex(r.stderr, new RegExp(`wrote ${written} JPEG frames`))
 })

@@ -16,8 +16,9 @@ import { handleSignals } from './signals.js'
 const USAGE = `Usage:
   frame-pipe [--json] [--quiet] [--debug] '<source> [key=value…] ! <stage> … ! <sink>'
   frame-pipe inspect [stage]          list stages, or show one stage's options
-  frame-pipe demo [--frames N] [--out DIR]
-                                      test pattern → jpeg → TCP (native header) → files, in one process
+  frame-pipe demo [--frames N] [--out DIR] [--port P]
+                                      test pattern → jpeg → TCP (native header) → browser viewer and files,
+                                      in one process; 900 frames (30 s) by default, --frames 0 until Ctrl-C
 
 Examples:
   frame-pipe 'testsrc fps=30 ! jpeg quality=80 ! prefix ! tcp-server port=9000'
@@ -46,6 +47,7 @@ export async function main(argv: string[]): Promise<number> {
         version: { type: 'boolean', short: 'v' },
         frames: { type: 'string' },
         out: { type: 'string' },
+        port: { type: 'string' },
       },
     })
   } catch (err) {
@@ -62,9 +64,9 @@ export async function main(argv: string[]): Promise<number> {
       return 0
     }
     if (positionals[0] === 'demo') {
-      const frames = values.frames === undefined ? 150 : Number(values.frames)
-      if (!Number.isInteger(frames) || frames < 1) throw new FramePipeError('ERR_INVALID_OPTION', `--frames must be a positive integer, received '${values.frames}'`)
-      return await runDemo({ frames, out: values.out ?? 'out/demo', quiet: values.quiet ?? false, json: values.json ?? false })
+      const frames = integerFlag('frames', values.frames, 900, 0, Number.MAX_SAFE_INTEGER)
+      const port = integerFlag('port', values.port, 8080, 0, 65535)
+      return await runDemo({ frames, port, out: values.out ?? 'out/demo', quiet: values.quiet ?? false, json: values.json ?? false })
     }
     if (positionals.length === 0) {
       process.stderr.write(USAGE + '\n')
@@ -75,6 +77,15 @@ export async function main(argv: string[]): Promise<number> {
     reportError(err, debug)
     return err instanceof PipelineSyntaxError || (err instanceof FramePipeError && ['ERR_INVALID_OPTION', 'ERR_UNKNOWN_STAGE', 'ERR_LINK', 'ERR_PIPELINE_SYNTAX'].includes(err.code)) ? 2 : 1
   }
+}
+
+function integerFlag(name: string, text: string | undefined, fallback: number, min: number, max: number): number {
+  if (text === undefined) return fallback
+  const n = Number(text)
+  if (!/^\d+$/.test(text) || n < min || n > max) {
+    throw new FramePipeError('ERR_INVALID_OPTION', `--${name} must be an integer between ${min} and ${max}, received '${text}'`)
+  }
+  return n
 }
 
 export interface RunOptions { json: boolean; quiet: boolean }

@@ -34,7 +34,7 @@ export interface StatusOptions {
   intervalMs?: number
 }
 
-const LOGGED_EVENTS = ['listening', 'client', 'warning', 'connect', 'disconnect', 'retry', 'segment', 'ffmpeg', 'info'] as const
+const LOGGED_EVENTS = ['listening', 'client', 'warning', 'connect', 'disconnect', 'retry', 'segment', 'ffmpeg', 'info', 'message'] as const
 
 export class StatusReporter {
   private readonly stages: Stream[]

@@ -4,8 +4,7 @@
 
 import type { Socket as UdpSocket } from 'node:dgram'
 
-/** Largest UDP payload over IPv4: 65535 - 20 (IP header) - 8 (UDP header). */
-export const MAX_DATAGRAM = 65_507
+export { MAX_DATAGRAM } from './udp-native.js'
 
 /** The client's reply after each frame (8 bytes). */
 export const CONTINUE = Buffer.from('continue', 'ascii')

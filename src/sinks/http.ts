@@ -23,7 +23,7 @@ import { describeRecord } from '../lib/headers.js'
 import { jpegSize } from '../lib/mjpeg-parser.js'
 import { describeLoss, formatAddress, listen, type ClientEvent } from '../lib/net.js'
 import { defineStage } from '../spec.js'
-import { passOn, stageFactory, type StageContext } from '../stage.js'
+import { passOn, RELEASE_HELD, stageFactory, type StageContext } from '../stage.js'
 import { SlidingStats } from '../transforms/stats.js'
 
 export interface HttpSinkOptions {
@@ -179,6 +179,11 @@ export class HttpSink extends Transform {
     const held = this.held
     this.held = null
     held?.()
+  }
+
+  /** stopPipeline's hook (see RELEASE_HELD). */
+  [RELEASE_HELD](): void {
+    this.release()
   }
 
   /** The numbers of /stats. */
