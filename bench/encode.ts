@@ -139,7 +139,7 @@ export const bench: Bench = async () => {
         { group: GROUP, name: `sharp alone ${size} q${QUALITY}, ${n} in flight`, value: alone!.fps, unit: 'frames/s', note: `baseline; ${kb(alone!.bytesPerFrame)}` },
         {
           group: GROUP, name: `pre-rendered → jpeg → null ${size}, ${n} in flight`, value: pre!.fps, unit: 'frames/s',
-          note: `${times(pre!, alone!)} sharp alone: the pipeline machinery's cost`,
+          note: `${times(pre!, alone!)} sharp alone: the pipeline machinery's cost; ${kb(pre!.bytesPerFrame)}`,
         },
         {
           group: GROUP, name: `testsrc → jpeg → null ${size}, ${n} in flight`, value: drawnEach!.fps, unit: 'frames/s',

@@ -6,6 +6,7 @@ import { execFile } from 'node:child_process'
 import { readdir, readFile } from 'node:fs/promises'
 import { promisify } from 'node:util'
 import { README_BEGIN, README_END, stagesMarkdown } from '../src/cli/inspect.js'
+import { planDescription } from '../src/launch.js'
 import { tempDir } from './helpers.js'
 
 const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8')
@@ -31,4 +32,19 @@ test('the README example runs and writes its 90 frames', async (t) => {
   const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', script, dir], { timeout: 30_000 })
   t.regex(stdout, /90 frames in/)
   t.is((await readdir(dir)).filter((f) => f.endsWith('.jpg')).length, 90)
+})
+
+test('every pipeline the README shows parses, validates and links', (t) => {
+  const pipelines = [...readme.matchAll(/frame-pipe (?:--\w+ )*'([^']+)'/g)].map((m) => m[1]!)
+  t.true(pipelines.length >= 30, `found ${pipelines.length} pipelines`)
+  const broken = pipelines.flatMap((text) => {
+    try {
+      planDescription(text)
+      return []
+    } catch (err) {
+      // The README also shows two mistakes on purpose, with the messages they give.
+      return readme.includes((err as Error).message) ? [] : [`${text}\n  → ${(err as Error).message}`]
+    }
+  })
+  t.deepEqual(broken, [])
 })
