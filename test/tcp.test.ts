@@ -436,13 +436,49 @@ test('tcp-client sink: waitForServer retries the first connection; queued packet
   t.true(retries.length > 0)
 })
 
-test('tcp-client sink: while disconnected it keeps only the newest maxQueue packets', async (t) => {
+test('tcp-client sink, whenFull=drop: while disconnected it keeps only the newest maxQueue packets', async (t) => {
   const port = await freePort(t)
-  const sink = tcpClientSink({ port, waitForServer: true, maxQueue: 2, retryMin: 10, retryMax: 20, linger: 0 })
+  const sink = tcpClientSink({ port, waitForServer: true, maxQueue: 2, whenFull: 'drop', retryMin: 10, retryMax: 20, linger: 0 })
   t.teardown(() => { sink.destroy() })
   await withTimeout(pipeline(fromItems([packet(1, 10), packet(2, 10), packet(3, 10), packet(4, 10)]), sink), 5000, 'pipeline')
   t.is(counters(sink).frames, 4)
   t.is(counters(sink).drops, 4, 'two dropped when full, two left undelivered at the end')
+})
+
+test('tcp-client sink, whenFull=wait (default): a server that does not read holds the source back; nothing is dropped', async (t) => {
+  let serverSocket: Socket | undefined
+  const received: Buffer[] = []
+  let serverEnd!: () => void
+  const ended = new Promise<void>((resolve) => { serverEnd = resolve })
+  const server = await rawServer(t, 0, (s) => {
+    serverSocket = s
+    s.pause()
+    s.on('data', (c: Buffer) => received.push(c))
+    s.on('end', () => serverEnd())
+  })
+  const port = (server.address() as AddressInfo).port
+  const total = 200
+  let produced = 0
+  const source = new Readable({
+    objectMode: true,
+    read() {
+      if (produced === total) return void this.push(null)
+      this.push(packet(produced++, 64 * 1024))
+    },
+  })
+  const sink = tcpClientSink({ port, maxQueue: 4 })
+  t.teardown(() => { sink.destroy(); source.destroy() })
+  const done = pipeline(source, sink)
+  await new Promise((r) => setTimeout(r, 300))
+  t.true(produced < total / 2, `the source waits while the server does not read (produced ${produced} of ${total})`)
+  t.is(counters(sink).drops, 0)
+  serverSocket!.resume()
+  await withTimeout(done, 10_000, 'pipeline')
+  await withTimeout(ended, 5000, 'server end')
+  const parsed = parse(Buffer.concat(received))
+  t.is(parsed.payloads.length, total)
+  t.is(parsed.rest, 0)
+  t.is(counters(sink).drops, 0)
 })
 
 // ---------------------------------------------------------------- tcp-client source

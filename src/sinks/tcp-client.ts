@@ -17,6 +17,7 @@ export interface TcpClientSinkOptions {
   reconnect?: boolean
   waitForServer?: boolean
   maxQueue?: number
+  whenFull?: 'wait' | 'drop'
   retryMin?: number
   retryMax?: number
   connectTimeout?: number
@@ -41,7 +42,11 @@ export const spec = defineStage<TcpClientSinkOptions, TcpClientSink>({
     waitForServer: { type: 'boolean', default: false, doc: 'Retry the first connection too, instead of failing when no server is there' },
     maxQueue: {
       type: 'int', min: 1, default: 8,
-      doc: 'Packets kept while disconnected or while the server is slow; when full the oldest is dropped (counted in drops)',
+      doc: 'Packets kept while disconnected or while the server is slow; what happens when it is full is whenFull',
+    },
+    whenFull: {
+      type: 'enum', values: ['wait', 'drop'], default: 'wait',
+      doc: 'Queue full: wait holds the source back (a live camera then drops its own oldest frames); drop discards the oldest queued packet (counted in drops) and never slows the source',
     },
     retryMin: { type: 'duration', min: 1, default: 100, doc: 'First delay before a retry; doubles on each failure' },
     retryMax: { type: 'duration', min: 1, default: 5000, doc: 'Longest delay between retries' },
@@ -119,14 +124,15 @@ export class TcpClientSink extends Transform {
     if (bad) return callback(bad)
     this.ctx.counters.frames++
     this.queue.push(chunk)
+    // Only whenFull=drop lets the queue grow past maxQueue: wait holds the source first.
     if (this.queue.length > this.o.maxQueue) {
       this.queue.shift()
       this.ctx.counters.drops++
     }
     this.pump()
     passOn(this, chunk)
-    if (this.o.pause > 0) {
-      // Pausing inside packets: hold the source instead of queueing behind the pauses.
+    if (this.o.pause > 0 || this.o.whenFull === 'wait') {
+      // Hold the source while the queue is full (or, pausing inside packets, until this one is out).
       this.held = callback
       this.releaseHeld()
       return
@@ -137,9 +143,10 @@ export class TcpClientSink extends Transform {
     else callback()
   }
 
-  /** pause > 0: let the next packet in once this one is with the socket (or dropped). */
+  /** Let the next packet in once there is room: pause > 0 waits for this packet to be with the socket (or dropped). */
   private releaseHeld(): void {
-    if (!this.held || this.pausing || this.queue.length > 0) return
+    const room = this.o.pause > 0 ? this.queue.length === 0 : this.queue.length < this.o.maxQueue
+    if (!this.held || this.pausing || !room) return
     const callback = this.held
     this.held = null
     callback()
