@@ -1,5 +1,6 @@
 // testsrc: deterministic pictures, pacing, count, stop and backpressure.
 
+import { createHash } from 'node:crypto'
 import test from 'ava'
 import { testProp, fc } from '@fast-check/ava'
 import sharp from 'sharp'
@@ -161,4 +162,10 @@ test('options are validated', (t) => {
   t.is(e1.message, 'testsrc: expected integer between 16 and 8192 for width but received 8 of type number')
   const e2 = t.throws(() => testsrc({ format: 'png' as 'raw' }), { instanceOf: FramePipeError })
   t.is(e2.code, 'ERR_INVALID_OPTION')
+})
+
+test('the pattern is pinned: frames stay byte-identical across releases (a change must be on purpose)', (t) => {
+  const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
+  t.is(sha(renderTestFrame(1234, 640, 480)), '0656157e55b12962d3f008fba6452b508b90dce8ac18d2da48946a32a5db2ca4')
+  t.is(sha(renderTestFrame(7, 160, 120)), '7c3c4f898aca9f034930428a8f4a98c41b27f05b911f41e77a09ccd9681d6ed6')
 })
