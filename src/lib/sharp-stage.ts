@@ -69,8 +69,21 @@ export class OrderedParallel extends Transform {
         if (!this.destroyed) this.destroy(err as Error)
       },
     )
-    if (this.queue.length < this.concurrency) callback()
-    else this.pendingWrite = callback
+    // Results are pushed later, from promise callbacks, so Transform cannot see
+    // them when it decides whether to hold the write callback: this stage holds
+    // it itself, until fewer than `concurrency` frames are in flight and the
+    // reader has room (or asks for more: see _read).
+    this.pendingWrite = callback
+    this.releaseWrite(false)
+  }
+
+  override _read(size: number): void {
+    // The reader asks for more: its buffer is about to drop below the mark,
+    // even if it is not below yet (Readable calls _read before it takes the chunk).
+    // Release first: Transform may park the released callback until a _read,
+    // and super._read is that _read.
+    this.releaseWrite(true)
+    super._read(size)
   }
 
   override _flush(callback: TransformCallback): void {
@@ -96,20 +109,23 @@ export class OrderedParallel extends Transform {
       }
       this.ctx.counters.frames++
       this.ctx.counters.bytes += frame.data.length
-      // push()'s answer is honoured by Transform itself: it holds the write
-      // callback released below until the reader has made room.
       this.push(frame)
     }
-    if (this.pendingWrite && this.queue.length < this.concurrency) {
-      const cb = this.pendingWrite
-      this.pendingWrite = null
-      cb()
-    }
+    this.releaseWrite(false)
     if (this.pendingFlush && this.queue.length === 0) {
       const cb = this.pendingFlush
       this.pendingFlush = null
       cb()
     }
+  }
+
+  /** Take the next frame when fewer than `concurrency` are in flight and the readable side has room (or the reader asked). */
+  private releaseWrite(readerAsked: boolean): void {
+    if (!this.pendingWrite || this.queue.length >= this.concurrency) return
+    if (!readerAsked && this.readableLength >= this.readableHighWaterMark) return
+    const cb = this.pendingWrite
+    this.pendingWrite = null
+    cb()
   }
 }
 
