@@ -5,7 +5,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process'
 import { constants } from 'node:fs'
-import { access, stat } from 'node:fs/promises'
+import { access, chmod, stat } from 'node:fs/promises'
 import { delimiter, join } from 'node:path'
 import type { Readable, Writable } from 'node:stream'
 import { FramePipeError } from '../errors.js'
@@ -116,7 +116,14 @@ async function fromNpm(tool: Tool): Promise<string | { why: string }> {
     return { why: `did not load (${typeof e === 'string' ? e : e?.message ?? String(e)})` }
   }
   if (typeof path !== 'string') return { why: 'did not give a path' }
-  const ok = await isExecutable(path)
+  let ok = await isExecutable(path)
+  if (ok !== true && ok.why === 'is not executable') {
+    // These packages make their binary executable in a postinstall script, which
+    // npm may not run (npm 11 asks before running dependencies' install scripts,
+    // and --ignore-scripts skips them); the binary is ours to chmod.
+    await chmod(path, 0o755).catch(() => undefined)
+    ok = await isExecutable(path)
+  }
   return ok === true ? path : { why: `gave ${path}, which ${ok.why}` }
 }
 
