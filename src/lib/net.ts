@@ -52,6 +52,14 @@ export function listen(server: Server, host: string, port: number, stage: string
   server.listen(port, host)
 }
 
+/** listen() for a server stage: once it listens, a later error of the server destroys `owner` with a one-line networkError. */
+export function listenFor(owner: { destroy(err: Error): unknown }, server: Server, host: string, port: number, stage: string, callback: (err: Error | null, address?: AddressInfo) => void): void {
+  listen(server, host, port, stage, (err, address) => {
+    if (!err) server.on('error', (e) => owner.destroy(networkError(stage, e, formatAddress(host, port))))
+    callback(err, address)
+  })
+}
+
 /**
  * Connect to host:port, giving up after `timeoutMs`. The callback runs at
  * most once: with null when connected (attach your own listeners then), or

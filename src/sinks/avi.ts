@@ -11,13 +11,13 @@
 // rotation, and when the stream is destroyed. A closed segment is never
 // opened again, and a new segment never replaces an existing file.
 
-import { mkdir, open, type FileHandle } from 'node:fs/promises'
-import { dirname, extname, join } from 'node:path'
+import type { FileHandle } from 'node:fs/promises'
 import { Transform, type TransformCallback } from 'node:stream'
-import { FramePipeError, describeValue } from '../errors.js'
-import { isFrame, sniffFormat, type Frame } from '../frame.js'
-import { AviMuxer, RIFF_SIZE, jpegDimensions, type AviWrite } from '../lib/avi-writer.js'
-import { compilePattern, type NameFn } from '../lib/naming.js'
+import { FramePipeError } from '../errors.js'
+import type { Frame } from '../frame.js'
+import { AviMuxer, RIFF_SIZE, type AviWrite } from '../lib/avi-writer.js'
+import { recordingDirOption, recordingFpsOption, recordingPatternOption, recordingSegmentOption } from '../lib/options.js'
+import { SegmentFiles, jpegFrameSize } from '../lib/recording.js'
 import { defineStage } from '../spec.js'
 import { passOn, stageFactory, type StageContext } from '../stage.js'
 
@@ -39,23 +39,16 @@ export const spec = defineStage<AviOptions, AviSink>({
   description: 'Record JPEG frames into MJPEG AVI files, rotated by duration or size, playable after a crash',
   passes: 'each Frame, unchanged, once its bytes are in the file (durable at the next flush)',
   options: {
-    dir: { type: 'string', default: 'rec', doc: 'Directory for the recordings; created if missing' },
-    pattern: {
-      type: 'string', default: 'rec-{date}_{time}.avi',
-      doc: "File name of each segment, from its first frame's timestamp (local time): {date} YYYY-MM-DD, {time} HH-MM-SS, {ms} epoch ms, {Y}{M}{D}{h}{m}{s}, %d/%0Nd = segment number from 0, {seq}, %% = %; may contain subdirectories. An existing file is never replaced: _1, _2 … is added before the extension",
-    },
-    segment: {
-      type: 'duration', min: 0, default: 0,
-      doc: "Start a new file when a frame's timestamp is this far from the segment's first frame (either way: a clock stepped back counts); 0 = off",
-    },
+    dir: recordingDirOption(),
+    pattern: recordingPatternOption('avi'),
+    segment: recordingSegmentOption(),
     maxBytes: {
       type: 'size', min: 0, default: 0,
       doc: 'Start a new file before one would grow past this size, indexes included; a frame too big on its own gets a file of its own; 0 = off',
     },
-    fps: {
-      type: 'number', min: 0, max: 1000, default: 0,
-      doc: "Frame rate in the header; 0 = each segment's mean rate from the frames' timestamps ((frames-1)/span, rewritten at each flush and at the end; the previous segment's rate or 30 until two frames give a span)",
-    },
+    fps: recordingFpsOption(
+      "Frame rate in the header; 0 = each segment's mean rate from the frames' timestamps ((frames-1)/span, rewritten at each flush and at the end; the previous segment's rate or 30 until two frames give a span)",
+    ),
     flush: {
       type: 'duration', min: 0, default: 1000,
       doc: 'How often the header and sizes are updated and the file fsync\'d: after a crash (SIGKILL, power loss) the file plays at least up to the last flush; 0 = after every frame',
@@ -100,13 +93,10 @@ interface Segment {
   dirty: boolean
 }
 
-/** Suffixes tried when a segment's name is taken; then the stage fails. */
-const MAX_SUFFIX = 999
-
 export class AviSink extends Transform {
   private readonly o: Required<AviOptions>
   private readonly ctx: StageContext
-  private readonly name: NameFn
+  private readonly files: SegmentFiles
   private seg: Segment | undefined
   private opened = 0
   /** Rate of the last segment that measured one: the header's rate until a new segment can measure its own. */
@@ -114,37 +104,32 @@ export class AviSink extends Transform {
   private timer: NodeJS.Timeout | undefined
   /** File operations run one at a time in this order (frames, flushes, closing). */
   private tail: Promise<unknown> = Promise.resolve()
-  private madeDir: string | undefined
 
   constructor(o: Required<AviOptions>, ctx: StageContext) {
+    // A bad pattern fails here, before there is a stream whose construct would run.
+    const files = new SegmentFiles({ dir: o.dir, pattern: o.pattern, segment: o.segment, ext: 'avi', stage: ctx.name })
     // The write callback is held until the frame is in the file: one frame in flight.
     super({ objectMode: true, highWaterMark: 1 })
     this.o = o
     this.ctx = ctx
-    this.name = compilePattern(o.pattern, ctx.name)
+    this.files = files
     ctx.counters.segments = 0
   }
 
   override _construct(cb: (err?: Error | null) => void): void {
-    mkdir(this.o.dir, { recursive: true }).then(() => {
-      this.madeDir = this.o.dir
+    this.files.prepare().then(() => {
       if (this.o.flush > 0) {
         this.timer = setInterval(() => this.tick(), this.o.flush)
         this.timer.unref()
       }
       cb()
-    }, (err: Error) => cb(this.ioError(`cannot create directory '${this.o.dir}'`, err)))
+    }, cb)
   }
 
   override _transform(frame: Frame, _enc: BufferEncoding, cb: TransformCallback): void {
-    const bad = this.check(frame)
-    if (bad) {
-      cb(bad)
-      return
-    }
-    const size = jpegDimensions(frame.data)
-    if (!size) {
-      cb(new FramePipeError('ERR_BAD_FRAME', `frame ${frame.seq} (${frame.data.length} bytes) is not a JPEG with a frame header (no SOF marker before the first scan)`, { stage: this.ctx.name }))
+    const size = jpegFrameSize(frame, this.ctx.name, 'AVI here holds JPEG (MJPEG)')
+    if (size instanceof FramePipeError) {
+      cb(size)
       return
     }
     this.serial(() => this.record(frame, size.width, size.height)).then(
@@ -173,19 +158,6 @@ export class AviSink extends Transform {
     )
   }
 
-  private check(frame: Frame): FramePipeError | undefined {
-    const stage = this.ctx.name
-    if (!isFrame(frame)) return new FramePipeError('ERR_BAD_FRAME', `expected a Frame but received ${describeValue(frame)}`, { stage })
-    if (frame.format === 'raw') {
-      const dims = `${frame.width}x${frame.height}${frame.channels ? `x${frame.channels}` : ''}`
-      return new FramePipeError('ERR_BAD_FRAME', `frame ${frame.seq} is raw pixels (${dims}): AVI here holds JPEG (MJPEG); insert jpeg before avi`, { stage })
-    }
-    if (frame.format !== 'jpeg' && sniffFormat(frame.data) !== 'jpeg') {
-      return new FramePipeError('ERR_BAD_FRAME', `frame ${frame.seq} is ${frame.format}: AVI here holds JPEG (MJPEG); insert jpeg before avi`, { stage })
-    }
-    return undefined
-  }
-
   private async record(frame: Frame, width: number, height: number): Promise<void> {
     let seg = this.seg
     const reason = seg && this.rotation(seg, frame, width, height)
@@ -208,9 +180,8 @@ export class AviSink extends Transform {
   /** Why this frame must start a new segment, or undefined. */
   private rotation(seg: Segment, frame: Frame, width: number, height: number): string | undefined {
     const m = seg.muxer
-    if (width !== m.width || height !== m.height) return `frame size changed from ${m.width}x${m.height} to ${width}x${height}`
-    const d = this.o.segment
-    if (d > 0 && Math.abs(frame.timestamp - seg.first) >= d) return `segment of ${d} ms complete`
+    const reason = this.files.rotation(m, seg.first, frame, width, height)
+    if (reason) return reason
     const len = frame.data.length
     if (this.o.maxBytes > 0 && m.sizeWith(len) > this.o.maxBytes) return `maxBytes (${this.o.maxBytes}) reached`
     if (!m.fits(len)) return 'OpenDML super index full'
@@ -218,17 +189,7 @@ export class AviSink extends Transform {
   }
 
   private async openSegment(frame: Frame, width: number, height: number): Promise<Segment> {
-    const wanted = join(this.o.dir, this.name({ index: this.opened, seq: frame.seq, ext: 'avi', timestamp: frame.timestamp }))
-    const dir = dirname(wanted)
-    if (dir !== this.madeDir) {
-      try {
-        await mkdir(dir, { recursive: true })
-      } catch (err) {
-        throw this.ioError(`cannot create directory '${dir}'`, err)
-      }
-      this.madeDir = dir
-    }
-    const { fh, file } = await createUnique(wanted, this.ctx.name)
+    const { fh, file } = await this.files.create(this.opened, frame)
     const muxer = new AviMuxer({ width, height, fps: this.o.fps, fallbackFps: this.lastFps, riffSize: this.o.riffSize })
     const seg: Segment = { file, fh, muxer, first: frame.timestamp, dirty: false }
     this.seg = seg
@@ -312,27 +273,6 @@ export class AviSink extends Transform {
     if (err instanceof FramePipeError) return err
     return new FramePipeError('ERR_IO', `${message}: ${(err as Error).message}`, { stage: this.ctx.name, cause: err })
   }
-}
-
-/**
- * Create `wanted`, or `wanted` with _1, _2 … before its extension when that
- * name is taken: a recording never replaces a file (O_EXCL, so not even one
- * created a moment ago by another process).
- */
-export async function createUnique(wanted: string, stage: string): Promise<{ fh: FileHandle; file: string }> {
-  const ext = extname(wanted)
-  const stem = wanted.slice(0, wanted.length - ext.length)
-  for (let n = 0; n <= MAX_SUFFIX; n++) {
-    const file = n === 0 ? wanted : `${stem}_${n}${ext}`
-    try {
-      return { fh: await open(file, 'wx'), file }
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
-        throw new FramePipeError('ERR_IO', `cannot create '${file}': ${(err as Error).message}`, { stage, cause: err })
-      }
-    }
-  }
-  throw new FramePipeError('ERR_IO', `'${wanted}' and ${MAX_SUFFIX} suffixed names (_1 … _${MAX_SUFFIX}) exist already: change pattern`, { stage })
 }
 
 /** Put each write at its position; loops on short writes, which positional writev may return. */

@@ -13,6 +13,7 @@ import { FramePipeError } from '../errors.js'
 import type { Frame, Packet } from '../frame.js'
 import { FrameServer, type ServedClient } from '../lib/frame-server.js'
 import { encodeHeader, FIXED_HEADER_FORMATS, hex, type FixedHeaderFormat } from '../lib/headers.js'
+import { hostOption, lingerOption, maxClientsOption, portOption } from '../lib/options.js'
 import { defineStage } from '../spec.js'
 import { stageFactory, type StageContext } from '../stage.js'
 
@@ -33,15 +34,15 @@ export const spec = defineStage<CmdServerOptions, CmdServer>({
   description: 'Serve frames to clients that ask with one-character commands (seed 003: 0 one image, 1 confirm, 2 close, 3 stream, q stop); a transport with its own framing',
   passes: 'each Frame, unchanged, once it is the newest and queued to the streaming clients',
   options: {
-    host: { type: 'string', default: '127.0.0.1', doc: 'Address to listen on; 0.0.0.0 accepts other machines' },
-    port: { type: 'int', min: 0, max: 65535, default: 6810, doc: 'Port to listen on; 0 picks a free one (see the listening event)' },
+    host: hostOption(),
+    port: portOption(6810),
     header: { type: 'enum', values: FIXED_HEADER_FORMATS, default: 'u32be', doc: 'Length header before each image: u32be is what seed 003\'s client reads' },
     maxQueue: {
       type: 'int', min: 1, default: 8,
       doc: 'Images queued per client; when a slow streaming client\'s queue is full its oldest image is dropped (counted in drops)',
     },
-    maxClients: { type: 'int', min: 1, default: 64, doc: 'Clients served at once; more connections are closed and logged' },
-    linger: { type: 'duration', min: 0, default: 2000, doc: 'At the end (and after a \'2\'), how long to wait for clients to take what is queued and close' },
+    maxClients: maxClientsOption(),
+    linger: lingerOption('At the end (and after a \'2\'), how long to wait for clients to take what is queued and close'),
   },
   create(o, ctx) {
     return new CmdServer(o, ctx)

@@ -5,12 +5,13 @@
 // 004's recorder opens a new file every 15 s): time tokens in the pattern show
 // the segment's start; FrameNamer in lib/naming.ts holds the rules.
 
-import { lstat, mkdir, rename, rm, writeFile } from 'node:fs/promises'
+import { lstat, rename, rm, writeFile } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { Transform, type Duplex, type TransformCallback } from 'node:stream'
 import { FramePipeError, describeValue } from '../errors.js'
 import { isFrame, type Frame } from '../frame.js'
 import { FrameNamer, extensionFor } from '../lib/naming.js'
+import { Directories } from '../lib/directories.js'
 import { defineStage } from '../spec.js'
 import { passOn, stageFactory, type StageContext } from '../stage.js'
 
@@ -56,25 +57,24 @@ class FilesSink extends Transform {
   private readonly ctx: StageContext
   private readonly namer: FrameNamer
   private tmpCount = 0
-  /** Last directory known to exist, so a flat pattern costs no mkdir per frame. */
-  private madeDir: string | undefined
+  private readonly dirs: Directories
   /** The write in progress (never rejects); _destroy waits for it so no temporary file outlives the stream. */
   private inFlight: Promise<void> | undefined
 
   constructor(o: Required<FilesSinkOptions>, ctx: StageContext) {
+    // A bad pattern fails here, before there is a stream whose construct would make the directory.
+    const namer = new FrameNamer({ pattern: o.pattern, start: o.start, segment: o.segment, stage: ctx.name })
     // The write callback is held until the file is in place: one write in flight.
     super({ objectMode: true, highWaterMark: 1 })
     this.o = o
     this.ctx = ctx
-    this.namer = new FrameNamer({ pattern: o.pattern, start: o.start, segment: o.segment, stage: ctx.name })
+    this.dirs = new Directories(ctx.name)
+    this.namer = namer
     if (o.segment > 0) ctx.counters.segments = 0
   }
 
   override _construct(cb: (err?: Error | null) => void): void {
-    mkdir(this.o.dir, { recursive: true }).then(() => {
-      this.madeDir = this.o.dir
-      cb()
-    }, (err: Error) => cb(this.ioError(`cannot create directory '${this.o.dir}'`, err)))
+    this.dirs.make(this.o.dir).then(() => cb(), cb)
   }
 
   override _transform(frame: Frame, _enc: BufferEncoding, cb: TransformCallback): void {
@@ -100,14 +100,7 @@ class FilesSink extends Transform {
     const file = join(this.o.dir, this.namer.name({ seq: frame.seq, ext: extensionFor(frame.format), timestamp: frame.timestamp }))
     if (this.o.segment > 0) this.ctx.counters.segments = this.namer.segments
     const dir = dirname(file)
-    if (dir !== this.madeDir) {
-      try {
-        await mkdir(dir, { recursive: true })
-      } catch (err) {
-        throw this.ioError(`cannot create directory '${dir}'`, err)
-      }
-      this.madeDir = dir
-    }
+    await this.dirs.make(dir)
     // Checked before writing, so a refused frame costs no write; a file that
     // appears between this check and the rename is replaced.
     if (!this.o.overwrite && (await exists(file, this.ctx.name))) {

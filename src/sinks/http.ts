@@ -17,11 +17,13 @@ import http, { type IncomingMessage, type Server, type ServerResponse } from 'no
 import type { AddressInfo, Socket } from 'node:net'
 import { Transform, type TransformCallback } from 'node:stream'
 import { fileURLToPath } from 'node:url'
-import { FramePipeError, networkError } from '../errors.js'
+import { FramePipeError } from '../errors.js'
 import { isFrame, now, sniffFormat, type Frame } from '../frame.js'
 import { describeRecord } from '../lib/headers.js'
 import { jpegSize } from '../lib/mjpeg-parser.js'
-import { describeLoss, formatAddress, listen, type ClientEvent } from '../lib/net.js'
+import { FanOut, type FanClient } from '../lib/fanout.js'
+import { describeLoss, formatAddress, listenFor, type ClientEvent } from '../lib/net.js'
+import { hostOption, lingerOption, portOption } from '../lib/options.js'
 import { defineStage } from '../spec.js'
 import { passOn, RELEASE_HELD, stageFactory, type StageContext } from '../stage.js'
 import { SlidingStats } from '../transforms/stats.js'
@@ -44,8 +46,8 @@ export const spec = defineStage<HttpSinkOptions, HttpSink>({
   description: 'Serve JPEG frames over HTTP: a live viewer page, MJPEG stream, snapshot and stats',
   passes: 'each frame once it is queued to every viewer',
   options: {
-    host: { type: 'string', default: '127.0.0.1', doc: 'Address to listen on; 0.0.0.0 lets other machines watch' },
-    port: { type: 'int', min: 0, max: 65535, default: 8080, doc: 'Port to listen on; 0 picks a free one (see the listening event and url())' },
+    host: hostOption(),
+    port: portOption(8080, 'Port to listen on; 0 picks a free one (see the listening event and url())'),
     auth: { type: 'string', default: '', doc: "Require HTTP basic auth on every route, given as 'user:password'; '' = open" },
     maxQueue: {
       type: 'int', min: 1, default: 2,
@@ -56,7 +58,7 @@ export const spec = defineStage<HttpSinkOptions, HttpSink>({
       type: 'boolean', default: false,
       doc: 'With no viewer, hold the next frame (backpressure) so the source pauses; the first viewer releases it. Pair with camera idle= to stop the camera between viewers',
     },
-    linger: { type: 'duration', min: 0, default: 2000, doc: 'At the end, how long viewers get to receive their queued frames before their connections close' },
+    linger: lingerOption('At the end, how long viewers get to receive their queued frames before their connections close'),
   },
   create(o, ctx) {
     return new HttpSink(o, ctx)
@@ -110,16 +112,12 @@ interface Part {
   header: Buffer
 }
 
-interface Viewer {
+interface Viewer extends FanClient<Part> {
   res: ServerResponse
   peer: string
-  queue: Part[]
-  sent: number
-  drops: number
   since: number
   /** The response is above its highWaterMark: wait for 'drain'. */
   blocked: boolean
-  gone: boolean
 }
 
 export class HttpSink extends Transform {
@@ -128,8 +126,8 @@ export class HttpSink extends Transform {
   private readonly authorization: Buffer | null
   private server: Server | undefined
   private page: Buffer | Error | undefined
-  private readonly viewers = new Set<Viewer>()
-  private readonly sockets = new Set<Socket>()
+  private readonly fan: FanOut<Part, Viewer>
+  private readonly viewers: Set<Viewer>
   private latest: Part | null = null
   private width = 0
   private height = 0
@@ -138,10 +136,7 @@ export class HttpSink extends Transform {
   /** Lazy mode: the frame held until a viewer comes. */
   private held: (() => void) | null = null
   private released = false
-  private pending: NodeJS.Immediate | null = null
   private ending = false
-  private onProgress: (() => void) | null = null
-  private lingerTimer: NodeJS.Timeout | null = null
 
   constructor(o: Required<HttpSinkOptions>, ctx: StageContext) {
     // Frames can be megabytes: hold few.
@@ -152,7 +147,29 @@ export class HttpSink extends Transform {
     this.o = o
     this.ctx = ctx
     this.authorization = o.auth === '' ? null : digest(o.auth)
-    ctx.counters.clients = 0
+    this.fan = new FanOut<Part, Viewer>({
+      maxQueue: o.maxQueue,
+      linger: o.linger,
+      counters: ctx.counters,
+      grace: 'short',
+      ready: (v) => !v.blocked,
+      write: (v, { frame, header }) => {
+        const { res } = v
+        // One writev per frame; the part header and the JPEG are never joined.
+        res.cork()
+        res.write(header)
+        res.write(frame.data)
+        const ok = res.write(AFTER_PART)
+        res.uncork()
+        if (!ok) v.blocked = true
+        return header.length + frame.data.length + AFTER_PART.length
+      },
+      left: (v, reason) => {
+        if (!v.res.writableFinished) v.res.destroy()
+        this.emitClient({ event: 'leave', peer: v.peer, reason, drops: v.drops })
+      },
+    })
+    this.viewers = this.fan.clients
   }
 
   /** The bound address once listening (port 0 picks one), else null. */
@@ -213,13 +230,9 @@ export class HttpSink extends Transform {
       if (this.destroyed) return callback()
       const server = http.createServer((req, res) => this.route(req, res))
       this.server = server
-      server.on('connection', (socket: Socket) => {
-        this.sockets.add(socket)
-        socket.on('close', () => this.sockets.delete(socket))
-      })
-      listen(server, this.o.host, this.o.port, this.ctx.name, (err, address) => {
+      server.on('connection', (socket: Socket) => this.fan.track(socket))
+      listenFor(this, server, this.o.host, this.o.port, this.ctx.name, (err, address) => {
         if (err) return callback(err)
-        server.on('error', (e) => this.destroy(networkError(this.ctx.name, e, formatAddress(this.o.host, this.o.port))))
         this.startedAt = performance.now()
         callback()
         this.emit('listening', { ...address!, url: this.url()! } satisfies HttpListening)
@@ -253,68 +266,20 @@ export class HttpSink extends Transform {
     }
     this.window.add(performance.now(), chunk.data.length, Number.isFinite(chunk.timestamp) ? now() - chunk.timestamp : undefined)
     this.ctx.counters.frames++
-    let backlog = false
-    for (const viewer of this.viewers) {
-      this.offer(viewer, part)
-      if (viewer.queue.length > 0) backlog = true
-    }
+    for (const viewer of this.viewers) this.fan.offer(viewer, part)
     passOn(this, chunk)
-    // Never wait for a viewer; but when some are behind, let socket I/O run
-    // before the next frame, so viewers that keep up are not starved by a
-    // source faster than one event-loop turn.
-    if (backlog) this.pending = setImmediate(() => { this.pending = null; callback() })
-    else callback()
+    this.fan.proceed(callback)
   }
 
   override _flush(callback: TransformCallback): void {
     this.ending = true
-    const server = this.server!
-    let serverClosed = false
-    let whenClosed: (() => void) | null = null
-    // Stop accepting; the callback runs once every connection has closed.
-    server.close(() => {
-      serverClosed = true
-      whenClosed?.()
-    })
-    const finish = () => {
-      this.onProgress = null
-      if (this.lingerTimer) clearTimeout(this.lingerTimer)
-      for (const v of this.viewers) {
-        v.drops += v.queue.length
-        this.ctx.counters.drops += v.queue.length
-        v.queue.length = 0
-        v.res.end()
-      }
-      server.closeIdleConnections()
-      whenClosed = () => {
-        if (this.lingerTimer) clearTimeout(this.lingerTimer)
-        this.lingerTimer = null
-        callback()
-      }
-      if (serverClosed) return whenClosed()
-      // Viewers normally close at once; a stalled one is cut off after a short grace.
-      this.lingerTimer = setTimeout(() => {
-        server.closeAllConnections()
-        for (const s of this.sockets) s.destroy()
-      }, Math.min(this.o.linger, 250))
-    }
-    this.onProgress = () => { if ([...this.viewers].every((v) => v.queue.length === 0)) finish() }
-    this.lingerTimer = setTimeout(finish, this.o.linger)
-    this.onProgress()
+    this.fan.flush(this.server!, (v) => v.res.end(), callback)
   }
 
   override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
-    if (this.pending) clearImmediate(this.pending)
-    if (this.lingerTimer) clearTimeout(this.lingerTimer)
-    this.pending = null
-    this.lingerTimer = null
-    this.onProgress = null
     this.held = null
     this.latest = null
-    for (const v of this.viewers) v.queue.length = 0
-    this.viewers.clear()
-    this.server?.close()
-    for (const s of this.sockets) s.destroy()
+    this.fan.destroy(this.server)
     callback(err)
   }
 
@@ -403,12 +368,11 @@ export class HttpSink extends Transform {
     const viewer: Viewer = { res, peer, queue: [], sent: 0, drops: 0, since: performance.now(), blocked: false, gone: false }
     res.on('drain', () => {
       viewer.blocked = false
-      this.pump(viewer)
+      this.fan.pump(viewer)
     })
-    res.on('close', () => this.remove(viewer, res.writableFinished ? 'end' : 'closed'))
-    res.on('error', (err) => this.remove(viewer, describeLoss(err)))
-    this.viewers.add(viewer)
-    this.ctx.counters.clients = this.viewers.size
+    res.on('close', () => this.fan.remove(viewer, res.writableFinished ? 'end' : 'closed'))
+    res.on('error', (err) => this.fan.remove(viewer, describeLoss(err)))
+    this.fan.add(viewer)
     this.emitClient({ event: 'join', peer })
     if (this.held) {
       const release = this.held
@@ -416,49 +380,8 @@ export class HttpSink extends Transform {
       release()
     } else if (this.latest) {
       // The picture at once, not at the next frame (a slow source may take seconds).
-      this.offer(viewer, this.latest)
+      this.fan.offer(viewer, this.latest)
     }
-  }
-
-  // ------------------------------------------------------------- viewers
-
-  /** Queue a frame for one viewer: drop its oldest when the queue is full, then write what its socket takes. */
-  private offer(viewer: Viewer, part: Part): void {
-    viewer.queue.push(part)
-    if (viewer.queue.length > this.o.maxQueue) {
-      viewer.queue.shift()
-      viewer.drops++
-      this.ctx.counters.drops++
-    }
-    this.pump(viewer)
-  }
-
-  private pump(viewer: Viewer): void {
-    const { res, queue } = viewer
-    while (queue.length > 0 && !viewer.blocked && !viewer.gone) {
-      const { frame, header } = queue.shift()!
-      // One writev per frame; the part header and the JPEG are never joined.
-      res.cork()
-      res.write(header)
-      res.write(frame.data)
-      const ok = res.write(AFTER_PART)
-      res.uncork()
-      viewer.sent++
-      this.ctx.counters.bytes += header.length + frame.data.length + AFTER_PART.length
-      if (!ok) viewer.blocked = true
-    }
-    this.onProgress?.()
-  }
-
-  private remove(viewer: Viewer, reason: string): void {
-    if (viewer.gone) return
-    viewer.gone = true
-    viewer.queue.length = 0
-    this.viewers.delete(viewer)
-    this.ctx.counters.clients = this.viewers.size
-    if (!viewer.res.writableFinished) viewer.res.destroy()
-    this.emitClient({ event: 'leave', peer: viewer.peer, reason, drops: viewer.drops })
-    this.onProgress?.()
   }
 
   private emitClient(event: ClientEvent): void {

@@ -1,7 +1,7 @@
 // Record JPEG frames as H.264 MP4 through ffmpeg, for small files. One
 // ffmpeg per file: the JPEGs go to its stdin (`-f mjpeg`), libx264 encodes,
 // the mp4 muxer writes. Segments are cut by frame-pipe, not by ffmpeg's
-// segment muxer, so names and rotation are exactly avi's: every naming token,
+// segment muxer, so names and rotation are exactly avi's (lib/recording.ts): every naming token,
 // an existing file is never replaced (_1, _2 …), a segment holds the frames
 // whose timestamps fall in it, and a change of frame size starts a new file.
 // (The segment muxer names files by strftime at the wall-clock moment a
@@ -12,17 +12,16 @@
 // frame-pipe dies, even by SIGKILL, ffmpeg sees the end of its input and
 // finishes the file itself; only a killed ffmpeg leaves an unplayable file.
 
-import { mkdir, rm, stat } from 'node:fs/promises'
-import { dirname, join } from 'node:path'
+import { rm, stat } from 'node:fs/promises'
 import { Transform, type TransformCallback } from 'node:stream'
-import { FramePipeError, describeValue } from '../errors.js'
-import { isFrame, sniffFormat, type Frame } from '../frame.js'
+import { FramePipeError } from '../errors.js'
+import type { Frame } from '../frame.js'
 import { jpegDimensions, rateOf } from '../lib/avi-writer.js'
 import { FFMPEG_BASE_ARGS, FfmpegProcess, findFfmpeg, type FoundTool } from '../lib/ffmpeg.js'
-import { compilePattern, type NameFn } from '../lib/naming.js'
+import { recordingDirOption, recordingFpsOption, recordingPatternOption, recordingSegmentOption } from '../lib/options.js'
+import { SegmentFiles, jpegFrameSize } from '../lib/recording.js'
 import { defineStage } from '../spec.js'
 import { passOn, stageFactory, type StageContext } from '../stage.js'
-import { createUnique } from './avi.js'
 
 export const X264_PRESETS = ['ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'medium', 'slow', 'slower', 'veryslow'] as const
 export type X264Preset = (typeof X264_PRESETS)[number]
@@ -45,19 +44,12 @@ export const spec = defineStage<Mp4Options, Mp4Sink>({
   description: 'Record JPEG frames as H.264 MP4 files through ffmpeg (small files), rotated by duration like avi',
   passes: 'each Frame, unchanged, once ffmpeg has taken it (written into its stdin pipe)',
   options: {
-    dir: { type: 'string', default: 'rec', doc: 'Directory for the recordings; created if missing' },
-    pattern: {
-      type: 'string', default: 'rec-{date}_{time}.mp4',
-      doc: "File name of each segment, from its first frame's timestamp (local time): the same tokens as avi ({date} {time} {ms} {Y}{M}{D}{h}{m}{s}, %d/%0Nd = segment number from 0, {seq}, %%); an existing file is never replaced: _1, _2 … is added",
-    },
-    segment: {
-      type: 'duration', min: 0, default: 0,
-      doc: "Start a new file when a frame's timestamp is this far from the segment's first frame (as avi); 0 = one file. Each file is a separate ffmpeg run, so each starts with a key frame",
-    },
-    fps: {
-      type: 'number', min: 0, max: 1000, default: 0,
-      doc: "Frame rate of the video; 0 = measured from the frames' timestamps, so the video plays at the speed it was captured: the first file's rate from its first frames (up to 30 frames or 1 s are held before ffmpeg starts; 30 when they give no span), each later file's from the whole previous one",
-    },
+    dir: recordingDirOption(),
+    pattern: recordingPatternOption('mp4'),
+    segment: recordingSegmentOption('Each file is a separate ffmpeg run, so each starts with a key frame'),
+    fps: recordingFpsOption(
+      "Frame rate of the video; 0 = measured from the frames' timestamps, so the video plays at the speed it was captured: the first file's rate from its first frames (up to 30 frames or 1 s are held before ffmpeg starts; 30 when they give no span), each later file's from the whole previous one",
+    ),
     crf: { type: 'int', min: 0, max: 51, default: 23, doc: 'libx264 constant rate factor: lower is better quality and bigger files' },
     preset: { type: 'enum', values: X264_PRESETS, default: 'veryfast', doc: 'libx264 preset: slower presets give smaller files for more CPU' },
     ffmpeg: { type: 'string', default: '', doc: 'ffmpeg to run (a path, or a name in PATH); empty = FRAME_PIPE_FFMPEG, then PATH, then the npm-shipped binary' },
@@ -105,7 +97,7 @@ interface Run {
 export class Mp4Sink extends Transform {
   private readonly o: Required<Mp4Options>
   private readonly ctx: StageContext
-  private readonly name: NameFn
+  private readonly files: SegmentFiles
   private tool: FoundTool | undefined
   private run: Run | undefined
   /** Runs whose input is closed and whose ffmpeg is finishing. */
@@ -121,14 +113,15 @@ export class Mp4Sink extends Transform {
   private measured: number | undefined
   /** The first failure of any ffmpeg, for the next callback. */
   private failure: FramePipeError | undefined
-  private madeDir: string | undefined
 
   constructor(o: Required<Mp4Options>, ctx: StageContext) {
+    // A bad pattern fails here, before there is a stream whose construct would run.
+    const files = new SegmentFiles({ dir: o.dir, pattern: o.pattern, segment: o.segment, ext: 'mp4', stage: ctx.name })
     // The write callback is held while ffmpeg's pipe is full: one frame in flight.
     super({ objectMode: true, highWaterMark: 1 })
     this.o = o
     this.ctx = ctx
-    this.name = compilePattern(o.pattern, ctx.name)
+    this.files = files
     ctx.counters.segments = 0
   }
 
@@ -137,19 +130,14 @@ export class Mp4Sink extends Transform {
       .then(async (tool) => {
         this.tool = tool
         this.emit('ffmpeg', { event: 'found', message: `using ${tool.message}`, path: tool.path })
-        try {
-          await mkdir(this.o.dir, { recursive: true })
-        } catch (err) {
-          throw new FramePipeError('ERR_IO', `cannot create directory '${this.o.dir}': ${(err as Error).message}`, { stage: this.ctx.name, cause: err })
-        }
-        this.madeDir = this.o.dir
+        await this.files.prepare()
       })
       .then(() => cb(), cb)
   }
 
   override _transform(frame: Frame, _enc: BufferEncoding, cb: TransformCallback): void {
-    const bad = this.check(frame)
-    if (bad) return cb(bad)
+    const bad = jpegFrameSize(frame, this.ctx.name, 'mp4 takes JPEG frames')
+    if (bad instanceof FramePipeError) return cb(bad)
     if (this.failure) return cb(this.failure)
     if (this.o.fps === 0 && this.opened === 0) {
       // The first rate is measured on the first frames: hold them (bounded) until it can be.
@@ -186,22 +174,6 @@ export class Mp4Sink extends Transform {
     })
   }
 
-  private check(frame: Frame): FramePipeError | undefined {
-    const stage = this.ctx.name
-    if (!isFrame(frame)) return new FramePipeError('ERR_BAD_FRAME', `expected a Frame but received ${describeValue(frame)}`, { stage })
-    if (frame.format === 'raw') {
-      const dims = `${frame.width}x${frame.height}${frame.channels ? `x${frame.channels}` : ''}`
-      return new FramePipeError('ERR_BAD_FRAME', `frame ${frame.seq} is raw pixels (${dims}): mp4 takes JPEG frames; insert jpeg before mp4`, { stage })
-    }
-    if (frame.format !== 'jpeg' && sniffFormat(frame.data) !== 'jpeg') {
-      return new FramePipeError('ERR_BAD_FRAME', `frame ${frame.seq} is ${frame.format}: mp4 takes JPEG frames; insert jpeg before mp4`, { stage })
-    }
-    if (!jpegDimensions(frame.data)) {
-      return new FramePipeError('ERR_BAD_FRAME', `frame ${frame.seq} (${frame.data.length} bytes) is not a JPEG with a frame header (no SOF marker before the first scan)`, { stage })
-    }
-    return undefined
-  }
-
   private async sendHeld(): Promise<void> {
     const frames = this.held
     if (frames.length >= 2) {
@@ -213,20 +185,13 @@ export class Mp4Sink extends Transform {
   }
 
   private async record(frame: Frame): Promise<void> {
-    // check() has made sure there is a frame header.
+    // jpegFrameSize() has made sure there is a frame header.
     const size = jpegDimensions(frame.data)!
     let run = this.run
-    const reason = run && this.rotation(run, frame, size.width, size.height)
+    const reason = run && this.files.rotation(run, run.first, frame, size.width, size.height)
     if (reason) this.closeRun(reason)
     if (!run || reason) run = await this.startRun(frame, size.width, size.height)
     await this.send(run, frame)
-  }
-
-  private rotation(run: Run, frame: Frame, width: number, height: number): string | undefined {
-    if (width !== run.width || height !== run.height) return `frame size changed from ${run.width}x${run.height} to ${width}x${height}`
-    const d = this.o.segment
-    if (d > 0 && Math.abs(frame.timestamp - run.first) >= d) return `segment of ${d} ms complete`
-    return undefined
   }
 
   private fpsForNewRun(): number {
@@ -235,18 +200,8 @@ export class Mp4Sink extends Transform {
   }
 
   private async startRun(frame: Frame, width: number, height: number): Promise<Run> {
-    const wanted = join(this.o.dir, this.name({ index: this.opened, seq: frame.seq, ext: 'mp4', timestamp: frame.timestamp }))
-    const dir = dirname(wanted)
-    if (dir !== this.madeDir) {
-      try {
-        await mkdir(dir, { recursive: true })
-      } catch (err) {
-        throw new FramePipeError('ERR_IO', `cannot create directory '${dir}': ${(err as Error).message}`, { stage: this.ctx.name, cause: err })
-      }
-      this.madeDir = dir
-    }
     // Reserve the name (never replace a file), then let ffmpeg write into it.
-    const { fh, file } = await createUnique(wanted, this.ctx.name)
+    const { fh, file } = await this.files.create(this.opened, frame)
     await fh.close()
     const fps = this.fpsForNewRun()
     const { rate, scale } = rateOf(fps)

@@ -12,8 +12,9 @@ import { dirname } from 'node:path'
 import { Transform, type TransformCallback } from 'node:stream'
 import { FramePipeError, describeValue, networkError } from '../errors.js'
 import { isFrame, now, type Frame } from '../frame.js'
-import { closeAll, describeLoss, formatAddress, listen, type ClientEvent } from '../lib/net.js'
+import { closeAll, describeLoss, formatAddress, listenFor, type ClientEvent } from '../lib/net.js'
 import { MAX_DATAGRAM, UdpOutbox, isEnd, parseRegistration, plainAddress, serverLogLine } from '../lib/reg.js'
+import { hostOption, maxClientsOption, portOption } from '../lib/options.js'
 import { defineStage } from '../spec.js'
 import { passOn, stageFactory, type StageContext } from '../stage.js'
 
@@ -38,15 +39,15 @@ export const spec = defineStage<RegServerOptions, RegServerSink>({
   description: 'Serve frames to clients that register a UDP port over TCP, one datagram per frame, each acknowledged (seed 004; a transport with its own framing)',
   passes: 'each Frame once it is the newest frame offered to the clients (frames over 65507 bytes are skipped, not passed on)',
   options: {
-    host: { type: 'string', default: '127.0.0.1', doc: 'Address for the TCP registrations and the UDP socket; 0.0.0.0 accepts other machines (the original binds 0.0.0.0)' },
-    port: { type: 'int', min: 0, max: 65535, default: 9999, doc: 'TCP registration port; 0 picks a free one (see the listening event)' },
+    host: hostOption('Address for the TCP registrations and the UDP socket; 0.0.0.0 accepts other machines (the original binds 0.0.0.0)'),
+    port: portOption(9999, 'TCP registration port; 0 picks a free one (see the listening event)'),
     log: { type: 'string', default: '', doc: "Append join/exit lines to this file in the original's format (`<datetime> 客户端('ip', port) 接入`/`退出`); '' = no log" },
     ackTimeout: {
       type: 'duration', min: 1, default: 1000,
       doc: 'A client that has not replied this long after a frame is sent the newest frame again (counted in resends); a lost frame or reply never stalls it',
     },
     retries: { type: 'int', min: 0, default: 5, doc: 'Timeouts in a row after which a silent client is dropped (counted in lost, logged as exit)' },
-    maxClients: { type: 'int', min: 1, default: 64, doc: 'Clients served at once; more registrations are refused with a warning' },
+    maxClients: maxClientsOption('Clients served at once; more registrations are refused with a warning'),
     skip: {
       type: 'boolean', default: true,
       doc: 'true: a client that replies is sent the newest frame, skipping those in between (counted in drops), so a slow client never slows the source or the others; '
@@ -131,9 +132,8 @@ export class RegServerSink extends Transform {
     this.openLog().then(() => this.bindUdp()).then(() => {
       const server = net.createServer((socket) => this.accept(socket))
       this.server = server
-      listen(server, this.o.host, this.o.port, this.ctx.name, (err, address) => {
+      listenFor(this, server, this.o.host, this.o.port, this.ctx.name, (err, address) => {
         if (err) return callback(err)
-        server.on('error', (e) => this.destroy(networkError(this.ctx.name, e, formatAddress(this.o.host, this.o.port))))
         callback()
         this.emit('listening', address)
       })

@@ -12,6 +12,7 @@ import { FramePipeError } from '../errors.js'
 import type { Frame, Packet } from '../frame.js'
 import { FrameServer, type ServedClient } from '../lib/frame-server.js'
 import { encodeHeader, hex } from '../lib/headers.js'
+import { hostOption, lingerOption, maxClientsOption, portOption } from '../lib/options.js'
 import { defineStage } from '../spec.js'
 import { stageFactory, type StageContext } from '../stage.js'
 
@@ -36,11 +37,11 @@ export const spec = defineStage<SnapshotServerOptions, SnapshotServer>({
   description: "Keep the newest frame and send it to each client that asks (one byte 'G' per request, reply: native header + payload); a transport with its own framing",
   passes: 'each Frame, unchanged, once it is the newest',
   options: {
-    host: { type: 'string', default: '127.0.0.1', doc: 'Address to listen on; 0.0.0.0 accepts other machines' },
-    port: { type: 'int', min: 0, max: 65535, default: 6811, doc: 'Port to listen on; 0 picks a free one (see the listening event)' },
+    host: hostOption(),
+    port: portOption(6811),
     checksum: { type: 'boolean', default: false, doc: 'Add a CRC-32 of the payload to each reply, checked by the client' },
-    maxClients: { type: 'int', min: 1, default: 64, doc: 'Clients served at once; more connections are closed and logged' },
-    linger: { type: 'duration', min: 0, default: 2000, doc: 'At the end, how long to wait for replies to reach their clients before closing' },
+    maxClients: maxClientsOption(),
+    linger: lingerOption('At the end, how long to wait for replies to reach their clients before closing'),
   },
   create(o, ctx) {
     return new SnapshotServer(o, ctx)

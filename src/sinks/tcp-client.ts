@@ -8,6 +8,7 @@ import { FramePipeError } from '../errors.js'
 import { isBoundary, packetLength, type ByteChunk, type Packet } from '../frame.js'
 import { backoff, describeLoss, dial, formatAddress, peerName, type ConnectionEvent } from '../lib/net.js'
 import { notBytes, writePacket } from '../lib/write-packets.js'
+import { lingerOption, serverHostOption, serverPortOption } from '../lib/options.js'
 import { defineStage } from '../spec.js'
 import { passOn, stageFactory, type StageContext } from '../stage.js'
 
@@ -33,8 +34,8 @@ export const spec = defineStage<TcpClientSinkOptions, TcpClientSink>({
   description: 'Connect to a TCP server and send it the byte stream',
   passes: 'each packet once it is queued for the server',
   options: {
-    host: { type: 'string', default: '127.0.0.1', doc: 'Server to connect to' },
-    port: { type: 'int', min: 1, max: 65535, required: true, doc: 'Server port' },
+    host: serverHostOption(),
+    port: serverPortOption(),
     reconnect: {
       type: 'boolean', default: true,
       doc: 'When the server goes away, reconnect (backoff from retryMin to retryMax); a packet cut by the loss is dropped, never resumed',
@@ -51,7 +52,7 @@ export const spec = defineStage<TcpClientSinkOptions, TcpClientSink>({
     retryMin: { type: 'duration', min: 1, default: 100, doc: 'First delay before a retry; doubles on each failure' },
     retryMax: { type: 'duration', min: 1, default: 5000, doc: 'Longest delay between retries' },
     connectTimeout: { type: 'duration', min: 1, default: 5000, doc: 'Give up a connection attempt after this long' },
-    linger: { type: 'duration', min: 0, default: 2000, doc: 'At the end, how long to wait for the queue to reach the server before closing' },
+    linger: lingerOption('At the end, how long to wait for the queue to reach the server before closing'),
     pause: {
       type: 'duration', min: 0, default: 0,
       doc: 'Wait this long between a packet\'s header and its payload (seed 002\'s receiver tells them apart only by this pause: pause=1s); '

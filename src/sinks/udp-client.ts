@@ -16,6 +16,7 @@ import { encodeFrame, MAX_DATAGRAM, parseDatagram } from '../lib/udp-native.js'
 import { seedChunks } from '../lib/udp-seed.js'
 import { closeQuietly, connectUdp, throttle, UDP_PROTOS, type UdpProto } from '../lib/udp-socket.js'
 import { SendWindow } from '../lib/udp-window.js'
+import { serverHostOption, serverPortOption } from '../lib/options.js'
 import { defineStage } from '../spec.js'
 import { passOn, stageFactory, type StageContext } from '../stage.js'
 
@@ -41,8 +42,8 @@ export const spec = defineStage<UdpClientSinkOptions, UdpClientSink>({
   description: 'Send frames over UDP (native datagrams, or seed 000 whole/chunked JPEGs), paced by acks; a transport with its own framing',
   passes: 'each frame once its last datagram is out',
   options: {
-    host: { type: 'string', default: '127.0.0.1', doc: 'Receiver to send to' },
-    port: { type: 'int', min: 1, max: 65535, default: 9999, doc: 'Receiver UDP port' },
+    host: serverHostOption('Receiver to send to'),
+    port: serverPortOption(9999, 'Receiver UDP port'),
     proto: {
       type: 'enum', values: UDP_PROTOS, default: 'native',
       doc: 'native: frame-pipe datagrams of mtu bytes with frame id and metadata; whole: seed 000a, one datagram per JPEG (at most 65507 bytes, bigger frames are dropped and counted in oversize); chunked: seed 000b/c',

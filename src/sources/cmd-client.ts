@@ -13,6 +13,7 @@ import type { Frame } from '../frame.js'
 import { FrameParser, TextInStreamError } from '../lib/frame-parser.js'
 import { Pacer } from '../lib/pacer.js'
 import { dial, formatAddress, peerName, type ConnectionEvent } from '../lib/net.js'
+import { serverHostOption, serverPortOption } from '../lib/options.js'
 import { defineStage, formatDuration } from '../spec.js'
 import { stageFactory, type StageContext } from '../stage.js'
 
@@ -38,8 +39,8 @@ export const spec = defineStage<CmdClientOptions, CmdClient>({
   output: 'frames',
   description: 'Get frames from a server driven by one-character commands (seed 003\'s camera server, or cmd-server); a transport with its own framing',
   options: {
-    host: { type: 'string', default: '127.0.0.1', doc: 'Server to connect to' },
-    port: { type: 'int', min: 1, max: 65535, default: 6810, doc: 'Server port' },
+    host: serverHostOption(),
+    port: serverPortOption(6810),
     mode: {
       type: 'enum', values: CMD_CLIENT_MODES, default: 'stream',
       doc: "stream: send '3' and read every frame (at the end 'q', then '2'); snapshot: each period send '0', read one image, send '1'",

@@ -11,6 +11,7 @@ import { FramePipeError, networkError } from '../errors.js'
 import { makeFrame, now, type Frame } from '../frame.js'
 import { describeLoss, dial, formatAddress, peerName, type ConnectionEvent } from '../lib/net.js'
 import { CONTINUE, END, UdpOutbox, plainAddress } from '../lib/reg.js'
+import { serverHostOption, serverPortOption } from '../lib/options.js'
 import { defineStage } from '../spec.js'
 import { stageFactory, type StageContext } from '../stage.js'
 
@@ -31,8 +32,8 @@ export const spec = defineStage<RegClientOptions, RegClientSource>({
   output: 'frames',
   description: 'Register a UDP port with a seed-004 server over TCP and receive one frame per datagram, answering each with continue (a transport with its own framing)',
   options: {
-    host: { type: 'string', default: '127.0.0.1', doc: 'Server to register with' },
-    port: { type: 'int', min: 1, max: 65535, default: 9999, doc: 'Server TCP registration port' },
+    host: serverHostOption('Server to register with'),
+    port: serverPortOption(9999, 'Server TCP registration port'),
     udpPort: { type: 'int', min: 0, max: 65535, default: 0, doc: 'UDP port to receive frames on (bound on the address the TCP connection uses, before registering); 0 = any free port' },
     timeout: {
       type: 'duration', min: 1, default: 2000,

@@ -11,6 +11,7 @@ import { FrameParser } from '../lib/frame-parser.js'
 import { dial, formatAddress, peerName, type ConnectionEvent } from '../lib/net.js'
 import { Pacer } from '../lib/pacer.js'
 import { SNAPSHOT_REQUEST } from '../sinks/snapshot-server.js'
+import { serverHostOption, serverPortOption } from '../lib/options.js'
 import { defineStage, formatDuration } from '../spec.js'
 import { newCounters, stageFactory, type Counters, type StageContext } from '../stage.js'
 
@@ -30,8 +31,8 @@ export const spec = defineStage<SnapshotClientOptions, SnapshotClient>({
   output: 'frames',
   description: "Ask a snapshot-server for its newest frame once per period ('G' → native header + payload); a transport with its own framing",
   options: {
-    host: { type: 'string', default: '127.0.0.1', doc: 'Server to connect to' },
-    port: { type: 'int', min: 1, max: 65535, default: 6811, doc: 'Server port' },
+    host: serverHostOption(),
+    port: serverPortOption(6811),
     every: { type: 'duration', min: 0, default: 1000, doc: 'One request per period (absolute schedule), only while downstream wants frames; 0 = as fast as downstream takes them' },
     count: { type: 'int', min: 0, default: 0, doc: 'Frames to get, then end cleanly; 0 = until stopped' },
     timeout: { type: 'duration', min: 1, default: 2000, doc: 'Connecting, and each reply, must take less than this; else one clear error' },

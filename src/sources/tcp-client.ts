@@ -7,6 +7,7 @@ import { Readable } from 'node:stream'
 import { FramePipeError } from '../errors.js'
 import type { Boundary } from '../frame.js'
 import { backoff, describeLoss, dial, formatAddress, peerName, type ConnectionEvent } from '../lib/net.js'
+import { serverHostOption, serverPortOption } from '../lib/options.js'
 import { defineStage } from '../spec.js'
 import { stageFactory, type StageContext } from '../stage.js'
 
@@ -27,8 +28,8 @@ export const spec = defineStage<TcpClientSourceOptions, TcpClientSource>({
   output: 'bytes',
   description: 'Connect to a TCP server and read the bytes it sends',
   options: {
-    host: { type: 'string', default: '127.0.0.1', doc: 'Server to connect to' },
-    port: { type: 'int', min: 1, max: 65535, required: true, doc: 'Server port' },
+    host: serverHostOption(),
+    port: serverPortOption(),
     reconnect: {
       type: 'boolean', default: false,
       doc: 'Retry a failed or lost connection (backoff from retryMin to retryMax), a Boundary marking each cut; off: a failed connection is an error and the server closing ends the stream',

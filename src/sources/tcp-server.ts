@@ -8,6 +8,7 @@ import { Readable } from 'node:stream'
 import { networkError } from '../errors.js'
 import type { Boundary } from '../frame.js'
 import { closeAll, describeLoss, formatAddress, listen, peerName, type ClientEvent } from '../lib/net.js'
+import { hostOption, portOption } from '../lib/options.js'
 import { defineStage } from '../spec.js'
 import { stageFactory, type StageContext } from '../stage.js'
 
@@ -25,8 +26,8 @@ export const spec = defineStage<TcpServerSourceOptions, TcpServerSource>({
   output: 'bytes',
   description: 'Accept TCP clients and read their bytes, one client at a time',
   options: {
-    host: { type: 'string', default: '127.0.0.1', doc: 'Address to listen on; 0.0.0.0 accepts other machines' },
-    port: { type: 'int', min: 0, max: 65535, default: 9000, doc: 'Port to listen on; 0 picks a free one (see the listening event)' },
+    host: hostOption(),
+    port: portOption(9000),
     once: { type: 'boolean', default: false, doc: 'End the stream when the first client disconnects (scripts, tests)' },
     maxWaiting: {
       type: 'int', min: 0, default: 16,

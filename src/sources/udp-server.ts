@@ -16,6 +16,7 @@ import { peerKey, type Completed, type Receiver } from '../lib/udp-receive.js'
 import { ChunkedReceiver, SEED_REPLY, WholeReceiver } from '../lib/udp-seed.js'
 import { bindUdp, closeQuietly, throttle, UDP_PROTOS, type UdpProto } from '../lib/udp-socket.js'
 import { MAX_DATAGRAM } from '../lib/udp-native.js'
+import { hostOption, portOption } from '../lib/options.js'
 import { defineStage } from '../spec.js'
 import { stageFactory, type StageContext } from '../stage.js'
 
@@ -36,8 +37,8 @@ export const spec = defineStage<UdpServerSourceOptions, UdpServerSource>({
   output: 'frames',
   description: 'Receive frames over UDP (native datagrams, or seed 000 whole/chunked JPEGs); a transport with its own framing',
   options: {
-    host: { type: 'string', default: '127.0.0.1', doc: 'Address to bind; 0.0.0.0 accepts other machines' },
-    port: { type: 'int', min: 0, max: 65535, default: 9999, doc: 'UDP port to bind; 0 picks a free one (see the listening event)' },
+    host: hostOption('Address to bind; 0.0.0.0 accepts other machines'),
+    port: portOption(9999, 'UDP port to bind; 0 picks a free one (see the listening event)'),
     proto: {
       type: 'enum', values: UDP_PROTOS, default: 'native',
       doc: "native: frame-pipe datagrams, reassembled by frame id, acked; whole: seed 000a, one datagram = one JPEG; chunked: seed 000b/c, 8-byte LE length then 1024-byte datagrams",
