@@ -95,11 +95,23 @@ for (const [label, ffmpeg] of FFMPEGS.length > 0 ? FFMPEGS : [['ffmpeg', 'ffmpeg
   })
 }
 
+/**
+ * A free port for ffmpeg to listen on, outside Linux's ephemeral range
+ * (32768-60999): a port-0 server of a test running alongside could otherwise
+ * take it between our check and ffmpeg's listen.
+ */
 async function freePort(): Promise<number> {
-  const server = net.createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as AddressInfo
-  await new Promise((resolve) => server.close(resolve))
-  return port
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 10_000)
+    const server = net.createServer()
+    const ok = await new Promise<boolean>((resolve) => {
+      server.once('error', () => resolve(false))
+      server.listen(port, '127.0.0.1', () => resolve(true))
+    })
+    if (ok) {
+      await new Promise((resolve) => server.close(resolve))
+      return port
+    }
+  }
+  throw new Error('no free port between 20000 and 29999')
 }
