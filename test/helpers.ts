@@ -6,6 +6,8 @@ import { Writable } from 'node:stream'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { createServer } from 'node:net'
+import { createSocket } from 'node:dgram'
 
 /** Read everything a readable (or the readable side of a duplex) emits. */
 export async function collect<T = unknown>(stream: NodeJS.ReadableStream | Readable): Promise<T[]> {
@@ -64,4 +66,32 @@ export function withTimeout<T>(promise: Promise<T>, ms: number, what = 'operatio
 export async function tempDir(prefix = 'frame-pipe-test-'): Promise<{ dir: string; cleanup: () => Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), prefix))
   return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) }
+}
+
+/**
+ * A free loopback port for a server that a test starts later (or restarts), in
+ * 20000-29999: outside Linux's ephemeral range (32768-60999), so a port-0
+ * server of a test running alongside cannot take it in between.
+ */
+export async function freePort(kind: 'tcp' | 'udp' = 'tcp'): Promise<number> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 10_000)
+    if (await canBind(kind, port)) return port
+  }
+  throw new Error(`no free ${kind} port between 20000 and 29999`)
+}
+
+async function canBind(kind: 'tcp' | 'udp', port: number): Promise<boolean> {
+  if (kind === 'udp') {
+    const socket = createSocket('udp4')
+    return new Promise((resolve) => {
+      socket.once('error', () => { socket.close(); resolve(false) })
+      socket.bind(port, '127.0.0.1', () => socket.close(() => resolve(true)))
+    })
+  }
+  const server = createServer()
+  return new Promise((resolve) => {
+    server.once('error', () => resolve(false))
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)))
+  })
 }

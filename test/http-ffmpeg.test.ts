@@ -7,7 +7,6 @@ import test, { type ExecutionContext } from 'ava'
 import { execFile, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { createRequire } from 'node:module'
-import net, { type AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { once } from 'node:events'
@@ -17,7 +16,7 @@ import { httpSource } from '../src/sources/http.js'
 import { testsrc } from '../src/sources/testsrc.js'
 import { jpegSize } from '../src/lib/mjpeg-parser.js'
 import type { Frame } from '../src/frame.js'
-import { tempDir, withTimeout } from './helpers.js'
+import { freePort, tempDir, withTimeout } from './helpers.js'
 
 const run = promisify(execFile)
 
@@ -95,23 +94,4 @@ for (const [label, ffmpeg] of FFMPEGS.length > 0 ? FFMPEGS : [['ffmpeg', 'ffmpeg
   })
 }
 
-/**
- * A free port for ffmpeg to listen on, outside Linux's ephemeral range
- * (32768-60999): a port-0 server of a test running alongside could otherwise
- * take it between our check and ffmpeg's listen.
- */
-async function freePort(): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const port = 20_000 + Math.floor(Math.random() * 10_000)
-    const server = net.createServer()
-    const ok = await new Promise<boolean>((resolve) => {
-      server.once('error', () => resolve(false))
-      server.listen(port, '127.0.0.1', () => resolve(true))
-    })
-    if (ok) {
-      await new Promise((resolve) => server.close(resolve))
-      return port
-    }
-  }
-  throw new Error('no free port between 20000 and 29999')
-}
+

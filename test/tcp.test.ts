@@ -17,7 +17,7 @@ import { prefix } from '../src/transforms/prefix.js'
 import { unprefix } from '../src/transforms/unprefix.js'
 import type { ClientEvent } from '../src/lib/net.js'
 import { stageInfo, type Counters } from '../src/stage.js'
-import { collect, fromItems, withTimeout } from './helpers.js'
+import { collect, freePort as freeLoopbackPort, fromItems, withTimeout } from './helpers.js'
 
 // ---------------------------------------------------------------- helpers
 
@@ -110,12 +110,8 @@ async function rawServer(t: ExecutionContext, port = 0, onConnection: (s: Socket
   return server
 }
 
-async function freePort(t: ExecutionContext): Promise<number> {
-  const server = await rawServer(t)
-  const port = (server.address() as AddressInfo).port
-  server.close()
-  await once(server, 'close')
-  return port
+async function freePort(_t: ExecutionContext): Promise<number> {
+  return freeLoopbackPort('tcp')
 }
 
 /** A Writable that keeps what reaches it (the readable side of a sink). */

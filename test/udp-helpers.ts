@@ -14,7 +14,7 @@ import { pipeline } from '../src/pipeline.js'
 import { stageInfo, type Counters } from '../src/stage.js'
 import { udpServer, type UdpServerSource, type UdpServerSourceOptions } from '../src/sources/udp-server.js'
 import { udpClient, type UdpClientSinkOptions } from '../src/sinks/udp-client.js'
-import { fromItems, prng, withTimeout } from './helpers.js'
+import { freePort as freeLoopbackPort, fromItems, prng, withTimeout } from './helpers.js'
 
 export function counters(stream: unknown): Counters {
   return stageInfo(stream as never)!.counters
@@ -132,12 +132,7 @@ export async function rawSocket(t: ExecutionContext): Promise<RawSocket> {
 
 /** A port that was free a moment ago (msgPort has no "0 = pick one"). */
 export async function freePort(): Promise<number> {
-  const s = dgram.createSocket('udp4')
-  s.bind(0, '127.0.0.1')
-  await once(s, 'listening')
-  const port = s.address().port
-  s.close()
-  return port
+  return freeLoopbackPort('udp')
 }
 
 export interface RunningServer {
