@@ -94,7 +94,7 @@ export function parseDescription(text: string): ParsedStage[] {
 }
 
 /** Position decides the role of names shared by a source and a sink (`files`, `tcp-server`, `tcp-client`). */
-function roleFor(name: string, index: number, count: number): StageKind[] {
+function roleFor(index: number, count: number): StageKind[] {
   if (index === 0) return ['source', 'transform', 'sink']
   if (index === count - 1) return ['sink', 'transform', 'source']
   return ['transform', 'sink', 'source']
@@ -108,7 +108,7 @@ export function planDescription(text: string): PlannedStage[] {
       const hint = closest(stage.name, stageNames())
       throw new PipelineSyntaxError('ERR_UNKNOWN_STAGE', `unknown stage '${stage.name}'${hint ? ` (did you mean '${hint}'?)` : ''}; 'frame-pipe inspect' lists them`, text, stage.column)
     }
-    const spec = roleFor(stage.name, index, parsed.length).map((kind) => findStage(stage.name, kind)).find(Boolean)!
+    const spec = roleFor(index, parsed.length).map((kind) => findStage(stage.name, kind)).find(Boolean)!
     return { spec, options: planOptions(text, spec, stage.options), column: stage.column }
   })
   checkPlan(text, planned)

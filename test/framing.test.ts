@@ -257,7 +257,7 @@ testProp('corrupted streams give frames or a typed error, never a hang or a larg
 testProp('native CRC-32 detects any flipped payload byte',
   [fc.array(frameArb, { minLength: 1, maxLength: 5 }), fc.nat(), fc.nat(), fc.integer({ min: 1, max: 255 }), fc.nat()],
   async (t, frames, pick, at, xor, seed) => {
-    const nonEmpty = frames.map((f, i) => i).filter((i) => frames[i]!.data.length > 0)
+    const nonEmpty = frames.map((_, i) => i).filter((i) => frames[i]!.data.length > 0)
     fc.pre(nonEmpty.length > 0)
     const victim = nonEmpty[pick % nonEmpty.length]!
     let offset = 0

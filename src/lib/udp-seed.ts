@@ -76,14 +76,14 @@ export class ChunkedReceiver implements Receiver {
       this.giveUp(img, 'incomplete', `no datagram for ${this.o.timeout} ms (${img.got} of ${img.length} bytes)`)
       img = undefined
     }
-    if (!img) return this.header(d, peer, key, now, false)
+    if (!img) return this.header(d, key, now, false)
     // Nothing an image needs: the 000b sender's empty datagram comes after the image.
     if (d.length === 0) return undefined
     const expected = Math.min(SEED_CHUNK, img.length - img.got)
     if (d.length !== expected) {
       this.giveUp(img, 'incomplete', `expected a chunk of ${expected} bytes, got ${d.length} (${img.got} of ${img.length} bytes): a datagram was lost or repeated`)
       // Out of step: this may be the next image's header.
-      return this.header(d, peer, key, now, false)
+      return this.header(d, key, now, false)
     }
     img.parts.push(d)
     img.got += d.length
@@ -95,7 +95,7 @@ export class ChunkedReceiver implements Receiver {
       this.drop('corrupt')
       this.hooks.warn(`image of ${img.length} bytes from ${key} dropped: not a complete JPEG (a datagram was lost, repeated or reordered)`)
       // Its own last chunk lost, the next image's header may have completed it.
-      if (d.length === SEED_HEADER_BYTES) this.header(d, peer, key, now, true)
+      if (d.length === SEED_HEADER_BYTES) this.header(d, key, now, true)
       return undefined
     }
     return { data, meta: undefined, peer, ack: undefined }
@@ -112,7 +112,7 @@ export class ChunkedReceiver implements Receiver {
   }
 
   /** A datagram while no image is in progress for its sender: a header starts one. */
-  private header(d: Buffer, peer: Peer, key: string, now: number, quiet: boolean): undefined {
+  private header(d: Buffer, key: string, now: number, quiet: boolean): undefined {
     // WIRE 000b fragility 5: the empty datagram after an image of a multiple of 1024 bytes.
     if (d.length === 0) return undefined
     if (d.length !== SEED_HEADER_BYTES) {
