@@ -93,7 +93,7 @@ export function parseDescription(text: string): ParsedStage[] {
   return stages
 }
 
-/** Position decides the role of names shared by a source and a sink (`files`, `tcp-server`, `tcp-client`). */
+/** Position decides the role of names shared by a source and a sink (`files`, `http`, `tcp-server`, `tcp-client`). */
 function roleFor(index: number, count: number): StageKind[] {
   if (index === 0) return ['source', 'transform', 'sink']
   if (index === count - 1) return ['sink', 'transform', 'source']
