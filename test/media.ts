@@ -125,7 +125,8 @@ export function startRecorder(t: ExecutionContext, kind: 'avi' | 'mp4', dir: str
   })
   child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text))
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.on('exit', (code, signal) => {
+    // 'close', not 'exit': after 'exit' the last lines may still be in the stdout pipe.
+    child.on('close', (code, signal) => {
       resolve({ code, signal })
       for (const w of waiters) w()
     })

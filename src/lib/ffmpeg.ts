@@ -179,7 +179,15 @@ export class FfmpegProcess {
   constructor(options: FfmpegProcessOptions) {
     this.tailMax = options.tailLines ?? 20
     this.onLine = options.onStderrLine
-    this.child = spawn(options.path, options.args, { stdio: [options.stdin ?? 'ignore', 'pipe', 'pipe'], windowsHide: true })
+    // In a process group of its own (POSIX): a terminal's Ctrl-C goes to frame-pipe
+    // alone, which stops ffmpeg in order (an mp4 gets the frames still in flight)
+    // instead of ffmpeg quitting under it. If frame-pipe dies, ffmpeg still ends:
+    // its stdout pipe breaks, or its stdin reaches EOF.
+    this.child = spawn(options.path, options.args, {
+      stdio: [options.stdin ?? 'ignore', 'pipe', 'pipe'],
+      windowsHide: true,
+      detached: process.platform !== 'win32',
+    })
     this.stdout = this.child.stdout!
     this.stdin = this.child.stdin
     this.child.stderr!.setEncoding('utf8')
