@@ -21,6 +21,7 @@ import { camera, cameraPlans, platformDriver, spec, type CameraOptions } from '.
 import { resolveOptions } from '../src/spec.js'
 import { stageInfo } from '../src/stage.js'
 import { run, tempDir, withTimeout } from './helpers.js'
+import { ffmpegOutput, pidAlive } from './media.js'
 
 // A guard against hangs, not a speed requirement: each test takes about a second alone.
 const TIMEOUT = 15000
@@ -30,28 +31,11 @@ const tool: FoundTool | undefined = await findFfmpeg().catch((err: Error) => {
 })
 // One ffmpeg test at a time: a dozen ffmpeg processes at once on a 2-core machine make each test crawl.
 const ffTest = tool ? test.serial : test.skip
-const ffSerial = ffTest
 
-/** Run ffmpeg to completion; stdout as one Buffer. */
-async function ffmpeg(args: string[]): Promise<Buffer> {
-  const proc = new FfmpegProcess({ path: tool!.path, args: ['-hide_banner', '-loglevel', 'error', '-y', ...args] })
-  const out: Buffer[] = []
-  proc.stdout.on('data', (c: Buffer) => out.push(c))
-  const exit = await proc.exited
-  const failure = proc.failure(exit)
-  if (failure) throw new Error(`ffmpeg ${args.join(' ')}: ${failure}`)
-  return Buffer.concat(out)
+function ffmpeg(args: string[]): Promise<Buffer> {
+  return ffmpegOutput(tool!.path, args)
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false
-    throw err
-  }
-}
 
 /** Record a stage's events. */
 function events(stream: NodeJS.EventEmitter) {
@@ -96,7 +80,7 @@ test.after.always(() => cleanup())
 // ---------------------------------------------------------------------------
 // Where ffmpeg comes from (serial: they change process.env).
 
-ffSerial('FRAME_PIPE_FFMPEG is used when no option is given; a missing file there is an error, not a fallback', async (t) => {
+ffTest('FRAME_PIPE_FFMPEG is used when no option is given; a missing file there is an error, not a fallback', async (t) => {
   const saved = process.env.FRAME_PIPE_FFMPEG
   t.teardown(() => { if (saved === undefined) delete process.env.FRAME_PIPE_FFMPEG; else process.env.FRAME_PIPE_FFMPEG = saved })
   process.env.FRAME_PIPE_FFMPEG = tool!.path
@@ -109,7 +93,7 @@ ffSerial('FRAME_PIPE_FFMPEG is used when no option is given; a missing file ther
   t.is(err?.message, `camera: FRAME_PIPE_FFMPEG='${join(dir, 'no-such-ffmpeg')}' does not exist`)
 })
 
-ffSerial('with nothing in PATH and no variable, the npm-shipped ffmpeg and ffprobe are found, and they run', async (t) => {
+ffTest('with nothing in PATH and no variable, the npm-shipped ffmpeg and ffprobe are found, and they run', async (t) => {
   const saved = { PATH: process.env.PATH, a: process.env.FRAME_PIPE_FFMPEG, b: process.env.FRAME_PIPE_FFPROBE }
   t.teardown(() => {
     process.env.PATH = saved.PATH

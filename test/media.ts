@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
+import { FfmpegProcess } from '../src/lib/ffmpeg.js'
 import { withTimeout } from './helpers.js'
 
 const run = promisify(execFile)
@@ -146,5 +147,27 @@ export function startRecorder(t: ExecutionContext, kind: 'avi' | 'mp4', dir: str
         check()
       }), 20_000, `${what} (recorder stderr: ${stderr})`).finally(() => waiters.delete(check))
     },
+  }
+}
+
+/** Run ffmpeg (the binary at `path`) to completion; its stdout as one Buffer, or an error with ffmpeg's reason. */
+export async function ffmpegOutput(path: string, args: string[]): Promise<Buffer> {
+  const proc = new FfmpegProcess({ path, args: ['-hide_banner', '-loglevel', 'error', '-y', ...args] })
+  const out: Buffer[] = []
+  proc.stdout.on('data', (c: Buffer) => out.push(c))
+  const exit = await proc.exited
+  const failure = proc.failure(exit)
+  if (failure) throw new Error(`ffmpeg ${args.join(' ')}: ${failure}`)
+  return Buffer.concat(out)
+}
+
+/** Whether a process with this pid still exists. */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false
+    throw err
   }
 }

@@ -12,7 +12,7 @@ import { pipeline } from '../src/pipeline.js'
 import { mp4, type Mp4Options, type Mp4SegmentEvent } from '../src/sinks/mp4.js'
 import { renderTestFrame } from '../src/sources/testsrc.js'
 import { fromItems, tempDir, withTimeout } from './helpers.js'
-import { FFMPEG, FFPROBE, NO_FFMPEG_REASON, decodeErrors, probe, startRecorder } from './media.js'
+import { FFMPEG, FFPROBE, NO_FFMPEG_REASON, decodeErrors, pidAlive, probe, startRecorder } from './media.js'
 
 const haveTools = FFPROBE !== undefined && FFMPEG !== undefined
 if (!haveTools) console.warn(`skipping the mp4 tests: ${NO_FFMPEG_REASON}`)
@@ -125,13 +125,13 @@ mediaTest('frame-pipe killed with SIGKILL: ffmpeg sees its input end and finishe
   const start = rec.lines.find((l) => l.ffmpeg?.event === 'start')
   const pid = start!.ffmpeg.pid as number
   t.teardown(() => {
-    if (alive(pid)) process.kill(pid, 'SIGKILL')
+    if (pidAlive(pid)) process.kill(pid, 'SIGKILL')
   })
   rec.kill('SIGKILL')
   await withTimeout(rec.exited, 5000, 'exit')
   const written = Math.max(...rec.lines.map((l) => l.written ?? 0))
   await withTimeout((async () => {
-    while (alive(pid)) await new Promise((resolve) => setTimeout(resolve, 50))
+    while (pidAlive(pid)) await new Promise((resolve) => setTimeout(resolve, 50))
   })(), 15_000, 'ffmpeg to finish')
   const files = await readdir(dir)
   t.is(files.length, 1)
@@ -165,12 +165,3 @@ mediaTest("Ctrl-C in a terminal (SIGINT to the whole process group, ffmpeg too) 
   for (const e of closed) t.true((await probe(e.file)).frames >= 1, `${e.file} plays (${e.reason})`)
 })
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false
-    throw err
-  }
-}

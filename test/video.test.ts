@@ -10,13 +10,14 @@ import { Writable } from 'node:stream'
 import sharp from 'sharp'
 import { FramePipeError } from '../src/errors.js'
 import type { Frame } from '../src/frame.js'
-import { FfmpegProcess, findFfmpeg, findFfprobe, probeVideo, type FoundTool } from '../src/lib/ffmpeg.js'
+import { findFfmpeg, findFfprobe, probeVideo, type FoundTool } from '../src/lib/ffmpeg.js'
 import type { FfmpegEvent } from '../src/lib/ffmpeg-frames.js'
 import { pipeline, stopSource } from '../src/pipeline.js'
 import { nullSink } from '../src/sinks/null.js'
 import { video } from '../src/sources/video.js'
 import { stageInfo } from '../src/stage.js'
 import { run, tempDir, withTimeout } from './helpers.js'
+import { ffmpegOutput, pidAlive } from './media.js'
 
 // A guard against hangs, not a speed requirement: each test takes about a second alone.
 const TIMEOUT = 15000
@@ -30,25 +31,10 @@ const tools: { ffmpeg: FoundTool; ffprobe: FoundTool } | undefined = await Promi
 // One ffmpeg test at a time: a dozen ffmpeg processes at once on a 2-core machine make each test crawl.
 const ffTest = tools ? test.serial : test.skip
 
-async function ffmpeg(args: string[]): Promise<Buffer> {
-  const proc = new FfmpegProcess({ path: tools!.ffmpeg.path, args: ['-hide_banner', '-loglevel', 'error', '-y', ...args] })
-  const out: Buffer[] = []
-  proc.stdout.on('data', (c: Buffer) => out.push(c))
-  const exit = await proc.exited
-  const failure = proc.failure(exit)
-  if (failure) throw new Error(`ffmpeg ${args.join(' ')}: ${failure}`)
-  return Buffer.concat(out)
+function ffmpeg(args: string[]): Promise<Buffer> {
+  return ffmpegOutput(tools!.ffmpeg.path, args)
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false
-    throw err
-  }
-}
 
 function closed(stream: NodeJS.EventEmitter & { closed?: boolean }): Promise<void> {
   if (stream.closed) return Promise.resolve()
