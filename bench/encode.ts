@@ -14,9 +14,9 @@
 
 import { Readable } from 'node:stream'
 import sharp, { type JpegOptions } from 'sharp'
-import { now, type Frame } from '../src/frame.js'
-import { pipeline, stopSource } from '../src/pipeline.js'
-import { stageInfo } from '../src/stage.js'
+import { now, type Frame } from '../src/core/frame.js'
+import { pipeline, stopSource } from '../src/core/pipeline.js'
+import { stageInfo } from '../src/core/stage.js'
 import { nullSink } from '../src/sinks/null.js'
 import { renderTestFrame, testsrc } from '../src/sources/testsrc.js'
 import { jpeg } from '../src/transforms/jpeg.js'

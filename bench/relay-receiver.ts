@@ -10,10 +10,10 @@
 
 import { once } from 'node:events'
 import net, { type AddressInfo, type Socket } from 'node:net'
-import { pipeline } from '../src/pipeline.js'
+import { pipeline } from '../src/core/pipeline.js'
 import { nullSink } from '../src/sinks/null.js'
 import { tcpServer } from '../src/sources/tcp-server.js'
-import { stageInfo } from '../src/stage.js'
+import { stageInfo } from '../src/core/stage.js'
 import { unprefix } from '../src/transforms/unprefix.js'
 
 export type ReceiverMode = 'frame-pipe' | 'bare' | 'bare-nocopy'

@@ -9,8 +9,8 @@ import { createHash } from 'node:crypto'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { Readable, Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import type { Frame } from '../src/frame.js'
-import type { HeaderFormat } from '../src/lib/headers.js'
+import type { Frame } from '../src/core/frame.js'
+import type { HeaderFormat } from '../src/wire/headers.js'
 import { prefix } from '../src/transforms/prefix.js'
 
 const dir = new URL('../fixtures/streams/', import.meta.url)

@@ -2,13 +2,13 @@
 // rules as the CLI and returns a stream tagged with its stage, so `pipeline`
 // can refuse links that cannot work before anything starts.
 
-export * from './frame.js'
-export * from './errors.js'
-export type { Counters, StageInfo, Staged, StageContext } from './stage.js'
-export { stageInfo, tagStage, passOn, stageFactory } from './stage.js'
-export type { OptionSpec, OptionSpecs, PortType, StageKind, StageSpec } from './spec.js'
-export { defineStage, resolveOptions } from './spec.js'
-export { pipeline, chain, checkLinks, stopSource, stopPipeline, type PipelineOptions } from './pipeline.js'
+export * from './core/frame.js'
+export * from './core/errors.js'
+export type { Counters, StageInfo, Staged, StageContext } from './core/stage.js'
+export { stageInfo, tagStage, passOn, stageFactory } from './core/stage.js'
+export type { OptionSpec, OptionSpecs, PortType, StageKind, StageSpec } from './core/spec.js'
+export { defineStage, resolveOptions } from './core/spec.js'
+export { pipeline, chain, checkLinks, stopSource, stopPipeline, type PipelineOptions } from './core/pipeline.js'
 export { launch, parseDescription, planDescription, buildPlan, PipelineSyntaxError } from './launch.js'
 export { STAGES, findStage, stagesNamed } from './registry.js'
 
@@ -30,10 +30,10 @@ export { decode, type DecodeOptions } from './transforms/decode.js'
 export { resize, type ResizeOptions } from './transforms/resize.js'
 export { prefix, type PrefixOptions } from './transforms/prefix.js'
 export { unprefix, type UnprefixOptions } from './transforms/unprefix.js'
-export { HEADER_FORMATS, FIXED_HEADER_FORMATS, UNPREFIX_HEADERS, type HeaderFormat } from './lib/headers.js'
+export { HEADER_FORMATS, FIXED_HEADER_FORMATS, UNPREFIX_HEADERS, type HeaderFormat } from './wire/headers.js'
 export { rate, type RateOptions } from './transforms/rate.js'
 export { stats, type StatsOptions, type StatsSnapshot } from './transforms/stats.js'
-export { mapFrames, type MapFramesOptions, type MapFunction, type MapResult } from './lib/map-frames.js'
+export { mapFrames, type MapFramesOptions, type MapFunction, type MapResult } from './core/map-frames.js'
 
 // Sinks
 export { files as filesSink, type FilesSinkOptions } from './sinks/files.js'
@@ -42,7 +42,7 @@ export { tcpClient as tcpClientSink, type TcpClientSinkOptions } from './sinks/t
 export { stdout as stdoutSink } from './sinks/stdout.js'
 export { nullSink } from './sinks/null.js'
 export { httpSink, type HttpSinkOptions } from './sinks/http.js'
-export { toWritable } from './lib/write-packets.js'
+export { toWritable } from './core/packets.js'
 
 // Seed 004: TCP registration + UDP frames with per-frame replies
 export { regServer, type RegServerOptions } from './sinks/reg-server.js'

@@ -3,10 +3,10 @@
 // its column, before any stage opens a socket or a file.
 
 import type { Stream } from 'node:stream'
-import { FramePipeError } from './errors.js'
+import { FramePipeError } from './core/errors.js'
 import { STAGES, findStage, stageNames, stagesNamed } from './registry.js'
-import { closest, parseOptionText, resolveOptions, type OptionSpec, type StageKind, type StageSpec } from './spec.js'
-import { newCounters, tagStage, type Staged } from './stage.js'
+import { closest, parseOptionText, resolveOptions, type OptionSpec, type StageKind, type StageSpec } from './core/spec.js'
+import { newCounters, tagStage, type Staged } from './core/stage.js'
 
 export interface ParsedOption { key: string; value: string | true; column: number }
 export interface ParsedStage { name: string; column: number; options: ParsedOption[] }

@@ -1,6 +1,6 @@
 // The one list of stages. The CLI, `frame-pipe inspect` and the README tables read it.
 
-import type { StageSpec, StageKind } from './spec.js'
+import type { StageSpec, StageKind } from './core/spec.js'
 import { spec as testsrc } from './sources/testsrc.js'
 import { spec as filesSource } from './sources/files.js'
 import { spec as tcpServerSource } from './sources/tcp-server.js'

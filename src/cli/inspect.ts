@@ -1,9 +1,9 @@
 // `frame-pipe inspect [stage]` (think gst-inspect) and the README's stage
 // tables, both generated from the registry so they cannot drift apart.
 
-import { FramePipeError } from '../errors.js'
+import { FramePipeError } from '../core/errors.js'
 import { STAGES, stageNames, stagesNamed } from '../registry.js'
-import { closest, formatDefault, formatType, type OptionSpec, type StageSpec } from '../spec.js'
+import { closest, formatDefault, formatType, type OptionSpec, type StageSpec } from '../core/spec.js'
 
 const KINDS = ['source', 'transform', 'sink'] as const
 

@@ -1,8 +1,8 @@
 // Ctrl-C semantics shared by every command that runs pipelines.
 
 import type { Stream } from 'node:stream'
-import { FramePipeError } from '../errors.js'
-import { stopPipeline } from '../pipeline.js'
+import { FramePipeError } from '../core/errors.js'
+import { stopPipeline } from '../core/pipeline.js'
 import type { StatusReporter } from './status.js'
 
 /** First Ctrl-C (or SIGTERM): end the source cleanly so sinks flush. Second: tear everything down. */

@@ -2,7 +2,7 @@
 // stages' counters; stage events (clients joining, warnings) become log lines.
 
 import type { Stream } from 'node:stream'
-import { stageInfo, type Counters } from '../stage.js'
+import { stageInfo, type Counters } from '../core/stage.js'
 
 export interface StageSnapshot { name: string; counters: Counters }
 

@@ -13,13 +13,12 @@
 
 import type { FileHandle } from 'node:fs/promises'
 import { Transform, type TransformCallback } from 'node:stream'
-import { FramePipeError } from '../errors.js'
-import type { Frame } from '../frame.js'
-import { AviMuxer, RIFF_SIZE, type AviWrite } from '../lib/avi-writer.js'
-import { recordingDirOption, recordingFpsOption, recordingPatternOption, recordingSegmentOption } from '../lib/options.js'
-import { SegmentFiles, jpegFrameSize } from '../lib/recording.js'
-import { defineStage } from '../spec.js'
-import { passOn, stageFactory, type StageContext } from '../stage.js'
+import { FramePipeError } from '../core/errors.js'
+import type { Frame } from '../core/frame.js'
+import { AviMuxer, RIFF_SIZE, type AviWrite } from '../wire/avi.js'
+import { SegmentFiles, jpegFrameSize, recordingDirOption, recordingFpsOption, recordingPatternOption, recordingSegmentOption } from '../media/recording.js'
+import { defineStage } from '../core/spec.js'
+import { passOn, stageFactory, type StageContext } from '../core/stage.js'
 
 export interface AviOptions {
   dir?: string

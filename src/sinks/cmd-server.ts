@@ -9,13 +9,13 @@
 // unknown byte is logged and never written into the image stream, and header
 // and JPEG go out in one write.
 
-import { FramePipeError } from '../errors.js'
-import type { Frame, Packet } from '../frame.js'
-import { FrameServer, type ServedClient } from '../lib/frame-server.js'
-import { encodeHeader, FIXED_HEADER_FORMATS, hex, type FixedHeaderFormat } from '../lib/headers.js'
-import { hostOption, lingerOption, maxClientsOption, portOption } from '../lib/options.js'
-import { defineStage } from '../spec.js'
-import { stageFactory, type StageContext } from '../stage.js'
+import { FramePipeError } from '../core/errors.js'
+import type { Frame, Packet } from '../core/frame.js'
+import { FrameServer, type ServedClient } from '../protocols/frame-server.js'
+import { encodeHeader, FIXED_HEADER_FORMATS, hex, type FixedHeaderFormat } from '../wire/headers.js'
+import { hostOption, lingerOption, maxClientsOption, portOption } from '../net/options.js'
+import { defineStage } from '../core/spec.js'
+import { stageFactory, type StageContext } from '../core/stage.js'
 
 export interface CmdServerOptions {
   host?: string

@@ -3,17 +3,17 @@
 // directory never sees half an image and a crash leaves no partial file under
 // a final name. With `segment`, the files are grouped in time segments (seed
 // 004's recorder opens a new file every 15 s): time tokens in the pattern show
-// the segment's start; FrameNamer in lib/naming.ts holds the rules.
+// the segment's start; FrameNamer in media/naming.ts holds the rules.
 
 import { lstat, rename, rm, writeFile } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { Transform, type Duplex, type TransformCallback } from 'node:stream'
-import { FramePipeError, describeValue } from '../errors.js'
-import { isFrame, type Frame } from '../frame.js'
-import { FrameNamer, extensionFor } from '../lib/naming.js'
-import { Directories } from '../lib/directories.js'
-import { defineStage } from '../spec.js'
-import { passOn, stageFactory, type StageContext } from '../stage.js'
+import { FramePipeError, describeValue } from '../core/errors.js'
+import { isFrame, type Frame } from '../core/frame.js'
+import { FrameNamer, extensionFor } from '../media/naming.js'
+import { Directories } from '../media/directories.js'
+import { defineStage } from '../core/spec.js'
+import { passOn, stageFactory, type StageContext } from '../core/stage.js'
 
 export interface FilesSinkOptions {
   dir?: string

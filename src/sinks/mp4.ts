@@ -1,7 +1,7 @@
 // Record JPEG frames as H.264 MP4 through ffmpeg, for small files. One
 // ffmpeg per file: the JPEGs go to its stdin (`-f mjpeg`), libx264 encodes,
 // the mp4 muxer writes. Segments are cut by frame-pipe, not by ffmpeg's
-// segment muxer, so names and rotation are exactly avi's (lib/recording.ts): every naming token,
+// segment muxer, so names and rotation are exactly avi's (media/recording.ts): every naming token,
 // an existing file is never replaced (_1, _2 …), a segment holds the frames
 // whose timestamps fall in it, and a change of frame size starts a new file.
 // (The segment muxer names files by strftime at the wall-clock moment a
@@ -14,14 +14,13 @@
 
 import { rm, stat } from 'node:fs/promises'
 import { Transform, type TransformCallback } from 'node:stream'
-import { FramePipeError } from '../errors.js'
-import type { Frame } from '../frame.js'
-import { jpegDimensions, rateOf } from '../lib/avi-writer.js'
-import { FFMPEG_BASE_ARGS, FfmpegProcess, findFfmpeg, type FoundTool } from '../lib/ffmpeg.js'
-import { recordingDirOption, recordingFpsOption, recordingPatternOption, recordingSegmentOption } from '../lib/options.js'
-import { SegmentFiles, jpegFrameSize } from '../lib/recording.js'
-import { defineStage } from '../spec.js'
-import { passOn, stageFactory, type StageContext } from '../stage.js'
+import { FramePipeError } from '../core/errors.js'
+import type { Frame } from '../core/frame.js'
+import { jpegDimensions, rateOf } from '../wire/avi.js'
+import { FFMPEG_BASE_ARGS, FfmpegProcess, findFfmpeg, type FoundTool } from '../media/ffmpeg.js'
+import { SegmentFiles, jpegFrameSize, recordingDirOption, recordingFpsOption, recordingPatternOption, recordingSegmentOption } from '../media/recording.js'
+import { defineStage } from '../core/spec.js'
+import { passOn, stageFactory, type StageContext } from '../core/stage.js'
 
 export const X264_PRESETS = ['ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'medium', 'slow', 'slower', 'veryslow'] as const
 export type X264Preset = (typeof X264_PRESETS)[number]

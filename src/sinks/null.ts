@@ -2,9 +2,9 @@
 
 import type { Transform, TransformCallback } from 'node:stream'
 import { objectTransform } from 'through2'
-import { isBoundary, isFrame, packetLength, type ByteChunk, type Frame } from '../frame.js'
-import { defineStage } from '../spec.js'
-import { passOn, stageFactory, type StageContext } from '../stage.js'
+import { isBoundary, isFrame, packetLength, type ByteChunk, type Frame } from '../core/frame.js'
+import { defineStage } from '../core/spec.js'
+import { passOn, stageFactory, type StageContext } from '../core/stage.js'
 
 export interface NullOptions {}
 
@@ -25,7 +25,7 @@ export const nullSink = stageFactory(spec)
 
 function createNullSink(ctx: StageContext): Transform {
   // through2 is typed against readable-stream, which ships no types here, so
-  // it returns `any`; see src/lib/map-frames.ts for why a Node Transform type is sound.
+  // it returns `any`; see src/core/map-frames.ts for why a Node Transform type is sound.
   const sink: Transform = objectTransform(
     { highWaterMark: 2 },
     (chunk: Frame | ByteChunk, _encoding: BufferEncoding, callback: TransformCallback) => {

@@ -8,13 +8,13 @@
 //                    yet, the reply waits for the first one.
 // Anything else from a client (CR and LF aside) closes its connection.
 
-import { FramePipeError } from '../errors.js'
-import type { Frame, Packet } from '../frame.js'
-import { FrameServer, type ServedClient } from '../lib/frame-server.js'
-import { encodeHeader, hex } from '../lib/headers.js'
-import { hostOption, lingerOption, maxClientsOption, portOption } from '../lib/options.js'
-import { defineStage } from '../spec.js'
-import { stageFactory, type StageContext } from '../stage.js'
+import { FramePipeError } from '../core/errors.js'
+import type { Frame, Packet } from '../core/frame.js'
+import { FrameServer, type ServedClient } from '../protocols/frame-server.js'
+import { encodeHeader, hex } from '../wire/headers.js'
+import { hostOption, lingerOption, maxClientsOption, portOption } from '../net/options.js'
+import { defineStage } from '../core/spec.js'
+import { stageFactory, type StageContext } from '../core/stage.js'
 
 /** The request byte: 'G'. */
 export const SNAPSHOT_REQUEST = 0x47

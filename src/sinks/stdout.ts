@@ -1,10 +1,10 @@
 // The byte stream to standard output, e.g. `... ! prefix ! stdout | nc host 9000`.
 
 import type { Transform } from 'node:stream'
-import { FramePipeError } from '../errors.js'
-import { PacketWriter } from '../lib/write-packets.js'
-import { defineStage } from '../spec.js'
-import { stageFactory } from '../stage.js'
+import { FramePipeError } from '../core/errors.js'
+import { PacketWriter } from '../core/packets.js'
+import { defineStage } from '../core/spec.js'
+import { stageFactory } from '../core/stage.js'
 
 export interface StdoutOptions {}
 

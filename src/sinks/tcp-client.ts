@@ -4,13 +4,13 @@
 
 import type { Socket } from 'node:net'
 import { Transform, type TransformCallback } from 'node:stream'
-import { FramePipeError } from '../errors.js'
-import { isBoundary, packetLength, type ByteChunk, type Packet } from '../frame.js'
-import { backoff, describeLoss, dial, formatAddress, peerName, type ConnectionEvent } from '../lib/net.js'
-import { notBytes, writePacket } from '../lib/write-packets.js'
-import { lingerOption, serverHostOption, serverPortOption } from '../lib/options.js'
-import { defineStage } from '../spec.js'
-import { passOn, stageFactory, type StageContext } from '../stage.js'
+import { FramePipeError } from '../core/errors.js'
+import { isBoundary, packetLength, type ByteChunk, type Packet } from '../core/frame.js'
+import { backoff, describeLoss, dial, formatAddress, peerName, type ConnectionEvent } from '../net/socket.js'
+import { notBytes, writePacket } from '../core/packets.js'
+import { lingerOption, serverHostOption, serverPortOption } from '../net/options.js'
+import { defineStage } from '../core/spec.js'
+import { passOn, stageFactory, type StageContext } from '../core/stage.js'
 
 export interface TcpClientSinkOptions {
   host?: string

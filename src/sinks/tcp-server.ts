@@ -5,13 +5,13 @@
 
 import net, { type AddressInfo, type Server, type Socket } from 'node:net'
 import { Transform, type TransformCallback } from 'node:stream'
-import { isBoundary, type ByteChunk, type Packet } from '../frame.js'
-import { FanOut, packetsToSocket, type FanClient } from '../lib/fanout.js'
-import { listenFor, peerName, type ClientEvent } from '../lib/net.js'
-import { notBytes } from '../lib/write-packets.js'
-import { hostOption, lingerOption, maxClientsOption, portOption } from '../lib/options.js'
-import { defineStage } from '../spec.js'
-import { passOn, stageFactory, type StageContext } from '../stage.js'
+import { isBoundary, type ByteChunk, type Packet } from '../core/frame.js'
+import { FanOut, packetsToSocket, type FanClient } from '../net/fanout.js'
+import { listenFor, peerName, type ClientEvent } from '../net/socket.js'
+import { notBytes } from '../core/packets.js'
+import { hostOption, lingerOption, maxClientsOption, portOption } from '../net/options.js'
+import { defineStage } from '../core/spec.js'
+import { passOn, stageFactory, type StageContext } from '../core/stage.js'
 
 export interface TcpServerSinkOptions {
   host?: string

@@ -5,10 +5,10 @@
 // RGB and raw frames come out for an encode stage (`camera ! jpeg ! …` works
 // either way: jpeg passes JPEG frames through unchanged).
 
-import { FramePipeError } from '../errors.js'
-import { defineStage } from '../spec.js'
-import { stageFactory } from '../stage.js'
-import { FfmpegFrameSource, mjpegOutput, rawOutput, type FfmpegPlan } from '../lib/ffmpeg-frames.js'
+import { FramePipeError } from '../core/errors.js'
+import { defineStage } from '../core/spec.js'
+import { stageFactory } from '../core/stage.js'
+import { FfmpegFrameSource, mjpegOutput, rawOutput, type FfmpegPlan } from '../media/capture.js'
 
 export const CAMERA_DRIVERS = ['auto', 'v4l2', 'avfoundation', 'dshow', 'lavfi', 'file'] as const
 export type CameraDriver = (typeof CAMERA_DRIVERS)[number]

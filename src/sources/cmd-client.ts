@@ -8,14 +8,14 @@
 
 import type { Socket } from 'node:net'
 import { Readable } from 'node:stream'
-import { FramePipeError } from '../errors.js'
-import type { Frame } from '../frame.js'
-import { FrameParser, TextInStreamError } from '../lib/frame-parser.js'
-import { Pacer } from '../lib/pacer.js'
-import { dial, formatAddress, peerName, type ConnectionEvent } from '../lib/net.js'
-import { serverHostOption, serverPortOption } from '../lib/options.js'
-import { defineStage, formatDuration } from '../spec.js'
-import { stageFactory, type StageContext } from '../stage.js'
+import { FramePipeError } from '../core/errors.js'
+import type { Frame } from '../core/frame.js'
+import { FrameParser, TextInStreamError } from '../wire/length-parser.js'
+import { Pacer } from '../core/pacer.js'
+import { dial, formatAddress, peerName, type ConnectionEvent } from '../net/socket.js'
+import { serverHostOption, serverPortOption } from '../net/options.js'
+import { defineStage, formatDuration } from '../core/spec.js'
+import { stageFactory, type StageContext } from '../core/stage.js'
 
 export const CMD_CLIENT_MODES = ['stream', 'snapshot'] as const
 export type CmdClientMode = (typeof CMD_CLIENT_MODES)[number]

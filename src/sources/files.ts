@@ -4,11 +4,11 @@
 import { readdir, readFile, stat } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import sharp from 'sharp'
-import { FramePipeError } from '../errors.js'
-import { now, sniffFormat, type Frame } from '../frame.js'
-import { PacedSource } from '../lib/pacer.js'
-import { defineStage } from '../spec.js'
-import { stageFactory, type StageContext } from '../stage.js'
+import { FramePipeError } from '../core/errors.js'
+import { now, sniffFormat, type Frame } from '../core/frame.js'
+import { PacedSource } from '../core/pacer.js'
+import { defineStage } from '../core/spec.js'
+import { stageFactory, type StageContext } from '../core/stage.js'
 
 export interface FilesSourceOptions {
   path: string

@@ -8,12 +8,12 @@
 import http, { type ClientRequest, type IncomingMessage } from 'node:http'
 import https from 'node:https'
 import { Readable } from 'node:stream'
-import { FramePipeError, FrameTooLargeError, networkError } from '../errors.js'
-import { now, sniffFormat, type Frame } from '../frame.js'
-import { boundaryFromContentType, MultipartParser, type PartHeaders } from '../lib/multipart-parser.js'
-import { backoff, describeLoss, type ConnectionEvent } from '../lib/net.js'
-import { defineStage } from '../spec.js'
-import { stageFactory, type StageContext } from '../stage.js'
+import { FramePipeError, FrameTooLargeError, networkError } from '../core/errors.js'
+import { now, sniffFormat, type Frame } from '../core/frame.js'
+import { boundaryFromContentType, MultipartParser, type PartHeaders } from '../wire/multipart-parser.js'
+import { backoff, describeLoss, type ConnectionEvent } from '../net/socket.js'
+import { defineStage } from '../core/spec.js'
+import { stageFactory, type StageContext } from '../core/stage.js'
 
 export interface HttpSourceOptions {
   url: string

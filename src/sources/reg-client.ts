@@ -7,13 +7,13 @@
 import dgram, { type RemoteInfo } from 'node:dgram'
 import net, { type AddressInfo, type Socket } from 'node:net'
 import { Readable } from 'node:stream'
-import { FramePipeError, networkError } from '../errors.js'
-import { makeFrame, now, type Frame } from '../frame.js'
-import { describeLoss, dial, formatAddress, peerName, type ConnectionEvent } from '../lib/net.js'
-import { CONTINUE, END, UdpOutbox, plainAddress } from '../lib/reg.js'
-import { serverHostOption, serverPortOption } from '../lib/options.js'
-import { defineStage } from '../spec.js'
-import { stageFactory, type StageContext } from '../stage.js'
+import { FramePipeError, networkError } from '../core/errors.js'
+import { makeFrame, now, type Frame } from '../core/frame.js'
+import { describeLoss, dial, formatAddress, peerName, type ConnectionEvent } from '../net/socket.js'
+import { CONTINUE, END, UdpOutbox, plainAddress } from '../protocols/reg/messages.js'
+import { serverHostOption, serverPortOption } from '../net/options.js'
+import { defineStage } from '../core/spec.js'
+import { stageFactory, type StageContext } from '../core/stage.js'
 
 export interface RegClientOptions {
   host?: string

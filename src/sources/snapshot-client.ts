@@ -5,15 +5,15 @@
 
 import type { Socket } from 'node:net'
 import { Readable } from 'node:stream'
-import { FramePipeError } from '../errors.js'
-import type { Frame } from '../frame.js'
-import { FrameParser } from '../lib/frame-parser.js'
-import { dial, formatAddress, peerName, type ConnectionEvent } from '../lib/net.js'
-import { Pacer } from '../lib/pacer.js'
+import { FramePipeError } from '../core/errors.js'
+import type { Frame } from '../core/frame.js'
+import { FrameParser } from '../wire/length-parser.js'
+import { dial, formatAddress, peerName, type ConnectionEvent } from '../net/socket.js'
+import { Pacer } from '../core/pacer.js'
 import { SNAPSHOT_REQUEST } from '../sinks/snapshot-server.js'
-import { serverHostOption, serverPortOption } from '../lib/options.js'
-import { defineStage, formatDuration } from '../spec.js'
-import { newCounters, stageFactory, type Counters, type StageContext } from '../stage.js'
+import { serverHostOption, serverPortOption } from '../net/options.js'
+import { defineStage, formatDuration } from '../core/spec.js'
+import { newCounters, stageFactory, type Counters, type StageContext } from '../core/stage.js'
 
 export interface SnapshotClientOptions {
   host?: string

@@ -1,9 +1,9 @@
 // Bytes from standard input (or any byte Readable), e.g. `nc -l 9000 | frame-pipe 'stdin ! unprefix ! files'`.
 
 import { Readable } from 'node:stream'
-import { FramePipeError } from '../errors.js'
-import { defineStage } from '../spec.js'
-import { newCounters, stageFactory, tagStage, type StageContext, type Staged } from '../stage.js'
+import { FramePipeError } from '../core/errors.js'
+import { defineStage } from '../core/spec.js'
+import { newCounters, stageFactory, tagStage, type StageContext, type Staged } from '../core/stage.js'
 
 export interface StdinOptions {}
 

@@ -4,12 +4,12 @@
 
 import type { Socket } from 'node:net'
 import { Readable } from 'node:stream'
-import { FramePipeError } from '../errors.js'
-import type { Boundary } from '../frame.js'
-import { backoff, describeLoss, dial, formatAddress, peerName, type ConnectionEvent } from '../lib/net.js'
-import { serverHostOption, serverPortOption } from '../lib/options.js'
-import { defineStage } from '../spec.js'
-import { stageFactory, type StageContext } from '../stage.js'
+import { FramePipeError } from '../core/errors.js'
+import type { Boundary } from '../core/frame.js'
+import { backoff, describeLoss, dial, formatAddress, peerName, type ConnectionEvent } from '../net/socket.js'
+import { serverHostOption, serverPortOption } from '../net/options.js'
+import { defineStage } from '../core/spec.js'
+import { stageFactory, type StageContext } from '../core/stage.js'
 
 export interface TcpClientSourceOptions {
   host?: string

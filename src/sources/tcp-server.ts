@@ -5,12 +5,12 @@
 
 import net, { type AddressInfo, type Server, type Socket } from 'node:net'
 import { Readable } from 'node:stream'
-import { networkError } from '../errors.js'
-import type { Boundary } from '../frame.js'
-import { closeAll, describeLoss, formatAddress, listen, peerName, type ClientEvent } from '../lib/net.js'
-import { hostOption, portOption } from '../lib/options.js'
-import { defineStage } from '../spec.js'
-import { stageFactory, type StageContext } from '../stage.js'
+import { networkError } from '../core/errors.js'
+import type { Boundary } from '../core/frame.js'
+import { closeAll, describeLoss, formatAddress, listen, peerName, type ClientEvent } from '../net/socket.js'
+import { hostOption, portOption } from '../net/options.js'
+import { defineStage } from '../core/spec.js'
+import { stageFactory, type StageContext } from '../core/stage.js'
 
 export interface TcpServerSourceOptions {
   host?: string

@@ -3,11 +3,11 @@
 // and a frozen or skipping stream is visible at a glance.
 
 import sharp from 'sharp'
-import { FramePipeError } from '../errors.js'
-import { now, type Frame } from '../frame.js'
-import { PacedSource } from '../lib/pacer.js'
-import { defineStage } from '../spec.js'
-import { stageFactory, type StageContext } from '../stage.js'
+import { FramePipeError } from '../core/errors.js'
+import { now, type Frame } from '../core/frame.js'
+import { PacedSource } from '../core/pacer.js'
+import { defineStage } from '../core/spec.js'
+import { stageFactory, type StageContext } from '../core/stage.js'
 
 export const TESTSRC_FORMATS = ['raw', 'jpeg'] as const
 export type TestsrcFormat = (typeof TESTSRC_FORMATS)[number]

@@ -3,11 +3,11 @@
 // their JPEGs straight through; other codecs are decoded by ffmpeg and come
 // out as JPEG (ffmpeg's encoder) or raw RGB.
 
-import { findFfprobe, probeVideo } from '../lib/ffmpeg.js'
-import { FfmpegFrameSource, mjpegOutput, rawOutput, type FfmpegPlan } from '../lib/ffmpeg-frames.js'
-import { now } from '../frame.js'
-import { defineStage } from '../spec.js'
-import { stageFactory, type StageContext } from '../stage.js'
+import { findFfprobe, probeVideo } from '../media/ffmpeg.js'
+import { FfmpegFrameSource, mjpegOutput, rawOutput, type FfmpegPlan } from '../media/capture.js'
+import { now } from '../core/frame.js'
+import { defineStage } from '../core/spec.js'
+import { stageFactory, type StageContext } from '../core/stage.js'
 
 export const VIDEO_OUTPUTS = ['jpeg', 'raw'] as const
 export type VideoOutput = (typeof VIDEO_OUTPUTS)[number]

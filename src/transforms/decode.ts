@@ -3,9 +3,9 @@
 // raw pixels, filling in width, height and channels.
 
 import type { Transform } from 'node:stream'
-import { defineStage } from '../spec.js'
-import { stageFactory } from '../stage.js'
-import { CONCURRENCY_OPTION, MAX_PIXELS_OPTION, frameFrom, sharpFailure, sharpOf, sharpStage } from '../lib/sharp-stage.js'
+import { defineStage } from '../core/spec.js'
+import { stageFactory } from '../core/stage.js'
+import { CONCURRENCY_OPTION, MAX_PIXELS_OPTION, frameFrom, sharpFailure, sharpOf, sharpStage } from '../image/sharp-stage.js'
 
 export const DECODE_CHANNELS = ['keep', '3', '4'] as const
 export const DECODE_ON_ERROR = ['fail', 'drop'] as const

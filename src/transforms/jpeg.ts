@@ -3,9 +3,9 @@
 // for many frames: that merges them into one image).
 
 import type { Transform } from 'node:stream'
-import { defineStage } from '../spec.js'
-import { stageFactory } from '../stage.js'
-import { CONCURRENCY_OPTION, MAX_PIXELS_OPTION, frameFrom, sharpFailure, sharpOf, sharpStage } from '../lib/sharp-stage.js'
+import { defineStage } from '../core/spec.js'
+import { stageFactory } from '../core/stage.js'
+import { CONCURRENCY_OPTION, MAX_PIXELS_OPTION, frameFrom, sharpFailure, sharpOf, sharpStage } from '../image/sharp-stage.js'
 
 export const CHROMA_SUBSAMPLINGS = ['4:2:0', '4:4:4'] as const
 export type ChromaSubsampling = (typeof CHROMA_SUBSAMPLINGS)[number]

@@ -2,9 +2,9 @@
 // Encode frames as PNG, one sharp call per frame.
 
 import type { Transform } from 'node:stream'
-import { defineStage } from '../spec.js'
-import { stageFactory } from '../stage.js'
-import { CONCURRENCY_OPTION, MAX_PIXELS_OPTION, frameFrom, sharpFailure, sharpOf, sharpStage } from '../lib/sharp-stage.js'
+import { defineStage } from '../core/spec.js'
+import { stageFactory } from '../core/stage.js'
+import { CONCURRENCY_OPTION, MAX_PIXELS_OPTION, frameFrom, sharpFailure, sharpOf, sharpStage } from '../image/sharp-stage.js'
 
 export interface PngOptions {
   compressionLevel?: number

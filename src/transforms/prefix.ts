@@ -4,11 +4,11 @@
 
 import type { Transform, TransformCallback } from 'node:stream'
 import { objectTransform } from 'through2'
-import { FramePipeError } from '../errors.js'
-import { isFrame } from '../frame.js'
-import { describeRecord, encodeHeader, HEADER_FORMATS, type HeaderFormat } from '../lib/headers.js'
-import { defineStage } from '../spec.js'
-import { stageFactory, type StageContext } from '../stage.js'
+import { FramePipeError } from '../core/errors.js'
+import { isFrame } from '../core/frame.js'
+import { describeRecord, encodeHeader, HEADER_FORMATS, type HeaderFormat } from '../wire/headers.js'
+import { defineStage } from '../core/spec.js'
+import { stageFactory, type StageContext } from '../core/stage.js'
 
 export interface PrefixOptions {
   header?: HeaderFormat
@@ -45,7 +45,7 @@ export const prefix = stageFactory(spec)
 
 function createPrefixer(o: Required<PrefixOptions>, ctx: StageContext): Transform {
   // through2 is typed against readable-stream, which ships no types here, so
-  // it returns `any`; see src/lib/map-frames.ts for why a Node Transform type is sound.
+  // it returns `any`; see src/core/map-frames.ts for why a Node Transform type is sound.
   const stream: Transform = objectTransform(
     // Each record holds a whole frame: keep few of them queued.
     { highWaterMark: 4 },

@@ -3,9 +3,9 @@
 // arrive faster than the cap replace the pending one and are counted as drops.
 
 import { Duplex } from 'node:stream'
-import { isFrame, type Frame } from '../frame.js'
-import { defineStage } from '../spec.js'
-import { stageFactory, type StageContext } from '../stage.js'
+import { isFrame, type Frame } from '../core/frame.js'
+import { defineStage } from '../core/spec.js'
+import { stageFactory, type StageContext } from '../core/stage.js'
 
 export interface RateOptions {
   fps?: number

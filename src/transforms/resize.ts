@@ -3,10 +3,10 @@
 // once and encodes once; follow resize with jpeg/png/webp to re-encode.
 
 import type { Transform } from 'node:stream'
-import { FramePipeError } from '../errors.js'
-import { defineStage } from '../spec.js'
-import { stageFactory } from '../stage.js'
-import { CONCURRENCY_OPTION, MAX_PIXELS_OPTION, frameFrom, sharpFailure, sharpOf, sharpStage } from '../lib/sharp-stage.js'
+import { FramePipeError } from '../core/errors.js'
+import { defineStage } from '../core/spec.js'
+import { stageFactory } from '../core/stage.js'
+import { CONCURRENCY_OPTION, MAX_PIXELS_OPTION, frameFrom, sharpFailure, sharpOf, sharpStage } from '../image/sharp-stage.js'
 
 export const RESIZE_FITS = ['cover', 'contain', 'fill', 'inside', 'outside'] as const
 export const RESIZE_KERNELS = ['nearest', 'linear', 'cubic', 'mitchell', 'lanczos2', 'lanczos3'] as const

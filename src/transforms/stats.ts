@@ -3,9 +3,9 @@
 // window, as 'stats' events and optionally one line on stderr per interval.
 
 import { Transform, type Duplex, type TransformCallback } from 'node:stream'
-import { isBoundary, isFrame, now, packetLength, type ByteChunk } from '../frame.js'
-import { defineStage } from '../spec.js'
-import { stageFactory, type StageContext } from '../stage.js'
+import { isBoundary, isFrame, now, packetLength, type ByteChunk } from '../core/frame.js'
+import { defineStage } from '../core/spec.js'
+import { stageFactory, type StageContext } from '../core/stage.js'
 
 export interface StatsOptions {
   interval?: number

@@ -1,13 +1,13 @@
-// Bytes back into frames: the stream face of FrameParser (src/lib/frame-parser.ts),
+// Bytes back into frames: the stream face of FrameParser (src/wire/length-parser.ts),
 // which holds the two-state, zero-copy parser and header=auto's detection.
 
 import { Transform, type TransformCallback } from 'node:stream'
-import { FramePipeError } from '../errors.js'
-import { isBoundary, type Frame } from '../frame.js'
-import { FrameParser } from '../lib/frame-parser.js'
-import { describeRecord, UNPREFIX_HEADERS, type UnprefixHeader } from '../lib/headers.js'
-import { defineStage } from '../spec.js'
-import { stageFactory, type StageContext } from '../stage.js'
+import { FramePipeError } from '../core/errors.js'
+import { isBoundary, type Frame } from '../core/frame.js'
+import { FrameParser } from '../wire/length-parser.js'
+import { describeRecord, UNPREFIX_HEADERS, type UnprefixHeader } from '../wire/headers.js'
+import { defineStage } from '../core/spec.js'
+import { stageFactory, type StageContext } from '../core/stage.js'
 
 export interface UnprefixOptions {
   header?: UnprefixHeader

@@ -1,0 +1,153 @@
+// The TCP server side shared by sinks that answer their clients' requests
+// (cmd-server, snapshot-server): they take frames, keep the newest one, and
+// write a frame to a client when that client's protocol says so. Each client
+// has a small queue of whole packets: a slow client loses its oldest packets,
+// it never slows the source or the other clients, and never gets half a frame.
+
+import net, { type AddressInfo, type Server, type Socket } from 'node:net'
+import { Transform, type TransformCallback } from 'node:stream'
+import { FramePipeError } from '../core/errors.js'
+import { isFrame, type Frame, type Packet } from '../core/frame.js'
+import { passOn, type StageContext } from '../core/stage.js'
+import { describeRecord } from '../wire/headers.js'
+import { FanOut, packetsToSocket, type FanClient } from '../net/fanout.js'
+import { listenFor, peerName, type ClientEvent } from '../net/socket.js'
+
+export interface FrameServerOptions {
+  host: string
+  port: number
+  maxQueue: number
+  maxClients: number
+  linger: number
+}
+
+export interface ServedClient extends FanClient<Packet> {
+  socket: Socket
+  peer: string
+  /** We ended the connection (the client asked to close); what it sends now is ignored. */
+  closing: boolean
+}
+
+export abstract class FrameServer<C extends ServedClient = ServedClient> extends Transform {
+  protected readonly ctx: StageContext
+  protected readonly clients: Set<C>
+  /** The newest frame and its packet (header + payload), once one came. */
+  protected latest: { frame: Frame; packet: Packet } | null = null
+  private readonly so: FrameServerOptions
+  private server: Server | undefined
+  private readonly fan: FanOut<Packet, C>
+
+  constructor(o: FrameServerOptions, ctx: StageContext) {
+    // Frames may be megabytes: hold few.
+    super({ objectMode: true, highWaterMark: 2 })
+    this.so = o
+    this.ctx = ctx
+    this.fan = new FanOut<Packet, C>({
+      maxQueue: o.maxQueue,
+      linger: o.linger,
+      counters: ctx.counters,
+      grace: 'rest',
+      ...packetsToSocket,
+      pumped: (c) => { if (!c.closing) this.onPumped(c) },
+      left: (c, reason) => {
+        if (reason !== 'end') c.socket.destroy()
+        this.onLeave(c)
+        this.emitClient({ event: 'leave', peer: c.peer, reason, drops: c.drops })
+      },
+    })
+    this.clients = this.fan.clients
+  }
+
+  /** The header and payload to send for `frame`, made once per frame. */
+  protected abstract encode(frame: Frame): Packet | FramePipeError
+  protected abstract newClient(base: ServedClient): C
+  /** Bytes from a client: its requests or commands. */
+  protected abstract onData(client: C, data: Buffer): void
+  /** A new newest frame: serve whoever waits for one. */
+  protected abstract onFrame(): void
+  protected onLeave(_client: C): void {}
+  /** The client's queue was handed to its socket as far as the socket takes it (after a send or a 'drain'). */
+  protected onPumped(_client: C): void {}
+
+  /** The bound address once listening (port 0 picks one), else null. */
+  address(): AddressInfo | null {
+    return (this.server?.address() as AddressInfo | null | undefined) ?? null
+  }
+
+  override _construct(callback: (error?: Error | null) => void): void {
+    const server = net.createServer((socket) => this.accept(socket))
+    this.server = server
+    listenFor(this, server, this.so.host, this.so.port, this.ctx.name, (err, address) => {
+      if (err) return callback(err)
+      callback()
+      this.emit('listening', address)
+    })
+  }
+
+  override _transform(frame: Frame, _encoding: BufferEncoding, callback: TransformCallback): void {
+    if (!isFrame(frame)) {
+      return callback(new FramePipeError('ERR_BAD_FRAME', `expected a Frame but received ${describeRecord(frame)}: ${this.ctx.name} takes frames and puts its own header on them`, { stage: this.ctx.name }))
+    }
+    const packet = this.encode(frame)
+    if (packet instanceof FramePipeError) return callback(packet)
+    this.latest = { frame, packet }
+    this.ctx.counters.frames++
+    this.onFrame()
+    passOn(this, frame)
+    this.fan.proceed(callback)
+  }
+
+  override _flush(callback: TransformCallback): void {
+    this.fan.flush(this.server!, (c) => {
+      c.closing = true
+      c.socket.end()
+    }, callback)
+  }
+
+  override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    this.latest = null
+    this.fan.destroy(this.server)
+    callback(err)
+  }
+
+  /** Queue a packet for one client: its oldest is dropped when the queue is full. */
+  protected send(client: C, packet: Packet): void {
+    if (client.gone || client.closing) return
+    this.fan.offer(client, packet)
+  }
+
+  /** Close one client's connection after what the socket already holds; its queue is dropped. */
+  protected closeClient(client: C): void {
+    if (client.closing || client.gone) return
+    client.closing = true
+    this.fan.dropQueue(client)
+    client.socket.end()
+    // A client that never answers our FIN is cut after linger.
+    setTimeout(() => client.socket.destroy(), Math.max(this.so.linger, 250)).unref()
+    this.fan.progress()
+  }
+
+  protected warn(message: string): void {
+    this.emit('warning', new FramePipeError('ERR_NETWORK', message, { stage: this.ctx.name }))
+  }
+
+  private accept(socket: Socket): void {
+    const peer = peerName(socket)
+    if (this.clients.size >= this.so.maxClients) {
+      socket.destroy()
+      this.emitClient({ event: 'leave', peer, reason: `refused: already ${this.clients.size} clients (maxClients)` })
+      return
+    }
+    const client = this.newClient({ socket, peer, queue: [], drops: 0, sent: 0, gone: false, closing: false })
+    socket.on('data', (data: Buffer) => {
+      // After we ended the connection its bytes are read only so that closing sends FIN, not RST.
+      if (!client.gone && !client.closing) this.onData(client, data)
+    })
+    this.fan.connect(client, socket)
+    this.emitClient({ event: 'join', peer })
+  }
+
+  private emitClient(event: ClientEvent): void {
+    this.emit('client', event)
+  }
+}
