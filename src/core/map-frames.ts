@@ -26,9 +26,9 @@
 import type { Transform } from 'node:stream'
 import { objectTransform } from 'through2'
 import { FramePipeError } from './errors.js'
-import { isBoundary, isFrame, type Frame } from './frame.js'
+import {  isFrame, type Frame } from './frame.js'
 import { newCounters, tagStage, type Staged } from './stage.js'
-import { describeRecord } from '../wire/headers.js'
+import { describeRecord, expectFrame } from './checks.js'
 
 /** What a map function returns: the frame to pass on, or null/undefined to drop it. */
 export type MapResult = Frame | null | undefined
@@ -59,10 +59,9 @@ export function mapFrames(fn: MapFunction, options: MapFramesOptions = {}): Stag
   }
   const counters = newCounters()
 
-  const stream: Transform = objectTransform({ highWaterMark }, async (chunk: unknown): Promise<Frame | undefined> => {
-    if (!isFrame(chunk)) {
-      throw new FramePipeError('ERR_BAD_FRAME', `expected a Frame but received ${describeRecord(chunk)}${isBytes(chunk) ? `; insert unprefix before ${name}` : ''}`, { stage: name })
-    }
+  const stream: Transform = objectTransform({ highWaterMark }, async (record: unknown): Promise<Frame | undefined> => {
+    const chunk = expectFrame(name, record)
+    if (chunk instanceof FramePipeError) throw chunk
     let out: MapResult
     try {
       out = await fn(chunk)
@@ -81,10 +80,6 @@ export function mapFrames(fn: MapFunction, options: MapFramesOptions = {}): Stag
     return out
   })
   return tagStage(stream, { name, kind: 'transform', input: 'frames', output: 'frames', counters })
-}
-
-function isBytes(chunk: unknown): boolean {
-  return Buffer.isBuffer(chunk) || Array.isArray(chunk) || isBoundary(chunk)
 }
 
 /** The error the pipeline sees: always a FramePipeError whose message starts with the stage name. */

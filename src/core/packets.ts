@@ -5,7 +5,7 @@
 import { Transform, type TransformCallback, type Writable } from 'node:stream'
 import { FramePipeError } from './errors.js'
 import { isBoundary, packetLength, type ByteChunk, type Packet } from './frame.js'
-import { describeRecord } from '../wire/headers.js'
+import { notBytes } from './checks.js'
 import { newCounters, passOn, tagStage, type StageContext, type Staged } from './stage.js'
 
 /**
@@ -35,12 +35,6 @@ export function writePacket(out: Writable, packet: Packet, done?: (err?: Error |
   }
   out.uncork()
   return ok
-}
-
-/** The error for a record that is not bytes on a byte sink (usually a Frame: 'prefix' is missing). */
-export function notBytes(chunk: unknown, stage: string): FramePipeError | undefined {
-  if (Buffer.isBuffer(chunk) || Array.isArray(chunk) || isBoundary(chunk)) return undefined
-  return new FramePipeError('ERR_BAD_FRAME', `expected bytes (Buffer, Buffer[] or Boundary) but received ${describeRecord(chunk)}: put 'prefix' before this sink`, { stage })
 }
 
 export interface PacketWriterOptions {
@@ -86,7 +80,7 @@ export class PacketWriter extends Transform {
       passOn(this, chunk)
       return callback()
     }
-    const bad = notBytes(chunk, this.ctx.name)
+    const bad = notBytes(this.ctx.name, chunk)
     if (bad) return callback(bad)
     if (this.out.destroyed || this.out.writableEnded) {
       return callback(new FramePipeError('ERR_IO', 'the output was closed before the stream ended', { stage: this.ctx.name }))

@@ -16,8 +16,9 @@
 
 import { Transform, type TransformCallback } from 'node:stream'
 import sharp, { type OutputInfo, type Sharp } from 'sharp'
-import { FramePipeError, describeValue, type ErrorCode } from '../core/errors.js'
-import { isBoundary, isFrame, type Frame, type FrameFormat } from '../core/frame.js'
+import { FramePipeError, type ErrorCode } from '../core/errors.js'
+import { expectFrame } from '../core/checks.js'
+import {   type Frame, type FrameFormat } from '../core/frame.js'
 import type { OptionSpec } from '../core/spec.js'
 import type { StageContext } from '../core/stage.js'
 
@@ -142,14 +143,10 @@ export const CONCURRENCY_OPTION: OptionSpec = {
 
 /** Why `chunk` cannot be processed, or undefined when it is a usable Frame. */
 export function checkFrame(stage: string, chunk: unknown): FramePipeError | undefined {
-  if (!isFrame(chunk)) {
-    const bytes = Buffer.isBuffer(chunk) || Array.isArray(chunk) || isBoundary(chunk)
-    const what = Buffer.isBuffer(chunk) ? 'a Buffer' : Array.isArray(chunk) ? 'a packet (Buffer[])' : isBoundary(chunk) ? 'a peer boundary' : describeValue(chunk)
-    const hint = bytes ? `; insert unprefix before ${stage}` : ''
-    return new FramePipeError('ERR_BAD_FRAME', `expected Frame objects but received ${what}${hint}`, { stage })
-  }
-  if (chunk.format !== 'raw') return undefined
-  const { width, height, channels, data, seq } = chunk
+  const frame = expectFrame(stage, chunk)
+  if (frame instanceof FramePipeError) return frame
+  if (frame.format !== 'raw') return undefined
+  const { width, height, channels, data, seq } = frame
   if (!(width > 0 && height > 0 && Number.isInteger(width) && Number.isInteger(height))) {
     return new FramePipeError('ERR_BAD_FRAME', `raw frame ${seq} has dimensions ${width}x${height}; raw frames need a width and height`, { stage })
   }

@@ -4,8 +4,9 @@
 
 import { open, type FileHandle } from 'node:fs/promises'
 import { dirname, extname, join } from 'node:path'
-import { FramePipeError, describeValue } from '../core/errors.js'
-import { isFrame, sniffFormat, type Frame } from '../core/frame.js'
+import { FramePipeError } from '../core/errors.js'
+import { expectFrame } from '../core/checks.js'
+import {  sniffFormat, type Frame } from '../core/frame.js'
 import { jpegDimensions } from '../wire/avi.js'
 import { Directories } from './directories.js'
 import type { OptionSpec } from '../core/spec.js'
@@ -19,8 +20,9 @@ const MAX_SUFFIX = 999
  * the error saying why not; `needs` tells the user what the recorder holds
  * (`mp4 takes JPEG frames`), before `; insert jpeg before <stage>`.
  */
-export function jpegFrameSize(frame: Frame, stage: string, needs: string): { width: number; height: number } | FramePipeError {
-  if (!isFrame(frame)) return new FramePipeError('ERR_BAD_FRAME', `expected a Frame but received ${describeValue(frame)}`, { stage })
+export function jpegFrameSize(record: unknown, stage: string, needs: string): { width: number; height: number } | FramePipeError {
+  const frame = expectFrame(stage, record)
+  if (frame instanceof FramePipeError) return frame
   if (frame.format === 'raw') {
     const dims = `${frame.width}x${frame.height}${frame.channels ? `x${frame.channels}` : ''}`
     return new FramePipeError('ERR_BAD_FRAME', `frame ${frame.seq} is raw pixels (${dims}): ${needs}; insert jpeg before ${stage}`, { stage })

@@ -7,9 +7,9 @@
 import net, { type AddressInfo, type Server, type Socket } from 'node:net'
 import { Transform, type TransformCallback } from 'node:stream'
 import { FramePipeError } from '../core/errors.js'
-import { isFrame, type Frame, type Packet } from '../core/frame.js'
+import { expectFrame } from '../core/checks.js'
+import {  type Frame, type Packet } from '../core/frame.js'
 import { passOn, type StageContext } from '../core/stage.js'
-import { describeRecord } from '../wire/headers.js'
 import { FanOut, packetsToSocket, type FanClient } from '../net/fanout.js'
 import { listenFor, peerName, type ClientEvent } from '../net/socket.js'
 
@@ -84,10 +84,9 @@ export abstract class FrameServer<C extends ServedClient = ServedClient> extends
     })
   }
 
-  override _transform(frame: Frame, _encoding: BufferEncoding, callback: TransformCallback): void {
-    if (!isFrame(frame)) {
-      return callback(new FramePipeError('ERR_BAD_FRAME', `expected a Frame but received ${describeRecord(frame)}: ${this.ctx.name} takes frames and puts its own header on them`, { stage: this.ctx.name }))
-    }
+  override _transform(record: unknown, _encoding: BufferEncoding, callback: TransformCallback): void {
+    const frame = expectFrame(this.ctx.name, record, `${this.ctx.name} puts its own header on frames: remove 'prefix' before it, or insert unprefix`)
+    if (frame instanceof FramePipeError) return callback(frame)
     const packet = this.encode(frame)
     if (packet instanceof FramePipeError) return callback(packet)
     this.latest = { frame, packet }

@@ -8,8 +8,9 @@
 import { lstat, rename, rm, writeFile } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { Transform, type Duplex, type TransformCallback } from 'node:stream'
-import { FramePipeError, describeValue } from '../core/errors.js'
-import { isFrame, type Frame } from '../core/frame.js'
+import { FramePipeError } from '../core/errors.js'
+import { expectFrame } from '../core/checks.js'
+import {  type Frame } from '../core/frame.js'
 import { FrameNamer, extensionFor } from '../media/naming.js'
 import { Directories } from '../media/directories.js'
 import { defineStage } from '../core/spec.js'
@@ -77,9 +78,10 @@ class FilesSink extends Transform {
     this.dirs.make(this.o.dir).then(() => cb(), cb)
   }
 
-  override _transform(frame: Frame, _enc: BufferEncoding, cb: TransformCallback): void {
-    if (!isFrame(frame)) {
-      cb(new FramePipeError('ERR_BAD_FRAME', `expected a Frame but received ${describeValue(frame)}`, { stage: this.ctx.name }))
+  override _transform(record: unknown, _enc: BufferEncoding, cb: TransformCallback): void {
+    const frame = expectFrame(this.ctx.name, record)
+    if (frame instanceof FramePipeError) {
+      cb(frame)
       return
     }
     this.inFlight = this.save(frame).then(

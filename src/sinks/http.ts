@@ -18,8 +18,8 @@ import type { AddressInfo, Socket } from 'node:net'
 import { Transform, type TransformCallback } from 'node:stream'
 import { fileURLToPath } from 'node:url'
 import { FramePipeError } from '../core/errors.js'
-import { isFrame, now, sniffFormat, type Frame } from '../core/frame.js'
-import { describeRecord } from '../wire/headers.js'
+import { expectFrame } from '../core/checks.js'
+import {  now, sniffFormat, type Frame } from '../core/frame.js'
 import { jpegSize } from '../wire/mjpeg-parser.js'
 import { FanOut, type FanClient } from '../net/fanout.js'
 import { describeLoss, formatAddress, listenFor, type ClientEvent } from '../net/socket.js'
@@ -240,10 +240,9 @@ export class HttpSink extends Transform {
     }, callback)
   }
 
-  override _transform(chunk: unknown, encoding: BufferEncoding, callback: TransformCallback): void {
-    if (!isFrame(chunk)) {
-      return callback(new FramePipeError('ERR_BAD_FRAME', `expected frames but received ${describeRecord(chunk)}: put 'unprefix' before http to cut bytes into frames`, { stage: this.ctx.name }))
-    }
+  override _transform(record: unknown, encoding: BufferEncoding, callback: TransformCallback): void {
+    const chunk = expectFrame(this.ctx.name, record)
+    if (chunk instanceof FramePipeError) return callback(chunk)
     if (sniffFormat(chunk.data) !== 'jpeg') {
       const size = chunk.width > 0 ? ` ${chunk.width}x${chunk.height}` : ''
       return callback(new FramePipeError('ERR_BAD_FRAME', `expected JPEG frames but received a ${chunk.format}${size} frame of ${chunk.data.length} bytes (seq ${chunk.seq}): insert jpeg before http`, { stage: this.ctx.name }))

@@ -10,8 +10,9 @@ import { mkdir, open, type FileHandle } from 'node:fs/promises'
 import net, { type AddressInfo, type Server, type Socket } from 'node:net'
 import { dirname } from 'node:path'
 import { Transform, type TransformCallback } from 'node:stream'
-import { FramePipeError, describeValue, networkError } from '../core/errors.js'
-import { isFrame, now, type Frame } from '../core/frame.js'
+import { FramePipeError, networkError } from '../core/errors.js'
+import { expectFrame } from '../core/checks.js'
+import {  now, type Frame } from '../core/frame.js'
 import { closeAll, describeLoss, formatAddress, listenFor, type ClientEvent } from '../net/socket.js'
 import { MAX_DATAGRAM, UdpOutbox, isEnd, parseRegistration, plainAddress, serverLogLine } from '../protocols/reg/messages.js'
 import { hostOption, maxClientsOption, portOption } from '../net/options.js'
@@ -167,10 +168,9 @@ export class RegServerSink extends Transform {
     })
   }
 
-  override _transform(frame: Frame, encoding: BufferEncoding, callback: TransformCallback): void {
-    if (!isFrame(frame)) {
-      return callback(new FramePipeError('ERR_BAD_FRAME', `expected a Frame but received ${describeValue(frame)}`, { stage: this.ctx.name }))
-    }
+  override _transform(record: unknown, encoding: BufferEncoding, callback: TransformCallback): void {
+    const frame = expectFrame(this.ctx.name, record, "reg-server does its own framing: remove 'prefix' before it, or insert unprefix")
+    if (frame instanceof FramePipeError) return callback(frame)
     if (frame.data.length > MAX_DATAGRAM) {
       const n = ++this.ctx.counters.oversize
       this.ctx.counters.drops++

@@ -7,7 +7,8 @@ import { Transform, type TransformCallback } from 'node:stream'
 import { FramePipeError } from '../core/errors.js'
 import { isBoundary, packetLength, type ByteChunk, type Packet } from '../core/frame.js'
 import { backoff, describeLoss, dial, formatAddress, peerName, type ConnectionEvent } from '../net/socket.js'
-import { notBytes, writePacket } from '../core/packets.js'
+import { writePacket } from '../core/packets.js'
+import { notBytes } from '../core/checks.js'
 import { lingerOption, serverHostOption, serverPortOption } from '../net/options.js'
 import { defineStage } from '../core/spec.js'
 import { passOn, stageFactory, type StageContext } from '../core/stage.js'
@@ -121,7 +122,7 @@ export class TcpClientSink extends Transform {
       passOn(this, chunk)
       return callback()
     }
-    const bad = notBytes(chunk, this.ctx.name)
+    const bad = notBytes(this.ctx.name, chunk)
     if (bad) return callback(bad)
     this.ctx.counters.frames++
     this.queue.push(chunk)

@@ -8,7 +8,7 @@ import { Transform, type TransformCallback } from 'node:stream'
 import { isBoundary, type ByteChunk, type Packet } from '../core/frame.js'
 import { FanOut, packetsToSocket, type FanClient } from '../net/fanout.js'
 import { listenFor, peerName, type ClientEvent } from '../net/socket.js'
-import { notBytes } from '../core/packets.js'
+import { notBytes } from '../core/checks.js'
 import { hostOption, lingerOption, maxClientsOption, portOption } from '../net/options.js'
 import { defineStage } from '../core/spec.js'
 import { passOn, stageFactory, type StageContext } from '../core/stage.js'
@@ -102,7 +102,7 @@ export class TcpServerSink extends Transform {
       passOn(this, chunk)
       return callback()
     }
-    const bad = notBytes(chunk, this.ctx.name)
+    const bad = notBytes(this.ctx.name, chunk)
     if (bad) return callback(bad)
     if (!this.started) {
       if (this.fan.clients.size < this.o.wait) {

@@ -8,8 +8,8 @@ import type { Socket } from 'node:dgram'
 import { Transform, type TransformCallback } from 'node:stream'
 import { randomInt } from 'node:crypto'
 import { FramePipeError, networkError } from '../core/errors.js'
-import { isFrame, type Frame } from '../core/frame.js'
-import { describeRecord } from '../wire/headers.js'
+import { expectFrame } from '../core/checks.js'
+import {  type Frame } from '../core/frame.js'
 import { formatAddress } from '../net/socket.js'
 import { MessageSender } from '../net/udp/messages.js'
 import { encodeFrame, MAX_DATAGRAM, parseDatagram } from '../net/udp/native.js'
@@ -140,10 +140,9 @@ export class UdpClientSink extends Transform {
     })
   }
 
-  override _transform(chunk: unknown, _encoding: BufferEncoding, callback: TransformCallback): void {
-    if (!isFrame(chunk)) {
-      return callback(new FramePipeError('ERR_BAD_FRAME', `expected a Frame but received ${describeRecord(chunk)}; udp-client does its own framing (no 'prefix' before it)`, { stage: this.ctx.name }))
-    }
+  override _transform(record: unknown, _encoding: BufferEncoding, callback: TransformCallback): void {
+    const chunk = expectFrame(this.ctx.name, record, "udp-client does its own framing: remove 'prefix' before it, or insert unprefix")
+    if (chunk instanceof FramePipeError) return callback(chunk)
     const job = this.makeJob(chunk)
     if (job instanceof FramePipeError) return callback(job)
     if (!job) return callback()

@@ -5,8 +5,8 @@
 import type { Transform, TransformCallback } from 'node:stream'
 import { objectTransform } from 'through2'
 import { FramePipeError } from '../core/errors.js'
-import { isFrame } from '../core/frame.js'
-import { describeRecord, encodeHeader, HEADER_FORMATS, type HeaderFormat } from '../wire/headers.js'
+import { expectFrame } from '../core/checks.js'
+import { encodeHeader, HEADER_FORMATS, type HeaderFormat } from '../wire/headers.js'
 import { defineStage } from '../core/spec.js'
 import { stageFactory, type StageContext } from '../core/stage.js'
 
@@ -49,9 +49,10 @@ function createPrefixer(o: Required<PrefixOptions>, ctx: StageContext): Transfor
   const stream: Transform = objectTransform(
     // Each record holds a whole frame: keep few of them queued.
     { highWaterMark: 4 },
-    (chunk: unknown, _encoding: BufferEncoding, callback: TransformCallback) => {
-      if (!isFrame(chunk)) {
-        callback(new FramePipeError('ERR_BAD_FRAME', `expected a Frame but received ${describeRecord(chunk)}: prefix takes frames (a byte stream needs no prefix)`, { stage: ctx.name }))
+    (record: unknown, _encoding: BufferEncoding, callback: TransformCallback) => {
+      const chunk = expectFrame(ctx.name, record, 'a byte stream needs no prefix')
+      if (chunk instanceof FramePipeError) {
+        callback(chunk)
         return
       }
       const header = encodeHeader(o.header, chunk, o.checksum, ctx.name)

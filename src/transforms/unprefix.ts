@@ -4,8 +4,9 @@
 import { Transform, type TransformCallback } from 'node:stream'
 import { FramePipeError } from '../core/errors.js'
 import { isBoundary, type Frame } from '../core/frame.js'
+import { notBytes } from '../core/checks.js'
 import { FrameParser } from '../wire/length-parser.js'
-import { describeRecord, UNPREFIX_HEADERS, type UnprefixHeader } from '../wire/headers.js'
+import { UNPREFIX_HEADERS, type UnprefixHeader } from '../wire/headers.js'
 import { defineStage } from '../core/spec.js'
 import { stageFactory, type StageContext } from '../core/stage.js'
 
@@ -86,7 +87,9 @@ export class Unprefixer extends Transform {
   }
 
   private badInput(value: unknown, where: string): FramePipeError {
-    return new FramePipeError('ERR_BAD_FRAME', `expected bytes (Buffer, Uint8Array, Buffer[] or Boundary) but received ${describeRecord(value)}${where}: unprefix takes bytes`, { stage: this.ctx.name })
+    const err = notBytes(this.ctx.name, value, 'frames need no unprefix')!
+    if (where) err.message += where
+    return err
   }
 }
 

@@ -3,8 +3,8 @@
 // the frame's metadata and an optional CRC-32 of the payload.
 
 import { crc32 } from 'node:zlib'
-import { describeValue, FramePipeError } from '../core/errors.js'
-import { FRAME_FORMATS, isBoundary, isFrame, type Frame, type FrameFormat } from '../core/frame.js'
+import {  FramePipeError } from '../core/errors.js'
+import { FRAME_FORMATS, type Frame, type FrameFormat } from '../core/frame.js'
 
 export const HEADER_FORMATS = ['u32be', 'u32le', 'ii', 'i64le', 'native', 'ascii'] as const
 export type HeaderFormat = (typeof HEADER_FORMATS)[number]
@@ -213,14 +213,4 @@ export function hex(bytes: Uint8Array): string {
 /** `0x0a1b2c3d` */
 export function hex32(n: number): string {
   return '0x' + (n >>> 0).toString(16).padStart(8, '0')
-}
-
-/** Name what arrived on an edge, for 'expected X but received Y' messages of the framing pair. */
-export function describeRecord(value: unknown): string {
-  if (Buffer.isBuffer(value)) return `a Buffer of ${value.length} bytes`
-  if (value instanceof Uint8Array) return `a Uint8Array of ${value.length} bytes`
-  if (Array.isArray(value)) return `an array of ${value.length} items`
-  if (isFrame(value)) return `a Frame (seq ${value.seq}, ${value.data.length} bytes)`
-  if (isBoundary(value)) return `a Boundary (peer ${value.peer})`
-  return describeValue(value)
 }

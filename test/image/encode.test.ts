@@ -305,7 +305,7 @@ test('option validation goes through the spec', (t) => {
 
 test('a Buffer instead of a Frame is ERR_BAD_FRAME pointing at unprefix', async (t) => {
   const err = await t.throwsAsync(withTimeout(run(fromItems([Buffer.from([0xff, 0xd8, 0xff])]), jpeg()), 5000))
-  t.like(err, { code: 'ERR_BAD_FRAME', stage: 'jpeg', message: 'jpeg: expected Frame objects but received a Buffer; insert unprefix before jpeg' })
+  t.like(err, { code: 'ERR_BAD_FRAME', stage: 'jpeg', message: 'jpeg: expected a Frame but received a Buffer of 3 bytes; insert unprefix before jpeg' })
 })
 
 test('a raw frame whose length does not match its dimensions is ERR_BAD_FRAME with the numbers', async (t) => {

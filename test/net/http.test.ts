@@ -243,7 +243,7 @@ test('frames that are not JPEG are refused with the fix in the message', async (
   t.is((err as { code?: string }).code, 'ERR_BAD_FRAME')
   t.regex(err!.message, /^http: expected JPEG frames but received a raw 640x480 frame .*insert jpeg before http$/)
   const bytes = await t.throwsAsync(pipeline(fromItems([Buffer.from([0xff, 0xd8, 0xff])]), httpSink({ port: 0 })))
-  t.regex(bytes!.message, /expected frames but received a Buffer of 3 bytes/)
+  t.regex(bytes!.message, /expected a Frame but received a Buffer of 3 bytes; insert unprefix before http/)
 })
 
 test('the page, unknown paths and other methods', async (t) => {
