@@ -3,10 +3,11 @@
 // its column, before any stage opens a socket or a file.
 
 import type { Stream } from 'node:stream'
-import { FramePipeError } from './core/errors.js'
+import { FramePipeError, InvalidOptionError } from './core/errors.js'
+import { linkProblem } from './core/pipeline.js'
 import { STAGES, findStage, stageNames, stagesNamed } from './registry.js'
 import { closest, parseOptionText, resolveOptions, type OptionSpec, type StageKind, type StageSpec } from './core/spec.js'
-import { newCounters, tagStage, type Staged } from './core/stage.js'
+import { createStage, type Staged } from './core/stage.js'
 
 export interface ParsedOption { key: string; value: string | true; column: number }
 export interface ParsedStage { name: string; column: number; options: ParsedOption[] }
@@ -137,7 +138,7 @@ function planOptions(text: string, spec: StageSpec, given: ParsedOption[]): Reco
   try {
     return resolveOptions(spec, values)
   } catch (err) {
-    const bad = given.find((o) => (err as Error).message.includes(` ${o.key} `))
+    const bad = err instanceof InvalidOptionError ? given.find((o) => o.key === err.option) : undefined
     throw new PipelineSyntaxError('ERR_INVALID_OPTION', (err as Error).message, text, bad?.column ?? 0)
   }
 }
@@ -146,39 +147,21 @@ function findAnyStage(name: string): boolean {
   return STAGES.some((s) => s.name === name)
 }
 
+/** The link check `pipeline()` makes (same rules, same words), pointing at the stage's column. */
 function checkPlan(text: string, planned: PlannedStage[]): void {
-  const first = planned[0]!
-  if (first.spec.kind !== 'source') {
-    throw new PipelineSyntaxError('ERR_LINK', `a pipeline starts with a source; ${first.spec.name} is a ${first.spec.kind}`, text, first.column)
-  }
-  if (planned.length < 2) {
-    throw new PipelineSyntaxError('ERR_LINK', `${first.spec.name} needs somewhere to go: add '! <sink>' (null discards)`, text, first.column + first.spec.name.length)
-  }
-  for (let i = 1; i < planned.length; i++) {
-    const a = planned[i - 1]!.spec
-    const b = planned[i]!.spec
-    if (b.kind === 'source') throw new PipelineSyntaxError('ERR_LINK', `${b.name} is a source: it can only start a pipeline`, text, planned[i]!.column)
-    const ok = a.output === b.input || a.output === 'any' || b.input === 'any'
-    if (!ok) {
-      const fix = a.output === 'frames' ? `insert 'prefix' before ${b.name}` : `insert 'unprefix' before ${b.name}`
-      throw new PipelineSyntaxError('ERR_LINK', `${a.name} produces ${a.output} but ${b.name} takes ${b.input}: ${fix}`, text, planned[i]!.column)
-    }
-  }
-  const last = planned[planned.length - 1]!
-  if (last.spec.kind !== 'sink') {
-    throw new PipelineSyntaxError('ERR_LINK', `the pipeline ends with the transform ${last.spec.name}: end it with a sink (null discards)`, text, last.column)
-  }
+  const problem = linkProblem(planned.map(({ spec }) => spec))
+  if (!problem) return
+  const at = planned[problem.index]!
+  // "needs somewhere to go": point just after the lone source's name.
+  const column = planned.length < 2 ? at.column + at.spec.name.length : at.column
+  throw new PipelineSyntaxError('ERR_LINK', problem.message, text, column)
 }
 
 /** Create the streams of a plan. Options were validated by planDescription. */
 export function buildPlan(planned: PlannedStage[]): Staged<Stream>[] {
   const built: Staged<Stream>[] = []
   try {
-    for (const { spec, options } of planned) {
-      const counters = newCounters()
-      const stream = spec.create(options, { name: spec.name, counters })
-      built.push(tagStage(stream, { name: spec.name, kind: spec.kind, input: spec.input, output: spec.output, counters }))
-    }
+    for (const { spec, options } of planned) built.push(createStage(spec, options))
   } catch (err) {
     for (const s of built) (s as unknown as { destroy?: () => void }).destroy?.()
     throw err

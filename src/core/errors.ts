@@ -29,6 +29,15 @@ export class FramePipeError extends Error {
   }
 }
 
+/** A stage option with a bad value or name; `option` names it, so the CLI can point at its column. */
+export class InvalidOptionError extends FramePipeError {
+  readonly option: string
+  constructor(stage: string, option: string, message: string) {
+    super('ERR_INVALID_OPTION', message, { stage })
+    this.option = option
+  }
+}
+
 export class FrameTooLargeError extends FramePipeError {
   /** bigint when a 64-bit header announces more than Number can hold exactly. */
   readonly size: number | bigint

@@ -12,43 +12,60 @@ export interface PipelineOptions {
   signal?: AbortSignal
 }
 
-/**
- * Refuse links that cannot work, before anything starts: bytes into a stage
- * that takes frames, a source in the middle, a pipeline without a source.
- * Streams that carry no stage tag (your own) are trusted.
- */
-export function checkLinks(stages: readonly Stream[]): void {
-  if (stages.length < 2) {
-    throw new FramePipeError('ERR_LINK', `a pipeline needs a source and at least one more stage, got ${stages.length}`)
-  }
-  stages.forEach((stream, i) => {
-    const info = stageInfo(stream)
-    if (!info) return
-    if (info.kind === 'source' && i > 0) {
-      throw new FramePipeError('ERR_LINK', `${info.name} is a source: it can only start a pipeline`)
-    }
-    if (i === 0 && info.input !== null) {
-      throw new FramePipeError('ERR_LINK', `${info.name} is a ${info.kind}, a pipeline must start with a source`)
-    }
-    if (i === stages.length - 1 && info.kind === 'transform') {
-      throw new FramePipeError('ERR_LINK', `the pipeline ends with the transform ${info.name}: end it with a sink (null discards)`)
-    }
-  })
-  for (let i = 0; i + 1 < stages.length; i++) {
-    const a = stageInfo(stages[i]!)
-    const b = stageInfo(stages[i + 1]!)
-    if (a && b) assertLink(a, b)
-  }
+/** What the link check needs of a stage: its name, kind and ports. */
+export type LinkEnd = Pick<StageInfo, 'name' | 'kind' | 'input' | 'output'>
+
+/** Why a run of stages cannot work, and which stage (by index) the reason points at. */
+export interface LinkProblem {
+  index: number
+  message: string
 }
 
-function assertLink(a: StageInfo, b: StageInfo): void {
-  if (a.output === null) throw new FramePipeError('ERR_LINK', `${a.name} produces nothing to link to ${b.name}`)
-  if (b.input === null) throw new FramePipeError('ERR_LINK', `${b.name} is a source and cannot follow ${a.name}`)
-  if (a.output === b.input || a.output === 'any' || b.input === 'any') return
+/**
+ * The first reason `stages` cannot run as one pipeline: bytes into a stage
+ * that takes frames, a source in the middle, no source first, a transform
+ * last. Undefined entries are streams without a stage tag (your own): they are
+ * trusted. `pipeline()` and `launch()` both check with this, so the API and
+ * the CLI refuse the same things in the same words.
+ */
+export function linkProblem(stages: readonly (LinkEnd | undefined)[]): LinkProblem | undefined {
+  const first = stages[0]
+  if (first && first.kind !== 'source') {
+    return { index: 0, message: `a pipeline starts with a source; ${first.name} is a ${first.kind}` }
+  }
+  if (stages.length < 2) {
+    const message = first
+      ? `${first.name} needs somewhere to go: add '! <sink>' (null discards)`
+      : `a pipeline needs a source and at least one more stage, got ${stages.length}`
+    return { index: 0, message }
+  }
+  for (let i = 1; i < stages.length; i++) {
+    const b = stages[i]
+    if (b?.kind === 'source') return { index: i, message: `${b.name} is a source: it can only start a pipeline` }
+    const message = portProblem(stages[i - 1], b)
+    if (message) return { index: i, message }
+  }
+  const last = stages[stages.length - 1]
+  if (last?.kind === 'transform') {
+    return { index: stages.length - 1, message: `the pipeline ends with the transform ${last.name}: end it with a sink (null discards)` }
+  }
+  return undefined
+}
+
+/** Why `a` cannot feed `b` (frames into a byte stage or the reverse), with what to insert; undefined when it can. */
+function portProblem(a: LinkEnd | undefined, b: LinkEnd | undefined): string | undefined {
+  if (!a || !b || a.output === null || b.input === null) return undefined
+  if (a.output === b.input || a.output === 'any' || b.input === 'any') return undefined
   const fix = a.output === 'frames'
-    ? `insert 'prefix' between them to put frames on the wire`
-    : `insert 'unprefix' between them to cut the bytes into frames`
-  throw new FramePipeError('ERR_LINK', `cannot link ${a.name} to ${b.name}: ${a.name} produces ${a.output} but ${b.name} takes ${b.input}; ${fix}`)
+    ? `insert 'prefix' before ${b.name} to put frames on the wire`
+    : `insert 'unprefix' before ${b.name} to cut the bytes into frames`
+  return `cannot link ${a.name} to ${b.name}: ${a.name} produces ${a.output} but ${b.name} takes ${b.input}; ${fix}`
+}
+
+/** Refuse links that cannot work (see linkProblem), before anything starts. */
+export function checkLinks(stages: readonly Stream[]): void {
+  const problem = linkProblem(stages.map(stageInfo))
+  if (problem) throw new FramePipeError('ERR_LINK', problem.message)
 }
 
 /**
@@ -76,10 +93,9 @@ export async function pipeline(...args: Array<Stream | PipelineOptions>): Promis
  */
 export function chain(...stages: Duplex[]): Duplex {
   if (stages.length < 2) throw new FramePipeError('ERR_LINK', 'chain() needs at least two stages')
-  for (let i = 0; i + 1 < stages.length; i++) {
-    const a = stageInfo(stages[i]!)
-    const b = stageInfo(stages[i + 1]!)
-    if (a && b) assertLink(a, b)
+  for (let i = 1; i < stages.length; i++) {
+    const problem = portProblem(stageInfo(stages[i - 1]!), stageInfo(stages[i]!))
+    if (problem) throw new FramePipeError('ERR_LINK', problem)
   }
   const duplex = new pumpify.obj(...stages) as unknown as Duplex
   const first = stageInfo(stages[0]!)

@@ -3,8 +3,21 @@
 // tables and option validation for the TypeScript API all read these records.
 
 import type { Duplex, Stream } from 'node:stream'
-import { FramePipeError, describeValue } from './errors.js'
-import type { StageContext } from './stage.js'
+import { InvalidOptionError, describeValue } from './errors.js'
+
+/** Per-stage numbers for the status line and `--json`: frames (or packets), bytes, frames dropped by policy, plus stage-specific gauges such as `clients`. */
+export interface Counters {
+  frames: number
+  bytes: number
+  drops: number
+  [gauge: string]: number
+}
+
+/** What a stage's factory gets besides its options: its name (for messages) and the counters it keeps. */
+export interface StageContext {
+  name: string
+  counters: Counters
+}
 
 export type StageKind = 'source' | 'transform' | 'sink'
 /** What flows on an edge: Frame objects, or bytes (ByteChunk: Buffer, Buffer[] packets, Boundary); 'any' for taps and sinks that take either. */
@@ -56,13 +69,13 @@ export function resolveOptions<O>(spec: StageSpec<O>, given: Partial<O> | undefi
   for (const key of Object.keys(input)) {
     if (!(key in specs) && input[key] !== undefined) {
       const hint = closest(key, Object.keys(specs))
-      throw new FramePipeError('ERR_INVALID_OPTION', `unknown option '${key}'${hint ? ` (did you mean '${hint}'?)` : ''}`, { stage: spec.name })
+      throw new InvalidOptionError(spec.name, key, `unknown option '${key}'${hint ? ` (did you mean '${hint}'?)` : ''}`)
     }
   }
   for (const [key, opt] of Object.entries(specs)) {
     const value = input[key]
     if (value === undefined) {
-      if (opt.required) throw new FramePipeError('ERR_INVALID_OPTION', `option '${key}' is required: ${opt.doc}`, { stage: spec.name })
+      if (opt.required) throw new InvalidOptionError(spec.name, key, `option '${key}' is required: ${opt.doc}`)
       out[key] = opt.default
       continue
     }
@@ -74,7 +87,7 @@ export function resolveOptions<O>(spec: StageSpec<O>, given: Partial<O> | undefi
 
 function checkValue(stage: string, key: string, opt: OptionSpec, value: unknown): void {
   const fail = (expected: string): never => {
-    throw new FramePipeError('ERR_INVALID_OPTION', `expected ${expected} for ${key} but received ${describeValue(value)}`, { stage })
+    throw new InvalidOptionError(stage, key, `expected ${expected} for ${key} but received ${describeValue(value)}`)
   }
   switch (opt.type) {
     case 'int':
@@ -108,7 +121,7 @@ function checkValue(stage: string, key: string, opt: OptionSpec, value: unknown)
 /** Turn the text of `key=value` from the command line into the option's type; validation follows in resolveOptions. */
 export function parseOptionText(stage: string, key: string, opt: OptionSpec, text: string | true): unknown {
   const bad = (expected: string): never => {
-    throw new FramePipeError('ERR_INVALID_OPTION', `expected ${expected} for ${key} but received '${text}'`, { stage })
+    throw new InvalidOptionError(stage, key, `expected ${expected} for ${key} but received '${text}'`)
   }
   if (text === true) {
     if (opt.type === 'boolean') return true

@@ -1,16 +1,11 @@
 // Runtime side of a stage: the tag that lets `pipeline` check links, the
-// counters the status line reads, and how sinks pass records on.
+// counters the status line reads, how a stage is built from its spec (the
+// one construction path of the API and the CLI) and how sinks pass records on.
 
 import type { Readable, Stream } from 'node:stream'
-import { resolveOptions, type StageSpec } from './spec.js'
+import { resolveOptions, type Counters, type StageSpec } from './spec.js'
 
-/** Per-stage numbers for the status line and `--json`: frames (or packets), bytes, frames dropped by policy, plus stage-specific gauges such as `clients`. */
-export interface Counters {
-  frames: number
-  bytes: number
-  drops: number
-  [gauge: string]: number
-}
+export type { Counters, StageContext } from './spec.js'
 
 export interface StageInfo {
   name: string
@@ -23,11 +18,6 @@ export interface StageInfo {
 const INFO = Symbol.for('frame-pipe.stage')
 
 export type Staged<S extends Stream = Stream> = S & { [INFO]: StageInfo }
-
-export interface StageContext {
-  name: string
-  counters: Counters
-}
 
 export function newCounters(): Counters {
   return { frames: 0, bytes: 0, drops: 0 }
@@ -44,14 +34,20 @@ export function stageInfo(stream: Stream): StageInfo | undefined {
   return (stream as Partial<Staged>)[INFO]
 }
 
+/**
+ * Create a stage's stream from options already resolved against its spec
+ * (defaults filled, values checked), tagged with the stage's ports and fresh
+ * counters. The TypeScript factories and `launch` both build stages here.
+ */
+export function createStage<O, S extends Stream>(spec: StageSpec<O, S>, resolved: Required<O>): Staged<S> {
+  const counters = newCounters()
+  const stream = spec.create(resolved, { name: spec.name, counters })
+  return tagStage(stream, { name: spec.name, kind: spec.kind, input: spec.input, output: spec.output, counters })
+}
+
 /** Build the typed factory for a stage from its spec: validates options (same rules as the CLI), creates and tags the stream. */
 export function stageFactory<O, S extends Stream>(spec: StageSpec<O, S>): (options?: O) => Staged<S> {
-  return (options?: O) => {
-    const resolved = resolveOptions(spec, options as Partial<O>)
-    const counters = newCounters()
-    const stream = spec.create(resolved, { name: spec.name, counters })
-    return tagStage(stream, { name: spec.name, kind: spec.kind, input: spec.input, output: spec.output, counters })
-  }
+  return (options?: O) => createStage(spec, resolveOptions(spec, options as Partial<O>))
 }
 
 /**

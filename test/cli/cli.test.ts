@@ -83,7 +83,7 @@ test('a bad option value names stage, option, expectation and value', async (t) 
 test('linking frames into a byte sink is refused before anything starts, saying what to insert', async (t) => {
   const r = await run(['testsrc ! jpeg ! tcp-server port=1'])
   t.is(r.code, 2)
-  t.regex(r.stderr, /jpeg produces frames but tcp-server takes bytes: insert 'prefix' before tcp-server/)
+  t.regex(r.stderr, /cannot link jpeg to tcp-server: jpeg produces frames but tcp-server takes bytes; insert 'prefix' before tcp-server/)
   const back = await run(['tcp-client port=1 ! files dir=x'])
   t.regex(back.stderr, /insert 'unprefix' before files/)
 })

@@ -146,7 +146,7 @@ test('works with what Node streams expect: async iteration, destroy(err), checke
   const source = frameSource()
   await t.throwsAsync(pipeline(source, prefix(), mapFrames((f) => f), nullSink()), {
     code: 'ERR_LINK',
-    message: "cannot link prefix to map: prefix produces bytes but map takes frames; insert 'unprefix' between them to cut the bytes into frames",
+    message: "cannot link prefix to map: prefix produces bytes but map takes frames; insert 'unprefix' before map to cut the bytes into frames",
   } as any)
   t.true(source.destroyed)
 })
