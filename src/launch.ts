@@ -6,14 +6,20 @@ import type { Stream } from 'node:stream'
 import { FramePipeError, InvalidOptionError } from './core/errors.js'
 import { linkProblem } from './core/pipeline.js'
 import { STAGES, findStage, stageNames, stagesNamed } from './registry.js'
-import { closest, parseOptionText, resolveOptions, type OptionSpec, type StageKind, type StageSpec } from './core/spec.js'
+import { closest, isLiteralSecret, parseOptionText, resolveOptions, type OptionSpec, type StageKind, type StageSpec } from './core/spec.js'
 import { createStage, type Staged } from './core/stage.js'
 
 export interface ParsedOption { key: string; value: string | true; column: number }
 export interface ParsedStage { name: string; column: number; options: ParsedOption[] }
 
 /** A stage resolved against the registry, with its options typed and validated. */
-export interface PlannedStage { spec: StageSpec; options: Record<string, unknown>; column: number }
+export interface PlannedStage {
+  spec: StageSpec
+  options: Record<string, unknown>
+  column: number
+  /** Secret options whose text was the secret itself (visible in `ps`), not `@FILE` or `env:NAME`: worth a warning. */
+  literalSecrets: string[]
+}
 
 export class PipelineSyntaxError extends FramePipeError {
   readonly column: number
@@ -110,7 +116,10 @@ export function planDescription(text: string): PlannedStage[] {
       throw new PipelineSyntaxError('ERR_UNKNOWN_STAGE', `unknown stage '${stage.name}'${hint ? ` (did you mean '${hint}'?)` : ''}; 'frame-pipe inspect' lists them`, text, stage.column)
     }
     const spec = roleFor(index, parsed.length).map((kind) => findStage(stage.name, kind)).find(Boolean)!
-    return { spec, options: planOptions(text, spec, stage.options), column: stage.column }
+    const literalSecrets = stage.options
+      .filter((o) => (spec.options as Record<string, OptionSpec>)[o.key]?.type === 'secret' && typeof o.value === 'string' && isLiteralSecret(o.value))
+      .map((o) => o.key)
+    return { spec, options: planOptions(text, spec, stage.options), column: stage.column, literalSecrets }
   })
   checkPlan(text, planned)
   return planned

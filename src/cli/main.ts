@@ -91,7 +91,13 @@ function integerFlag(name: string, text: string | undefined, fallback: number, m
 export interface RunOptions { json: boolean; quiet: boolean }
 
 export async function runDescription(text: string, options: RunOptions): Promise<number> {
-  const stages = buildPlan(planDescription(text))
+  const plan = planDescription(text)
+  for (const { spec, literalSecrets } of plan) {
+    for (const key of literalSecrets) {
+      process.stderr.write(`frame-pipe: warning: ${spec.name} ${key} is written on the command line, where other users of this machine can read it (ps); give ${key}=@FILE or ${key}=env:NAME instead\n`)
+    }
+  }
+  const stages = buildPlan(plan)
   const toStdout = stageInfo(stages[stages.length - 1]!)?.name === 'stdout'
   const status = new StatusReporter(stages, {
     log: process.stderr,

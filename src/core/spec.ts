@@ -3,6 +3,7 @@
 // tables and option validation for the TypeScript API all read these records.
 
 import type { Duplex, Stream } from 'node:stream'
+import { readFileSync } from 'node:fs'
 import { InvalidOptionError, describeValue } from './errors.js'
 
 /** Per-stage numbers for the status line and `--json`: frames (or packets), bytes, frames dropped by policy, plus stage-specific gauges such as `clients`. */
@@ -39,6 +40,13 @@ export type OptionSpec =
   | (OptionBase<number> & { type: 'duration'; min?: number; max?: number })
   /** Bytes; the CLI takes `65536`, `64k`, `64KiB`, `16MiB`, `1GiB`. */
   | (OptionBase<number> & { type: 'size'; min?: number; max?: number })
+  /**
+   * A password, token or key: `@FILE` reads it from a file, `env:NAME` from an
+   * environment variable, so it never has to be on a command line (where `ps`
+   * shows it to every user); any other text is the secret itself. The value is
+   * never printed: not in errors, `inspect`, logs or `--json`. '' means none.
+   */
+  | (OptionBase<string> & { type: 'secret' })
 
 export type OptionSpecs<O> = { [K in keyof Required<O>]-?: OptionSpec }
 
@@ -80,14 +88,16 @@ export function resolveOptions<O>(spec: StageSpec<O>, given: Partial<O> | undefi
       continue
     }
     checkValue(spec.name, key, opt, value)
-    out[key] = value
+    out[key] = opt.type === 'secret' ? readSecret(spec.name, key, value as string) : value
   }
   return out as Required<O>
 }
 
 function checkValue(stage: string, key: string, opt: OptionSpec, value: unknown): void {
   const fail = (expected: string): never => {
-    throw new InvalidOptionError(stage, key, `expected ${expected} for ${key} but received ${describeValue(value)}`)
+    // A secret's value is never shown, not even a wrong one: it may be the real secret misplaced.
+    const received = opt.type === 'secret' ? `a value of type ${typeof value}` : describeValue(value)
+    throw new InvalidOptionError(stage, key, `expected ${expected} for ${key} but received ${received}`)
   }
   switch (opt.type) {
     case 'int':
@@ -105,6 +115,7 @@ function checkValue(stage: string, key: string, opt: OptionSpec, value: unknown)
       return
     }
     case 'string':
+    case 'secret':
       if (typeof value !== 'string') fail('string')
       return
     case 'boolean':
@@ -116,6 +127,49 @@ function checkValue(stage: string, key: string, opt: OptionSpec, value: unknown)
         fail(`one of ${opt.values.join(', ')}${hint ? ` (did you mean '${hint}'?)` : ''}`)
       }
   }
+}
+
+/** A file holding a secret is small; anything bigger is a wrong path, not a key. */
+const MAX_SECRET_BYTES = 64 * 1024
+
+/**
+ * The secret a `secret` option names: `@FILE` is the file's content (one
+ * trailing newline removed, as `echo` and editors leave one), `env:NAME` the
+ * variable's value, anything else is taken as it is. Errors name the file or
+ * variable, never the value.
+ */
+export function readSecret(stage: string, key: string, value: string): string {
+  if (value.startsWith('env:')) {
+    const name = value.slice(4)
+    const found = process.env[name]
+    if (!name || found === undefined || found === '') {
+      throw new InvalidOptionError(stage, key, `${key}=env:${name}: the environment variable ${name || '(empty name)'} is not set`)
+    }
+    return found
+  }
+  if (value.startsWith('@')) {
+    const path = value.slice(1)
+    let data: Buffer
+    try {
+      data = readFileSync(path)
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'it is a directory' : (err as Error).message
+      throw new InvalidOptionError(stage, key, `${key}=@${path}: cannot read the secret file (${why})`)
+    }
+    if (data.length > MAX_SECRET_BYTES) {
+      throw new InvalidOptionError(stage, key, `${key}=@${path}: the file has ${data.length} bytes, more than a secret (${MAX_SECRET_BYTES}): is it the right file?`)
+    }
+    const text = data.toString('utf8').replace(/\r?\n$/, '')
+    if (text === '') throw new InvalidOptionError(stage, key, `${key}=@${path}: the secret file is empty`)
+    return text
+  }
+  return value
+}
+
+/** True when a secret option's command-line text is the secret itself (visible in `ps`), not `@FILE` or `env:NAME`. */
+export function isLiteralSecret(text: string): boolean {
+  return text !== '' && !text.startsWith('@') && !text.startsWith('env:')
 }
 
 /** Turn the text of `key=value` from the command line into the option's type; validation follows in resolveOptions. */
@@ -171,13 +225,14 @@ export function formatDefault(opt: OptionSpec): string {
   if (opt.default === undefined) return ''
   if (opt.type === 'size') return formatBytes(opt.default)
   if (opt.type === 'duration') return formatDuration(opt.default)
+  if (opt.type === 'secret') return opt.default ? '(set)' : '(none)'
   if (opt.type === 'string' && opt.default === '') return "''"
   return String(opt.default)
 }
 
 export function formatType(opt: OptionSpec): string {
   if (opt.type === 'enum') return opt.values.join(' \\| ')
-  const range = opt.type !== 'string' && opt.type !== 'boolean' && (opt.min !== undefined || opt.max !== undefined)
+  const range = opt.type !== 'string' && opt.type !== 'boolean' && opt.type !== 'secret' && (opt.min !== undefined || opt.max !== undefined)
     ? ` ${opt.min ?? ''}..${opt.max ?? ''}`
     : ''
   return opt.type + range
