@@ -9,7 +9,8 @@ import { FramePipeError } from '../core/errors.js'
 import { now, type Frame } from '../core/frame.js'
 import type { StageContext } from '../core/stage.js'
 import { FFMPEG_BASE_ARGS, FfmpegProcess, StreamLog, findFfmpeg, type FfmpegExit, type FoundTool } from './ffmpeg.js'
-import { MjpegParser, type JpegInfo } from '../wire/mjpeg-parser.js'
+import { MjpegParser } from '../wire/mjpeg-parser.js'
+import type { JpegInfo } from '../wire/jpeg.js'
 
 /** One way to run ffmpeg. Arguments go after FFMPEG_BASE_ARGS and end with the output. */
 export interface FfmpegPlan {

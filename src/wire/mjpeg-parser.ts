@@ -19,14 +19,11 @@
 // the search for the next SOI starts at that byte, and an image that grows
 // past maxFrameBytes is dropped while its structure is still followed to its
 // EOI (so a thumbnail inside it cannot be mistaken for the next image).
+//
+// The marker codes and what SOF says come from jpeg.ts, which also holds the
+// whole-buffer walks (jpegSize, isCompleteJpeg).
 
-/** What the SOF marker of a JPEG says; 0 when the image has no SOF. */
-export interface JpegInfo {
-  width: number
-  height: number
-  /** Colour components: 1 (grey), 3 (YCbCr/RGB) or 4 (CMYK). */
-  components: number
-}
+import { EOI, MARKER, SOF_HEAD, SOI, SOS, isRestart, isSof, isStandalone, sofInfo, type JpegInfo } from './jpeg.js'
 
 export interface MjpegParserOptions {
   /** Largest image kept; a bigger one is dropped (counted, reported to onDrop) and the parser resyncs after it. */
@@ -55,22 +52,7 @@ const enum S {
   EntropyFF,
 }
 
-const SOI = 0xd8
-const EOI = 0xd9
-const SOS = 0xda
-const FF_BYTE = Buffer.from([0xff])
-/** SOF payload bytes we read: precision (1), height (2), width (2), components (1). */
-const SOF_HEAD = 6
-
-/** SOF0-SOF15 except DHT (C4), JPG (C8) and DAC (CC), which share the range. */
-function isSof(code: number): boolean {
-  return code >= 0xc0 && code <= 0xcf && code !== 0xc4 && code !== 0xc8 && code !== 0xcc
-}
-
-/** Markers that stand alone, without a length: TEM and RST0-7 (SOI and EOI are handled apart). */
-function isStandalone(code: number): boolean {
-  return code === 0x01 || (code >= 0xd0 && code <= 0xd7)
-}
+const FF_BYTE = Buffer.from([MARKER])
 
 function hex(code: number): string {
   return '0x' + code.toString(16).toUpperCase().padStart(2, '0')
@@ -137,7 +119,7 @@ export class MjpegParser {
             }
             this.skippedBytes++
           }
-          const ff = buf.indexOf(0xff, pos)
+          const ff = buf.indexOf(MARKER, pos)
           if (ff < 0 || ff === end - 1) {
             this.skippedBytes += (ff < 0 ? end : ff) - pos
             this.pendingFF = ff >= 0
@@ -154,7 +136,7 @@ export class MjpegParser {
         }
         case S.Marker: {
           const b = buf[pos]!
-          if (b !== 0xff) {
+          if (b !== MARKER) {
             this.drop(pos, `expected a marker after ${hex(this.marker)} but found byte ${hex(b)}`)
             break
           }
@@ -166,9 +148,9 @@ export class MjpegParser {
         case S.EntropyFF: {
           const code = buf[pos]!
           const inScan = this.state === S.EntropyFF
-          if (code === 0xff) {
+          if (code === MARKER) {
             this.ffAt = pos++
-          } else if (inScan && (code === 0x00 || (code >= 0xd0 && code <= 0xd7))) {
+          } else if (inScan && (code === 0x00 || isRestart(code))) {
             pos++
             this.state = S.Entropy
           } else if (code === EOI) {
@@ -218,7 +200,7 @@ export class MjpegParser {
           break
         }
         case S.Entropy: {
-          const ff = buf.indexOf(0xff, pos)
+          const ff = buf.indexOf(MARKER, pos)
           if (ff < 0) {
             pos = end
           } else {
@@ -285,10 +267,7 @@ export class MjpegParser {
   }
 
   private readSof(): void {
-    const s = this.sof
-    if (this.info.width === 0 && this.info.height === 0) {
-      this.info = { height: s.readUInt16BE(1), width: s.readUInt16BE(3), components: s[5]! }
-    }
+    if (this.info.width === 0 && this.info.height === 0) this.info = sofInfo(this.sof, 0)
   }
 
   /** EOI read; `pos` is just past it. */
@@ -364,36 +343,4 @@ export class MjpegParser {
     this.info = { width: 0, height: 0, components: 0 }
     this.start = -1
   }
-}
-
-/**
- * Width, height and components of a JPEG from its SOF marker, walking the
- * marker segments by their lengths (so an EXIF thumbnail's SOF is never
- * taken for the image's). Undefined when `buf` is not a JPEG or has no SOF
- * before its first scan. Cheap: reads headers only.
- */
-export function jpegSize(buf: Buffer): JpegInfo | undefined {
-  if (buf.length < 4 || buf[0] !== 0xff || buf[1] !== SOI) return undefined
-  let pos = 2
-  while (pos + 4 <= buf.length) {
-    if (buf[pos] !== 0xff) return undefined
-    const code = buf[pos + 1]!
-    if (code === 0xff) {
-      pos++
-      continue
-    }
-    if (code === SOS || code === EOI) return undefined
-    if (isStandalone(code)) {
-      pos += 2
-      continue
-    }
-    const length = buf.readUInt16BE(pos + 2)
-    if (length < 2) return undefined
-    if (isSof(code)) {
-      if (pos + 4 + SOF_HEAD > buf.length || length < 2 + SOF_HEAD) return undefined
-      return { height: buf.readUInt16BE(pos + 5), width: buf.readUInt16BE(pos + 7), components: buf[pos + 9]! }
-    }
-    pos += 2 + length
-  }
-  return undefined
 }

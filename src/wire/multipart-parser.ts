@@ -28,6 +28,7 @@
 // find, stops the parser.
 
 import { FramePipeError, FrameTooLargeError } from '../core/errors.js'
+import { MARKER as JPEG_MARKER } from './jpeg.js'
 
 export interface MultipartParserOptions {
   /** The boundary parameter of the Content-Type (leading `--` allowed); null or '': take the first `--…` line. */
@@ -51,7 +52,6 @@ const LF = 0x0a
 const DASH = 0x2d
 const SP = 0x20
 const TAB = 0x09
-const JPEG_SOI0 = 0xff
 /** A boundary line longer than this is not one. */
 const MAX_LINE = 256
 /** Without a boundary in the Content-Type, give up when none appears within this many bytes. */
@@ -273,7 +273,7 @@ export class MultipartParser {
   }
 
   private readHeaders(buf: Buffer, pos: number): number | FramePipeError {
-    if (this.headLen === 0 && buf[pos] === JPEG_SOI0) {
+    if (this.headLen === 0 && buf[pos] === JPEG_MARKER) {
       // A JPEG right after the boundary line: a camera that sends no part headers.
       this.headers = NO_HEADERS
       this.toSearch()

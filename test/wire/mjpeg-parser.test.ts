@@ -9,7 +9,8 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import sharp from 'sharp'
 import { FfmpegProcess, findFfmpeg } from '../../src/media/ffmpeg.js'
-import { MjpegParser, jpegSize, type JpegInfo } from '../../src/wire/mjpeg-parser.js'
+import { jpegSize, type JpegInfo } from '../../src/wire/jpeg.js'
+import { MjpegParser } from '../../src/wire/mjpeg-parser.js'
 import { prng, rechunk, tempDir } from '../helpers/index.js'
 
 interface Parsed {
