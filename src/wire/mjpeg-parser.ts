@@ -24,12 +24,12 @@
 // whole-buffer walks (jpegSize, isCompleteJpeg).
 
 import { EOI, MARKER, SOF_HEAD, SOI, SOS, isRestart, isSof, isStandalone, sofInfo, type JpegInfo } from './jpeg.js'
+import { CutFrameError, type ByteParser, type ByteParserOptions } from './parser.js'
 
-export interface MjpegParserOptions {
-  /** Largest image kept; a bigger one is dropped (counted, reported to onDrop) and the parser resyncs after it. */
-  maxFrameBytes: number
+/** maxFrameBytes: the largest image kept; a bigger one is dropped (counted, reported to onDrop) and the parser resyncs after it. */
+export interface MjpegParserOptions extends ByteParserOptions {
   onFrame(data: Buffer, info: JpegInfo): void
-  /** An image was dropped: why, and how many of its bytes were thrown away. */
+  /** An image was dropped in the stream: why, and how many of its bytes were thrown away (one cut short by the end is end()'s error instead). */
   onDrop?(reason: string, bytes: number): void
 }
 
@@ -58,7 +58,7 @@ function hex(code: number): string {
   return '0x' + code.toString(16).toUpperCase().padStart(2, '0')
 }
 
-export class MjpegParser {
+export class MjpegParser implements ByteParser {
   /** Images handed to onFrame. */
   frames = 0
   /** Images dropped (malformed, cut short, too large). */
@@ -69,6 +69,7 @@ export class MjpegParser {
   lostBytes = 0
 
   private readonly max: number
+  private readonly stage: string
   private readonly onFrame: MjpegParserOptions['onFrame']
   private readonly onDrop: MjpegParserOptions['onDrop']
 
@@ -87,22 +88,24 @@ export class MjpegParser {
   private sof = Buffer.alloc(SOF_HEAD)
   private sofFilled = 0
   private info: JpegInfo = { width: 0, height: 0, components: 0 }
-  // Per push(): where the current image starts in this chunk (-1: in an earlier chunk or no image), and where the latest FF is.
+  // Per feed(): where the current image starts in this chunk (-1: in an earlier chunk or no image), and where the latest FF is.
   private start = -1
   private ffAt = -1
 
   constructor(options: MjpegParserOptions) {
     this.max = options.maxFrameBytes
+    this.stage = options.stage ?? 'mjpeg'
     this.onFrame = options.onFrame
     this.onDrop = options.onDrop
   }
 
-  /** Bytes of an unfinished image held from earlier chunks: never more than maxFrameBytes after a push(). */
+  /** Bytes of an unfinished image held from earlier chunks: never more than maxFrameBytes after a feed(). */
   get heldBytes(): number {
     return this.partBytes
   }
 
-  push(buf: Buffer): void {
+  /** Never an error: a malformed image is dropped (onDrop) and the search for the next one goes on. */
+  feed(buf: Buffer): undefined {
     const end = buf.length
     let pos = 0
     this.start = this.state === S.Seek || this.discarding ? -1 : 0
@@ -221,22 +224,27 @@ export class MjpegParser {
       }
       if (this.partBytes > this.max) this.overflow()
     }
+    return undefined
   }
 
   /**
-   * The input ended. An image cut short is dropped (reported like any drop);
-   * returns how many of its bytes were lost (0 when the input ended between images).
+   * The input ended. An image cut short is dropped (counted in drops and
+   * lostBytes) and returned as the error; one already dropped for its size
+   * was reported when it overflowed.
    */
-  end(): number {
+  end(): CutFrameError | undefined {
     if (this.pendingFF) {
       this.pendingFF = false
       this.skippedBytes++
     }
-    if (this.state === S.Seek) return 0
+    if (this.state === S.Seek) return undefined
     const lost = this.partBytes
-    if (!this.discarding) this.countDrop('the stream ended in the middle of an image', lost)
+    const discarding = this.discarding
     this.reset()
-    return lost
+    if (discarding) return undefined
+    this.drops++
+    this.lostBytes += lost
+    return new CutFrameError(this.stage, 'an image', lost)
   }
 
   /** Start an image whose FF is at `ff` in this chunk (-1: it was the last byte of the previous chunk) and whose D8 is at `d8`. */

@@ -196,7 +196,7 @@ ffTest('MJPEG passthrough: the JPEGs the camera stage emits are the bytes in the
   const stream = await ffmpeg(['-i', mjpegAvi, '-map', '0:v:0', '-c:v', 'copy', '-f', 'mjpeg', 'pipe:1'])
   const parsed: Buffer[] = []
   const parser = new MjpegParser({ maxFrameBytes: 1 << 24, onFrame: (d) => parsed.push(Buffer.from(d)) })
-  parser.push(stream)
+  parser.feed(stream)
   parser.end()
 
   const cam = camera({ driver: 'file', device: mjpegAvi })
