@@ -14,7 +14,7 @@ import { AviMuxer, chunkBytes, rateOf, type AviWrite } from '../../src/wire/avi.
 import { jpegDimensions } from '../../src/wire/jpeg.js'
 import { pipeline } from '../../src/core/pipeline.js'
 import { avi, type AviFlushEvent, type AviOptions, type AviSegmentEvent } from '../../src/sinks/avi.js'
-import { renderTestFrame } from '../../src/sources/testsrc.js'
+import { renderTestFrame } from '../../src/image/test-pattern.js'
 import { stageInfo } from '../../src/core/stage.js'
 import { moviFourcc, parseAvi } from '../helpers/avi-parse.js'
 import { collect, fromItems, tempDir, withTimeout } from '../helpers/index.js'
