@@ -13,7 +13,8 @@ export { launch, parseDescription, planDescription, buildPlan, PipelineSyntaxErr
 export { STAGES, findStage, stagesNamed } from './registry.js'
 
 // Sources
-export { testsrc, renderTestFrame, type TestsrcOptions } from './sources/testsrc.js'
+export { testsrc, type TestsrcOptions } from './sources/testsrc.js'
+export { renderTestFrame } from './image/test-pattern.js'
 export { camera, type CameraOptions } from './sources/camera.js'
 export { video, type VideoOptions } from './sources/video.js'
 export { httpSource, type HttpSourceOptions } from './sources/http.js'

@@ -9,7 +9,8 @@ import { FramePipeError } from '../core/errors.js'
 import { now, type Frame } from '../core/frame.js'
 import type { StageContext } from '../core/stage.js'
 import { FFMPEG_BASE_ARGS, FfmpegProcess, StreamLog, findFfmpeg, type FfmpegExit, type FoundTool } from './ffmpeg.js'
-import { MjpegParser, type JpegInfo } from '../wire/mjpeg-parser.js'
+import { MjpegParser } from '../wire/mjpeg-parser.js'
+import type { JpegInfo } from '../wire/jpeg.js'
 
 /** One way to run ffmpeg. Arguments go after FFMPEG_BASE_ARGS and end with the output. */
 export interface FfmpegPlan {
@@ -204,6 +205,7 @@ export class FfmpegFrameSource extends Readable {
     if (plan.output === 'mjpeg') {
       this.parser = new MjpegParser({
         maxFrameBytes: this.c.maxFrameBytes,
+        stage: this.ctx.name,
         onFrame: (data, info) => this.frame(data, 'jpeg', info),
         onDrop: (reason, bytes) => this.dropped(reason, bytes),
       })
@@ -219,7 +221,7 @@ export class FfmpegFrameSource extends Readable {
   private data(proc: FfmpegProcess, chunk: Buffer): void {
     if (proc !== this.proc) return
     if (this.parser) {
-      this.parser.push(chunk)
+      this.parser.feed(chunk)
       this.ctx.counters.skipped = this.parser.skippedBytes
     } else {
       const err = this.cutter!.push(chunk)
@@ -289,7 +291,8 @@ export class FfmpegFrameSource extends Readable {
     if (proc !== this.proc || this.destroyed) return
     this.proc = undefined
     this.setRunning(0)
-    this.parser?.end()
+    const cut = this.parser?.end()
+    if (cut) this.dropped(`the stream ended in the middle of ${cut.what}`, cut.dropped)
     const lost = this.cutter?.pending ?? 0
     if (lost > 0) this.dropped('ffmpeg ended in the middle of a raw frame', lost)
     let failure = this.runFailure ?? proc.failure(exit)

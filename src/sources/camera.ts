@@ -3,30 +3,17 @@
 // through (`-c:v copy`, split by our MJPEG parser): no decode and re-encode,
 // which is where capture tools spend their CPU. Otherwise ffmpeg decodes to
 // RGB and raw frames come out for an encode stage (`camera ! jpeg ! …` works
-// either way: jpeg passes JPEG frames through unchanged).
+// either way: jpeg passes JPEG frames through unchanged). The plans and the
+// source are in media/camera.ts.
 
-import { FramePipeError } from '../core/errors.js'
 import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
-import { FfmpegFrameSource, mjpegOutput, rawOutput, type FfmpegPlan } from '../media/capture.js'
+import type { FfmpegFrameSource } from '../media/capture.js'
+import { CAMERA_DRIVERS, cameraSource, type CameraConfig } from '../media/camera.js'
 
-export const CAMERA_DRIVERS = ['auto', 'v4l2', 'avfoundation', 'dshow', 'lavfi', 'file'] as const
-export type CameraDriver = (typeof CAMERA_DRIVERS)[number]
+export { CAMERA_DRIVERS, type CameraDriver } from '../media/camera.js'
 
-export interface CameraOptions {
-  driver?: CameraDriver
-  device?: string
-  width?: number
-  height?: number
-  fps?: number
-  pixelFormat?: string
-  queue?: number
-  retry?: boolean
-  retryDelay?: number
-  idle?: number
-  maxFrameBytes?: number
-  ffmpeg?: string
-}
+export type CameraOptions = Partial<CameraConfig>
 
 export const spec = defineStage<CameraOptions, FfmpegFrameSource>({
   name: 'camera',
@@ -58,99 +45,8 @@ export const spec = defineStage<CameraOptions, FfmpegFrameSource>({
     ffmpeg: { type: 'string', default: '', doc: 'ffmpeg to run (a path, or a name in PATH); empty = FRAME_PIPE_FFMPEG, then PATH, then the npm-shipped binary' },
   },
   create(o, ctx) {
-    return new FfmpegFrameSource(ctx, {
-      ffmpeg: o.ffmpeg,
-      plans: cameraPlans(o),
-      live: true,
-      queue: o.queue,
-      retry: o.retry,
-      retryDelay: o.retryDelay,
-      idle: o.idle,
-      maxFrameBytes: o.maxFrameBytes,
-      endIsLoss: true,
-    })
+    return cameraSource(o, ctx)
   },
 })
 
 export const camera = stageFactory(spec)
-
-type ConcreteDriver = Exclude<CameraDriver, 'auto'>
-
-export function platformDriver(platform: NodeJS.Platform = process.platform): ConcreteDriver {
-  if (platform === 'darwin') return 'avfoundation'
-  if (platform === 'win32') return 'dshow'
-  return 'v4l2'
-}
-
-/**
- * The ffmpeg runs to try, in order: with pixelFormat=auto an MJPEG
- * passthrough run first and a raw run after it (used when the first fails
- * before its first frame). Exported for tests and `inspect`.
- */
-export function cameraPlans(o: Required<CameraOptions>): FfmpegPlan[] {
-  const driver = o.driver === 'auto' ? platformDriver() : o.driver
-  const device = deviceFor(driver, o)
-  const size = o.width > 0 && o.height > 0 ? ['-video_size', `${o.width}x${o.height}`] : []
-  const fps = o.fps > 0 ? ['-framerate', String(o.fps)] : driver === 'avfoundation' ? ['-framerate', '30'] : []
-  const pf = o.pixelFormat.trim().toLowerCase()
-  if (pf === '') throw new FramePipeError('ERR_INVALID_OPTION', "pixelFormat is empty: use auto, mjpeg, raw or a pixel format such as yuyv422", { stage: 'camera' })
-
-  const source = `${driver} ${device}`
-  const label = (mode: string): string => `${source} (${mode})`
-  switch (driver) {
-    case 'lavfi': {
-      // Synthetic sources make raw pictures; there is no MJPEG to pass through.
-      if (pf === 'mjpeg') throw noMjpeg(driver)
-      // -re: deliver at the source's own rate, as a camera does, not as fast as ffmpeg can draw.
-      return [{ label: label('raw'), source, args: ['-re', '-f', 'lavfi', '-i', device, ...rawOutput()], output: 'raw' }]
-    }
-    case 'file': {
-      // A recording read at its own rate (-re), as a camera would deliver it.
-      const input = ['-re', '-i', device]
-      const copy: FfmpegPlan = { label: label('MJPEG passthrough'), source, args: [...input, ...mjpegOutput(true)], output: 'mjpeg', inputCodec: 'mjpeg' }
-      const raw: FfmpegPlan = { label: label('raw'), source, args: [...input, ...rawOutput()], output: 'raw' }
-      return pf === 'mjpeg' ? [copy] : pf === 'auto' ? [copy, raw] : [raw]
-    }
-    default: {
-      const format = driver === 'v4l2' ? '-input_format' : '-pixel_format'
-      const input = (formatArgs: string[]): string[] => ['-f', driver, ...formatArgs, ...size, ...fps, '-i', device]
-      // dshow selects the camera's MJPEG pin by codec, v4l2 by input format; avfoundation has no MJPEG.
-      const mjpegArgs = driver === 'dshow' ? ['-vcodec', 'mjpeg'] : driver === 'v4l2' ? ['-input_format', 'mjpeg'] : undefined
-      const copy: FfmpegPlan | undefined = mjpegArgs && { label: label('MJPEG passthrough'), source, args: [...input(mjpegArgs), ...mjpegOutput(true)], output: 'mjpeg', inputCodec: 'mjpeg' }
-      const raw = (formatArgs: string[], mode: string): FfmpegPlan => ({ label: label(mode), source, args: [...input(formatArgs), ...rawOutput()], output: 'raw' })
-      if (pf === 'mjpeg') {
-        if (!copy) throw noMjpeg(driver)
-        return [copy]
-      }
-      if (pf === 'auto') return copy ? [copy, raw([], 'raw')] : [raw([], 'raw')]
-      if (pf === 'raw') return [raw([], 'raw')]
-      return [raw([format, pf], `raw ${pf}`)]
-    }
-  }
-}
-
-function deviceFor(driver: ConcreteDriver, o: Required<CameraOptions>): string {
-  const given = o.device.trim()
-  switch (driver) {
-    case 'v4l2':
-      return given || '/dev/video0'
-    case 'avfoundation':
-      return given || '0'
-    case 'dshow':
-      if (!given) throw new FramePipeError('ERR_INVALID_OPTION', 'dshow needs device=<camera name>; list the names with: ffmpeg -list_devices true -f dshow -i dummy', { stage: 'camera' })
-      return given.startsWith('video=') ? given : `video=${given}`
-    case 'lavfi': {
-      if (given) return given
-      const w = o.width || 640
-      const h = o.height || 480
-      return `testsrc=size=${w}x${h}:rate=${o.fps || 30}`
-    }
-    case 'file':
-      if (!given) throw new FramePipeError('ERR_INVALID_OPTION', 'driver=file needs device=<path of a recording>', { stage: 'camera' })
-      return given
-  }
-}
-
-function noMjpeg(driver: string): FramePipeError {
-  return new FramePipeError('ERR_INVALID_OPTION', `pixelFormat=mjpeg is not available with driver=${driver}; use auto or raw`, { stage: 'camera' })
-}

@@ -96,10 +96,10 @@ export class CmdClient extends Readable {
     this.ctx = ctx
     this.address = formatAddress(o.host, o.port)
     this.pacer = new Pacer(o.every > 0 ? 1000 / o.every : 0)
-    this.parser = new FrameParser({ header: 'u32be', maxFrameBytes: o.maxFrameBytes }, ctx.name, ctx.counters, {
-      frame: (frame) => this.onFrame(frame),
-      warning: (err) => this.emit('warning', err),
-      info: () => undefined,
+    this.parser = new FrameParser({
+      header: 'u32be', maxFrameBytes: o.maxFrameBytes, stage: ctx.name, counters: ctx.counters,
+      onFrame: (frame) => this.onFrame(frame),
+      onWarning: (err) => this.emit('warning', err),
     })
     ctx.counters.connected = 0
   }

@@ -252,7 +252,7 @@ export class HttpSource extends Readable {
     })
     res.on('end', () => {
       if (res !== this.res) return
-      if (parser.end() > 0 || parser.truncated > 0) this.ctx.counters.drops++
+      if (parser.end() !== undefined || parser.truncated > 0) this.ctx.counters.drops++
       this.lost(req, undefined)
     })
     res.on('error', (err) => {

@@ -60,10 +60,10 @@ class Session {
 
   constructor(readonly socket: Socket, private readonly o: Required<SnapshotClientOptions>, private readonly stage: string, counters: Counters) {
     this.address = formatAddress(o.host, o.port)
-    this.parser = new FrameParser({ header: 'native', maxFrameBytes: o.maxFrameBytes }, stage, counters, {
-      frame: (frame) => this.reply(frame),
-      warning: () => undefined,
-      info: () => undefined,
+    this.parser = new FrameParser({
+      header: 'native', maxFrameBytes: o.maxFrameBytes, stage, counters,
+      onFrame: (frame) => this.reply(frame),
+      onWarning: () => undefined,
     })
     socket.setNoDelay(true)
     socket.on('data', (chunk: Buffer) => {

@@ -5,7 +5,8 @@
 import type { Transform } from 'node:stream'
 import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
-import { CONCURRENCY_OPTION, MAX_PIXELS_OPTION, frameFrom, sharpFailure, sharpOf, sharpStage } from '../image/sharp-stage.js'
+import { sharpStage } from '../image/ordered-parallel.js'
+import { CONCURRENCY_OPTION, MAX_PIXELS_OPTION, frameFrom, sharpFailure, sharpOf } from '../image/sharp.js'
 
 export const DECODE_CHANNELS = ['keep', '3', '4'] as const
 export const DECODE_ON_ERROR = ['fail', 'drop'] as const

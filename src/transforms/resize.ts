@@ -6,7 +6,8 @@ import type { Transform } from 'node:stream'
 import { FramePipeError } from '../core/errors.js'
 import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
-import { CONCURRENCY_OPTION, MAX_PIXELS_OPTION, frameFrom, sharpFailure, sharpOf, sharpStage } from '../image/sharp-stage.js'
+import { sharpStage } from '../image/ordered-parallel.js'
+import { CONCURRENCY_OPTION, MAX_PIXELS_OPTION, frameFrom, sharpFailure, sharpOf } from '../image/sharp.js'
 
 export const RESIZE_FITS = ['cover', 'contain', 'fill', 'inside', 'outside'] as const
 export const RESIZE_KERNELS = ['nearest', 'linear', 'cubic', 'mitchell', 'lanczos2', 'lanczos3'] as const

@@ -52,10 +52,11 @@ export class Unprefixer extends Transform {
     // Frames may be up to maxFrameBytes each: queue few on the readable side.
     super({ objectMode: true, readableHighWaterMark: 2 })
     this.ctx = ctx
-    this.parser = new FrameParser(o, ctx.name, ctx.counters, {
-      frame: (frame: Frame) => { this.push(frame) },
-      warning: (err) => { this.emit('warning', err) },
-      info: (message) => { this.emit('info', { message }) },
+    this.parser = new FrameParser({
+      ...o, stage: ctx.name, counters: ctx.counters,
+      onFrame: (frame: Frame) => { this.push(frame) },
+      onWarning: (err) => { this.emit('warning', err) },
+      onInfo: (message) => { this.emit('info', { message }) },
     })
   }
 

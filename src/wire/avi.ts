@@ -458,37 +458,3 @@ function headerLayout(maxRiffs: number): { indx: number; strlEnd: number; odml: 
   const movi = odml + 8 + 12 + DMLH
   return { indx, strlEnd: odml, odml, movi }
 }
-
-/**
- * Width and height from a JPEG's SOF marker, or undefined when `data` is not
- * a JPEG with a frame header before its first scan. Walks marker segments by
- * their lengths, so it reads a few dozen bytes of a typical file.
- */
-export function jpegDimensions(data: Buffer): { width: number; height: number } | undefined {
-  if (data.length < 4 || data[0] !== 0xff || data[1] !== 0xd8) return undefined
-  let i = 2
-  while (i + 4 <= data.length) {
-    if (data[i] !== 0xff) return undefined
-    let marker = data[i + 1]!
-    // Fill bytes: any number of 0xFF before the marker code.
-    while (marker === 0xff && i + 2 < data.length) {
-      i++
-      marker = data[i + 1]!
-    }
-    i += 2
-    if (marker === 0xd8 || marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) continue
-    if (marker === 0xd9 || marker === 0xda) return undefined
-    if (i + 2 > data.length) return undefined
-    const len = data.readUInt16BE(i)
-    if (len < 2) return undefined
-    const isSof = marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc
-    if (isSof) {
-      if (len < 7 || i + 7 > data.length) return undefined
-      const height = data.readUInt16BE(i + 3)
-      const width = data.readUInt16BE(i + 5)
-      return width > 0 && height > 0 ? { width, height } : undefined
-    }
-    i += len
-  }
-  return undefined
-}

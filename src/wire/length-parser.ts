@@ -11,22 +11,21 @@ import { FramePipeError, FrameTooLargeError, UnexpectedEofError } from '../core/
 import { now, sniffFormat, type Boundary, type Frame } from '../core/frame.js'
 import type { Counters } from '../core/stage.js'
 import { detectHeader, DETECT_LIMIT } from './detect-header.js'
+import type { ByteParser, ByteParserOptions } from './parser.js'
 import {
   ASCII_MAX_DIGITS, decodeHeader, HEADER_BYTES, hex, hex32, isDigit, isFixedFormat, plain,
   type DecodedHeader, type HeaderFormat, type UnprefixHeader,
 } from './headers.js'
 
-export interface FrameParserOptions {
+export interface FrameParserOptions extends ByteParserOptions {
   header: UnprefixHeader
-  maxFrameBytes: number
-}
-
-export interface FrameParserEvents {
-  frame(frame: Frame): void
+  /** frames, bytes and drops are counted here. */
+  counters: Counters
+  onFrame(frame: Frame): void
   /** Something was dropped and counted (a frame cut by a Boundary); the stream goes on. */
-  warning(err: FramePipeError): void
+  onWarning?(err: FramePipeError): void
   /** Worth a log line (the format auto detected). */
-  info(message: string): void
+  onInfo?(message: string): void
 }
 
 const EMPTY = Buffer.alloc(0)
@@ -48,13 +47,15 @@ export class TextInStreamError extends FrameTooLargeError {
   }
 }
 
-export class FrameParser {
+export class FrameParser implements ByteParser {
   private readonly auto: boolean
   private format: HeaderFormat | undefined
   private readonly maxFrameBytes: number
   private readonly stage: string
   private readonly counters: Counters
-  private readonly events: FrameParserEvents
+  private readonly onFrame: FrameParserOptions['onFrame']
+  private readonly onWarning: FrameParserOptions['onWarning']
+  private readonly onInfo: FrameParserOptions['onInfo']
   private state: State
   /** Fixed formats: the header bytes gathered so far. */
   private head: Buffer = EMPTY
@@ -72,12 +73,14 @@ export class FrameParser {
   /** Sequence numbers for formats whose header carries none. */
   private nextSeq = 0
 
-  constructor(o: FrameParserOptions, stage: string, counters: Counters, events: FrameParserEvents) {
+  constructor(o: FrameParserOptions) {
     this.auto = o.header === 'auto'
     this.maxFrameBytes = o.maxFrameBytes
-    this.stage = stage
-    this.counters = counters
-    this.events = events
+    this.stage = o.stage ?? 'length-prefix'
+    this.counters = o.counters
+    this.onFrame = o.onFrame
+    this.onWarning = o.onWarning
+    this.onInfo = o.onInfo
     this.state = 'header'
     if (o.header === 'auto') this.state = 'detect'
     else this.use(o.header)
@@ -221,7 +224,7 @@ export class FrameParser {
   private drop(b: Boundary, text: string): void {
     this.counters.drops++
     this.nextPeer()
-    this.events.warning(new FramePipeError('ERR_UNEXPECTED_EOF', `peer ${b.peer} left mid-frame, ${text}`, { stage: this.stage }))
+    this.onWarning?.(new FramePipeError('ERR_UNEXPECTED_EOF', `peer ${b.peer} left mid-frame, ${text}`, { stage: this.stage }))
   }
 
   /** Release what a destroyed stream held. */
@@ -278,7 +281,7 @@ export class FrameParser {
 
   private found(format: HeaderFormat): void {
     this.use(format)
-    this.events.info(`header=auto detected header=${format}`)
+    this.onInfo?.(`header=auto detected header=${format}`)
   }
 
   /** Append to `seen`, doubling its capacity: each byte is copied about twice in all, never per chunk. */
@@ -334,7 +337,7 @@ export class FrameParser {
     this.reset()
     this.counters.frames++
     this.counters.bytes += data.length
-    this.events.frame(frame)
+    this.onFrame(frame)
     return undefined
   }
 

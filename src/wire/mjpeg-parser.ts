@@ -19,20 +19,17 @@
 // the search for the next SOI starts at that byte, and an image that grows
 // past maxFrameBytes is dropped while its structure is still followed to its
 // EOI (so a thumbnail inside it cannot be mistaken for the next image).
+//
+// The marker codes and what SOF says come from jpeg.ts, which also holds the
+// whole-buffer walks (jpegSize, isCompleteJpeg).
 
-/** What the SOF marker of a JPEG says; 0 when the image has no SOF. */
-export interface JpegInfo {
-  width: number
-  height: number
-  /** Colour components: 1 (grey), 3 (YCbCr/RGB) or 4 (CMYK). */
-  components: number
-}
+import { EOI, MARKER, SOF_HEAD, SOI, SOS, isRestart, isSof, isStandalone, sofInfo, type JpegInfo } from './jpeg.js'
+import { CutFrameError, type ByteParser, type ByteParserOptions } from './parser.js'
 
-export interface MjpegParserOptions {
-  /** Largest image kept; a bigger one is dropped (counted, reported to onDrop) and the parser resyncs after it. */
-  maxFrameBytes: number
+/** maxFrameBytes: the largest image kept; a bigger one is dropped (counted, reported to onDrop) and the parser resyncs after it. */
+export interface MjpegParserOptions extends ByteParserOptions {
   onFrame(data: Buffer, info: JpegInfo): void
-  /** An image was dropped: why, and how many of its bytes were thrown away. */
+  /** An image was dropped in the stream: why, and how many of its bytes were thrown away (one cut short by the end is end()'s error instead). */
   onDrop?(reason: string, bytes: number): void
 }
 
@@ -55,28 +52,13 @@ const enum S {
   EntropyFF,
 }
 
-const SOI = 0xd8
-const EOI = 0xd9
-const SOS = 0xda
-const FF_BYTE = Buffer.from([0xff])
-/** SOF payload bytes we read: precision (1), height (2), width (2), components (1). */
-const SOF_HEAD = 6
-
-/** SOF0-SOF15 except DHT (C4), JPG (C8) and DAC (CC), which share the range. */
-function isSof(code: number): boolean {
-  return code >= 0xc0 && code <= 0xcf && code !== 0xc4 && code !== 0xc8 && code !== 0xcc
-}
-
-/** Markers that stand alone, without a length: TEM and RST0-7 (SOI and EOI are handled apart). */
-function isStandalone(code: number): boolean {
-  return code === 0x01 || (code >= 0xd0 && code <= 0xd7)
-}
+const FF_BYTE = Buffer.from([MARKER])
 
 function hex(code: number): string {
   return '0x' + code.toString(16).toUpperCase().padStart(2, '0')
 }
 
-export class MjpegParser {
+export class MjpegParser implements ByteParser {
   /** Images handed to onFrame. */
   frames = 0
   /** Images dropped (malformed, cut short, too large). */
@@ -87,6 +69,7 @@ export class MjpegParser {
   lostBytes = 0
 
   private readonly max: number
+  private readonly stage: string
   private readonly onFrame: MjpegParserOptions['onFrame']
   private readonly onDrop: MjpegParserOptions['onDrop']
 
@@ -105,22 +88,24 @@ export class MjpegParser {
   private sof = Buffer.alloc(SOF_HEAD)
   private sofFilled = 0
   private info: JpegInfo = { width: 0, height: 0, components: 0 }
-  // Per push(): where the current image starts in this chunk (-1: in an earlier chunk or no image), and where the latest FF is.
+  // Per feed(): where the current image starts in this chunk (-1: in an earlier chunk or no image), and where the latest FF is.
   private start = -1
   private ffAt = -1
 
   constructor(options: MjpegParserOptions) {
     this.max = options.maxFrameBytes
+    this.stage = options.stage ?? 'mjpeg'
     this.onFrame = options.onFrame
     this.onDrop = options.onDrop
   }
 
-  /** Bytes of an unfinished image held from earlier chunks: never more than maxFrameBytes after a push(). */
+  /** Bytes of an unfinished image held from earlier chunks: never more than maxFrameBytes after a feed(). */
   get heldBytes(): number {
     return this.partBytes
   }
 
-  push(buf: Buffer): void {
+  /** Never an error: a malformed image is dropped (onDrop) and the search for the next one goes on. */
+  feed(buf: Buffer): undefined {
     const end = buf.length
     let pos = 0
     this.start = this.state === S.Seek || this.discarding ? -1 : 0
@@ -137,7 +122,7 @@ export class MjpegParser {
             }
             this.skippedBytes++
           }
-          const ff = buf.indexOf(0xff, pos)
+          const ff = buf.indexOf(MARKER, pos)
           if (ff < 0 || ff === end - 1) {
             this.skippedBytes += (ff < 0 ? end : ff) - pos
             this.pendingFF = ff >= 0
@@ -154,7 +139,7 @@ export class MjpegParser {
         }
         case S.Marker: {
           const b = buf[pos]!
-          if (b !== 0xff) {
+          if (b !== MARKER) {
             this.drop(pos, `expected a marker after ${hex(this.marker)} but found byte ${hex(b)}`)
             break
           }
@@ -166,9 +151,9 @@ export class MjpegParser {
         case S.EntropyFF: {
           const code = buf[pos]!
           const inScan = this.state === S.EntropyFF
-          if (code === 0xff) {
+          if (code === MARKER) {
             this.ffAt = pos++
-          } else if (inScan && (code === 0x00 || (code >= 0xd0 && code <= 0xd7))) {
+          } else if (inScan && (code === 0x00 || isRestart(code))) {
             pos++
             this.state = S.Entropy
           } else if (code === EOI) {
@@ -218,7 +203,7 @@ export class MjpegParser {
           break
         }
         case S.Entropy: {
-          const ff = buf.indexOf(0xff, pos)
+          const ff = buf.indexOf(MARKER, pos)
           if (ff < 0) {
             pos = end
           } else {
@@ -239,22 +224,27 @@ export class MjpegParser {
       }
       if (this.partBytes > this.max) this.overflow()
     }
+    return undefined
   }
 
   /**
-   * The input ended. An image cut short is dropped (reported like any drop);
-   * returns how many of its bytes were lost (0 when the input ended between images).
+   * The input ended. An image cut short is dropped (counted in drops and
+   * lostBytes) and returned as the error; one already dropped for its size
+   * was reported when it overflowed.
    */
-  end(): number {
+  end(): CutFrameError | undefined {
     if (this.pendingFF) {
       this.pendingFF = false
       this.skippedBytes++
     }
-    if (this.state === S.Seek) return 0
+    if (this.state === S.Seek) return undefined
     const lost = this.partBytes
-    if (!this.discarding) this.countDrop('the stream ended in the middle of an image', lost)
+    const discarding = this.discarding
     this.reset()
-    return lost
+    if (discarding) return undefined
+    this.drops++
+    this.lostBytes += lost
+    return new CutFrameError(this.stage, 'an image', lost)
   }
 
   /** Start an image whose FF is at `ff` in this chunk (-1: it was the last byte of the previous chunk) and whose D8 is at `d8`. */
@@ -285,10 +275,7 @@ export class MjpegParser {
   }
 
   private readSof(): void {
-    const s = this.sof
-    if (this.info.width === 0 && this.info.height === 0) {
-      this.info = { height: s.readUInt16BE(1), width: s.readUInt16BE(3), components: s[5]! }
-    }
+    if (this.info.width === 0 && this.info.height === 0) this.info = sofInfo(this.sof, 0)
   }
 
   /** EOI read; `pos` is just past it. */
@@ -364,36 +351,4 @@ export class MjpegParser {
     this.info = { width: 0, height: 0, components: 0 }
     this.start = -1
   }
-}
-
-/**
- * Width, height and components of a JPEG from its SOF marker, walking the
- * marker segments by their lengths (so an EXIF thumbnail's SOF is never
- * taken for the image's). Undefined when `buf` is not a JPEG or has no SOF
- * before its first scan. Cheap: reads headers only.
- */
-export function jpegSize(buf: Buffer): JpegInfo | undefined {
-  if (buf.length < 4 || buf[0] !== 0xff || buf[1] !== SOI) return undefined
-  let pos = 2
-  while (pos + 4 <= buf.length) {
-    if (buf[pos] !== 0xff) return undefined
-    const code = buf[pos + 1]!
-    if (code === 0xff) {
-      pos++
-      continue
-    }
-    if (code === SOS || code === EOI) return undefined
-    if (isStandalone(code)) {
-      pos += 2
-      continue
-    }
-    const length = buf.readUInt16BE(pos + 2)
-    if (length < 2) return undefined
-    if (isSof(code)) {
-      if (pos + 4 + SOF_HEAD > buf.length || length < 2 + SOF_HEAD) return undefined
-      return { height: buf.readUInt16BE(pos + 5), width: buf.readUInt16BE(pos + 7), components: buf[pos + 9]! }
-    }
-    pos += 2 + length
-  }
-  return undefined
 }

@@ -28,16 +28,15 @@
 // find, stops the parser.
 
 import { FramePipeError, FrameTooLargeError } from '../core/errors.js'
+import { MARKER as JPEG_MARKER } from './jpeg.js'
+import { CutFrameError, type ByteParser, type ByteParserOptions } from './parser.js'
 
-export interface MultipartParserOptions {
+/** maxFrameBytes: the largest part accepted; a bigger Content-Length, or a part without one that grows past this, is an error. */
+export interface MultipartParserOptions extends ByteParserOptions {
   /** The boundary parameter of the Content-Type (leading `--` allowed); null or '': take the first `--…` line. */
   boundary?: string | null
-  /** Largest part accepted; a bigger Content-Length, or a part without one that grows past this, is an error. */
-  maxFrameBytes: number
   /** Largest block of part headers; a longer one is treated as corruption (default 16 KiB). */
   maxHeaderBytes?: number
-  /** Stage name for error messages. */
-  stage?: string
   /** Called with the part's body (a view or a fresh buffer, never reused by the parser) and its headers (names lower-case). */
   onPart(body: Buffer, headers: PartHeaders): void
   /** Called each time the parser skips bytes to resynchronise; `reason` is one line. */
@@ -51,7 +50,6 @@ const LF = 0x0a
 const DASH = 0x2d
 const SP = 0x20
 const TAB = 0x09
-const JPEG_SOI0 = 0xff
 /** A boundary line longer than this is not one. */
 const MAX_LINE = 256
 /** Without a boundary in the Content-Type, give up when none appears within this many bytes. */
@@ -74,7 +72,7 @@ export function boundaryFromContentType(contentType: string | undefined): string
   return value === '' ? null : value
 }
 
-export class MultipartParser {
+export class MultipartParser implements ByteParser {
   /** Parts handed to onPart. */
   parts = 0
   /** Times bytes were skipped to find the next boundary. */
@@ -158,20 +156,22 @@ export class MultipartParser {
     return undefined
   }
 
-  /** The stream ended: drop a part in progress. Returns the bytes dropped (0 between parts). */
-  end(): number {
+  /** The stream ended: a part in progress is dropped (counted in truncated) and returned as the error. */
+  end(): CutFrameError | undefined {
     let dropped = 0
     let inPart = true
     if (this.state === 'length') dropped = this.body ? this.filled : 0
     else if (this.state === 'search') dropped = this.kept + this.blockLen
     else if (this.state === 'headers') dropped = this.headLen
     else inPart = false
-    if (inPart && (dropped > 0 || this.state === 'length')) this.truncated++
+    const cut = inPart && (dropped > 0 || this.state === 'length')
     this.body = undefined
     this.pieces = []
     this.block = undefined
     this.toSeek(false)
-    return dropped
+    if (!cut) return undefined
+    this.truncated++
+    return new CutFrameError(this.stage, 'a part', dropped)
   }
 
   // ------------------------------------------------------------- states
@@ -273,7 +273,7 @@ export class MultipartParser {
   }
 
   private readHeaders(buf: Buffer, pos: number): number | FramePipeError {
-    if (this.headLen === 0 && buf[pos] === JPEG_SOI0) {
+    if (this.headLen === 0 && buf[pos] === JPEG_MARKER) {
       // A JPEG right after the boundary line: a camera that sends no part headers.
       this.headers = NO_HEADERS
       this.toSearch()

@@ -46,8 +46,9 @@ async function commandClient(t: ExecutionContext, port: number): Promise<{ socke
   const socket = await rawClient(t, port)
   const frames: Frame[] = []
   const errors: Error[] = []
-  const parser = new FrameParser({ header: 'u32be', maxFrameBytes: 2 ** 20 }, 'test', newCounters(), {
-    frame: (f) => frames.push(f), warning: (w) => errors.push(w), info: () => undefined,
+  const parser = new FrameParser({
+    header: 'u32be', maxFrameBytes: 2 ** 20, stage: 'test', counters: newCounters(),
+    onFrame: (f) => frames.push(f), onWarning: (w) => errors.push(w),
   })
   socket.on('data', (c: Buffer) => { const err = parser.feed(c); if (err) errors.push(err) })
   const closed = once(socket, 'close')

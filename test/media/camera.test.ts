@@ -17,7 +17,8 @@ import type { FfmpegEvent } from '../../src/media/capture.js'
 import { MjpegParser } from '../../src/wire/mjpeg-parser.js'
 import { pipeline, stopSource } from '../../src/core/pipeline.js'
 import { nullSink } from '../../src/sinks/null.js'
-import { camera, cameraPlans, platformDriver, spec, type CameraOptions } from '../../src/sources/camera.js'
+import { cameraPlans, platformDriver } from '../../src/media/camera.js'
+import { camera, spec, type CameraOptions } from '../../src/sources/camera.js'
 import { resolveOptions } from '../../src/core/spec.js'
 import { stageInfo } from '../../src/core/stage.js'
 import { run, tempDir, withTimeout } from '../helpers/index.js'
@@ -196,7 +197,7 @@ ffTest('MJPEG passthrough: the JPEGs the camera stage emits are the bytes in the
   const stream = await ffmpeg(['-i', mjpegAvi, '-map', '0:v:0', '-c:v', 'copy', '-f', 'mjpeg', 'pipe:1'])
   const parsed: Buffer[] = []
   const parser = new MjpegParser({ maxFrameBytes: 1 << 24, onFrame: (d) => parsed.push(Buffer.from(d)) })
-  parser.push(stream)
+  parser.feed(stream)
   parser.end()
 
   const cam = camera({ driver: 'file', device: mjpegAvi })

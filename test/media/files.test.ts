@@ -11,7 +11,8 @@ import { makeFrame, type Frame, type FrameFormat } from '../../src/core/frame.js
 import { compilePattern, type NameVars } from '../../src/media/naming.js'
 import { pipeline } from '../../src/core/pipeline.js'
 import { files as filesSink } from '../../src/sinks/files.js'
-import { files as filesSource, listImages } from '../../src/sources/files.js'
+import { listImages } from '../../src/media/files-source.js'
+import { files as filesSource } from '../../src/sources/files.js'
 import { stageInfo } from '../../src/core/stage.js'
 import { collect, fromItems, run, tempDir, withTimeout } from '../helpers/index.js'
 

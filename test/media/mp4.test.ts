@@ -10,7 +10,7 @@ import { FramePipeError } from '../../src/core/errors.js'
 import { makeFrame, type Frame } from '../../src/core/frame.js'
 import { pipeline } from '../../src/core/pipeline.js'
 import { mp4, type Mp4Options, type Mp4SegmentEvent } from '../../src/sinks/mp4.js'
-import { renderTestFrame } from '../../src/sources/testsrc.js'
+import { renderTestFrame } from '../../src/image/test-pattern.js'
 import { fromItems, tempDir, withTimeout } from '../helpers/index.js'
 import { FFMPEG, FFPROBE, NO_FFMPEG_REASON, decodeErrors, pidAlive, probe, startRecorder } from '../helpers/media.js'
 

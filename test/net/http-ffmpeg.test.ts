@@ -14,7 +14,7 @@ import { pipeline, stopSource } from '../../src/core/pipeline.js'
 import { httpSink } from '../../src/sinks/http.js'
 import { httpSource } from '../../src/sources/http.js'
 import { testsrc } from '../../src/sources/testsrc.js'
-import { jpegSize } from '../../src/wire/mjpeg-parser.js'
+import { jpegSize } from '../../src/wire/jpeg.js'
 import type { Frame } from '../../src/core/frame.js'
 import { freePort, tempDir, withTimeout } from '../helpers/index.js'
 

@@ -44,8 +44,9 @@ async function rawClient(t: ExecutionContext, port: number): Promise<{ socket: S
   const socket = net.connect({ host: '127.0.0.1', port })
   t.teardown(() => { socket.destroy() })
   const frames: Frame[] = []
-  const parser = new FrameParser({ header: 'native', maxFrameBytes: 2 ** 20 }, 'test', newCounters(), {
-    frame: (f) => frames.push(f), warning: () => undefined, info: () => undefined,
+  const parser = new FrameParser({
+    header: 'native', maxFrameBytes: 2 ** 20, stage: 'test', counters: newCounters(),
+    onFrame: (f) => frames.push(f), onWarning: () => undefined,
   })
   socket.on('data', (c: Buffer) => { const err = parser.feed(c); if (err) socket.destroy(err) })
   const closed = once(socket, 'close')

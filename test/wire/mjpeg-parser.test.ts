@@ -9,7 +9,8 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import sharp from 'sharp'
 import { FfmpegProcess, findFfmpeg } from '../../src/media/ffmpeg.js'
-import { MjpegParser, jpegSize, type JpegInfo } from '../../src/wire/mjpeg-parser.js'
+import { jpegSize, type JpegInfo } from '../../src/wire/jpeg.js'
+import { MjpegParser } from '../../src/wire/mjpeg-parser.js'
 import { prng, rechunk, tempDir } from '../helpers/index.js'
 
 interface Parsed {
@@ -28,7 +29,7 @@ function parse(chunks: readonly Buffer[], maxFrameBytes = 64 * 2 ** 20): Parsed 
   const parser = new MjpegParser({ maxFrameBytes, onFrame: (data, info) => { frames.push(Buffer.from(data)); infos.push(info) } })
   let maxHeld = 0
   for (const c of chunks) {
-    parser.push(c)
+    parser.feed(c)
     maxHeld = Math.max(maxHeld, parser.heldBytes)
   }
   parser.end()
@@ -318,11 +319,12 @@ test('a stream that ends inside an image drops it and says how many bytes were l
   const dropped: Array<[string, number]> = []
   const frames: Buffer[] = []
   const parser = new MjpegParser({ maxFrameBytes: 1 << 20, onFrame: (d) => frames.push(d), onDrop: (r, n) => dropped.push([r, n]) })
-  parser.push(img)
-  parser.push(img.subarray(0, 100))
-  t.is(parser.end(), 100)
+  parser.feed(img)
+  parser.feed(img.subarray(0, 100))
+  t.like(parser.end(), { code: 'ERR_UNEXPECTED_EOF', what: 'an image', dropped: 100, message: 'mjpeg: stream ended in the middle of an image: 100 bytes dropped' })
   t.is(frames.length, 1)
-  t.deepEqual(dropped, [['the stream ended in the middle of an image', 100]])
+  t.like(parser, { drops: 1, lostBytes: 100 })
+  t.deepEqual(dropped, [], 'reported by end(), not also through onDrop')
 })
 
 test('a corrupt segment length is reported and the parser recovers at the next SOI', (t) => {
@@ -335,7 +337,7 @@ test('a corrupt segment length is reported and the parser recovers at the next S
   const reasons: string[] = []
   const frames: Buffer[] = []
   const parser = new MjpegParser({ maxFrameBytes: 1 << 20, onFrame: (d) => frames.push(Buffer.from(d)), onDrop: (r) => reasons.push(r) })
-  for (const c of [img, bad, img]) parser.push(c)
+  for (const c of [img, bad, img]) parser.feed(c)
   parser.end()
   sameFrames(t, frames, [img, img])
   t.deepEqual(reasons, [`marker 0x${marker} has a segment length of 1`])
@@ -377,8 +379,8 @@ test('frames inside one chunk are zero-copy views; frames across chunks are one 
   b.copy(chunk, a.length, 0, 10)
   const got: Buffer[] = []
   const parser = new MjpegParser({ maxFrameBytes: 1 << 20, onFrame: (d) => got.push(d) })
-  parser.push(chunk)
-  parser.push(b.subarray(10))
+  parser.feed(chunk)
+  parser.feed(b.subarray(10))
   t.is(got[0]!.buffer, chunk.buffer, 'a view on the chunk')
   t.is(got[0]!.byteOffset, chunk.byteOffset)
   t.not(got[1]!.buffer, chunk.buffer)
