@@ -26,7 +26,7 @@ import { describeLoss, formatAddress, listenFor, type ClientEvent } from '../net
 import { hostOption, lingerOption, portOption } from '../net/options.js'
 import { defineStage } from '../core/spec.js'
 import { passOn, RELEASE_HELD, stageFactory, type StageContext } from '../core/stage.js'
-import { SlidingStats } from '../transforms/stats.js'
+import { SlidingStats } from '../core/stats.js'
 
 export interface HttpSinkOptions {
   host?: string
