@@ -10,6 +10,7 @@ import https from 'node:https'
 import { Readable } from 'node:stream'
 import { FramePipeError, FrameTooLargeError, networkError } from '../../core/errors.js'
 import { now, sniffFormat, type Frame } from '../../core/frame.js'
+import { ReadGate } from '../../core/read-gate.js'
 import { boundaryFromContentType, MultipartParser, type PartHeaders } from '../../wire/multipart-parser.js'
 import { backoff, describeLoss, type ConnectionEvent } from '../socket.js'
 import type { StageContext } from '../../core/stage.js'
@@ -37,8 +38,16 @@ export class HttpSource extends Readable {
   private timer: NodeJS.Timeout | null = null
   private attempt = 0
   private seq = 0
-  /** Downstream wants more (cleared when push() says the buffer is full). */
-  private reading = true
+  /** The response is paused while downstream is full. */
+  private readonly gate = new ReadGate({
+    pause: () => { if (this.res) this.hold(this.res) },
+    resume: () => {
+      if (this.res && this.res.isPaused()) {
+        this.res.socket?.setTimeout(this.o.timeout)
+        this.res.resume()
+      }
+    },
+  })
   private stopping = false
   /** Runs _construct's callback once the first attempt has decided (reconnect off). */
   private first: ((err?: Error | null) => void) | null = null
@@ -81,11 +90,7 @@ export class HttpSource extends Readable {
   }
 
   override _read(): void {
-    this.reading = true
-    if (this.res && this.res.isPaused()) {
-      this.res.socket?.setTimeout(this.o.timeout)
-      this.res.resume()
-    }
+    this.gate.read()
   }
 
   override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
@@ -230,7 +235,7 @@ export class HttpSource extends Readable {
       const err = parser.feed(first)
       if (err) return void this.destroy(err)
     }
-    if (!this.reading) this.hold(res)
+    if (!this.gate.open) this.hold(res)
     else res.resume()
   }
 
@@ -243,7 +248,7 @@ export class HttpSource extends Readable {
     }
     this.ctx.counters.frames++
     this.ctx.counters.bytes += body.length
-    if (!this.push(this.frame(body, headers))) this.hold(res)
+    this.gate.pushed(this.push(this.frame(body, headers)))
   }
 
   private frame(data: Buffer, headers: PartHeaders): Frame {
@@ -254,7 +259,6 @@ export class HttpSource extends Readable {
   }
 
   private hold(res: IncomingMessage): void {
-    this.reading = false
     // Waiting for downstream is not the server going quiet.
     res.socket?.setTimeout(0)
     res.pause()

@@ -6,6 +6,7 @@ import type { Socket } from 'node:net'
 import { Readable } from 'node:stream'
 import { FramePipeError } from '../../core/errors.js'
 import type { Boundary } from '../../core/frame.js'
+import { ReadGate } from '../../core/read-gate.js'
 import { backoff, describeLoss, dial, formatAddress, peerName, type ConnectionEvent } from '../socket.js'
 import type { StageContext } from '../../core/stage.js'
 
@@ -28,8 +29,11 @@ export class TcpClientSource extends Readable {
   private peer: string | null = null
   private retryTimer: NodeJS.Timeout | null = null
   private attempt = 0
-  /** Downstream wants more (cleared when push() says the buffer is full). */
-  private reading = true
+  /** The connection is paused while downstream is full. */
+  private readonly gate = new ReadGate({
+    pause: () => this.socket?.pause(),
+    resume: () => this.socket?.resume(),
+  })
   private stopping = false
 
   constructor(o: TcpClientSourceConfig, ctx: StageContext) {
@@ -67,8 +71,7 @@ export class TcpClientSource extends Readable {
   }
 
   override _read(): void {
-    this.reading = true
-    this.socket?.resume()
+    this.gate.read()
   }
 
   override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
@@ -110,12 +113,9 @@ export class TcpClientSource extends Readable {
     socket.on('data', (chunk: Buffer) => {
       this.ctx.counters.frames++
       this.ctx.counters.bytes += chunk.length
-      if (!this.push(chunk)) {
-        this.reading = false
-        socket.pause()
-      }
+      this.gate.pushed(this.push(chunk))
     })
-    if (!this.reading) socket.pause()
+    if (!this.gate.open) socket.pause()
     if (this.o.greeting !== '') socket.write(this.o.greeting, 'utf8')
     this.ctx.counters.connected = 1
     this.emitEvent('connect', { peer, message: `connected to ${peer}` })

@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net'
 import { Readable } from 'node:stream'
 import { networkError } from '../../core/errors.js'
 import { makeFrame, now, type Frame } from '../../core/frame.js'
+import { ReadGate } from '../../core/read-gate.js'
 import { formatAddress } from '../socket.js'
 import { serveMessages, type MessageEvent } from './messages.js'
 import { NativeReassembler } from './reassembly.js'
@@ -46,7 +47,8 @@ export class UdpServerSource extends Readable {
   private msgSocket: Socket | undefined
   private readonly ready: Ready[] = []
   private timer: NodeJS.Timeout | undefined
-  private reading = true
+  /** Datagrams cannot be paused: complete frames wait in `ready` (bounded) while downstream is full. */
+  private readonly gate = new ReadGate({ pause: () => undefined, resume: () => this.drain() })
   private stopping = false
   private nextSeq = 0
 
@@ -115,8 +117,7 @@ export class UdpServerSource extends Readable {
   }
 
   override _read(): void {
-    this.reading = true
-    this.drain()
+    this.gate.read()
   }
 
   override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
@@ -151,9 +152,7 @@ export class UdpServerSource extends Readable {
   }
 
   private drain(): void {
-    while (this.reading && this.ready.length > 0) {
-      if (!this.hand(this.ready.shift()!)) this.reading = false
-    }
+    while (this.gate.open && this.ready.length > 0) this.gate.pushed(this.hand(this.ready.shift()!))
   }
 
   /** Push one frame downstream, then answer its sender. */

@@ -10,6 +10,7 @@ import type { Socket } from 'node:net'
 import { Readable } from 'node:stream'
 import { FramePipeError } from '../../core/errors.js'
 import type { Frame } from '../../core/frame.js'
+import { ReadGate } from '../../core/read-gate.js'
 import { FrameParser, TextInStreamError } from '../../wire/length-parser.js'
 import { Pacer } from '../../core/pacer.js'
 import { dial, formatAddress, peerName, type ConnectionEvent } from '../../net/socket.js'
@@ -42,8 +43,23 @@ export class CmdClient extends Readable {
   private socket: Socket | null = null
   private phase: Phase = 'starting'
   private delivered = 0
-  /** Downstream wants more (cleared when push() says the buffer is full). */
-  private reading = true
+  private readonly gate = new ReadGate({
+    pause: () => {
+      if (this.phase === 'streaming') {
+        // Downstream is full: TCP holds the server back; no timeout while we are the slow one.
+        this.socket?.pause()
+        this.disarm()
+      }
+    },
+    resume: () => {
+      if (this.phase === 'streaming') {
+        this.socket?.resume()
+        this.arm()
+      } else if (this.phase === 'idle') {
+        this.scheduleRequest()
+      }
+    },
+  })
   private watchdog: NodeJS.Timeout | null = null
   private requestTimer: NodeJS.Timeout | null = null
   private gapTimer: NodeJS.Timeout | null = null
@@ -94,13 +110,7 @@ export class CmdClient extends Readable {
   }
 
   override _read(): void {
-    this.reading = true
-    if (this.phase === 'streaming') {
-      this.socket?.resume()
-      this.arm()
-    } else if (this.phase === 'idle') {
-      this.scheduleRequest()
-    }
+    this.gate.read()
   }
 
   override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
@@ -153,17 +163,12 @@ export class CmdClient extends Readable {
   private onFrame(frame: Frame): void {
     if (this.phase === 'streaming') {
       this.deliver(frame)
-      if (this.phase === 'streaming' && !this.reading) {
-        // Downstream is full: TCP holds the server back; no timeout while we are the slow one.
-        this.socket?.pause()
-        this.disarm()
-      }
     } else if (this.phase === 'requesting') {
       this.disarm()
       this.phase = 'idle'
       void this.command('1')
       this.deliver(frame)
-      if (this.phase === 'idle' && this.reading) this.scheduleRequest()
+      if (this.phase === 'idle' && this.gate.open) this.scheduleRequest()
     } else if (this.phase !== 'closing' && this.phase !== 'ended') {
       // An image nobody asked for (a server that streams in snapshot mode): not delivered.
       this.ctx.counters.drops++
@@ -172,7 +177,7 @@ export class CmdClient extends Readable {
 
   private deliver(frame: Frame): void {
     this.delivered++
-    this.reading = this.push(frame)
+    this.gate.pushed(this.push(frame))
     if (this.o.count > 0 && this.delivered >= this.o.count) this.finish()
   }
 
