@@ -22,7 +22,8 @@ import { expectFrame } from '../../core/checks.js'
 import { now, sniffFormat, type Frame } from '../../core/frame.js'
 import { jpegSize } from '../../wire/mjpeg-parser.js'
 import { FanOut, type FanClient } from '../fanout.js'
-import { describeLoss, formatAddress, listenFor, type ClientEvent } from '../socket.js'
+import { describeLoss, formatAddress } from '../socket.js'
+import { StageServer } from '../server.js'
 import { passOn, RELEASE_HELD, type StageContext } from '../../core/stage.js'
 import { SlidingStats } from '../../core/stats.js'
 
@@ -93,7 +94,7 @@ export class HttpSink extends Transform {
   private readonly o: HttpSinkConfig
   private readonly ctx: StageContext
   private readonly authorization: Buffer | null
-  private server: Server | undefined
+  private readonly server: StageServer<Server>
   private page: Buffer | Error | undefined
   private readonly fan: FanOut<Part, Viewer>
   private readonly viewers: Set<Viewer>
@@ -116,7 +117,9 @@ export class HttpSink extends Transform {
     this.o = o
     this.ctx = ctx
     this.authorization = o.auth === '' ? null : digest(o.auth)
+    this.server = new StageServer<Server>(this, ctx.name)
     this.fan = new FanOut<Part, Viewer>({
+      server: this.server,
       maxQueue: o.maxQueue,
       linger: o.linger,
       counters: ctx.counters,
@@ -135,7 +138,7 @@ export class HttpSink extends Transform {
       },
       left: (v, reason) => {
         if (!v.res.writableFinished) v.res.destroy()
-        this.emitClient({ event: 'leave', peer: v.peer, reason, drops: v.drops })
+        this.server.client({ event: 'leave', peer: v.peer, reason, drops: v.drops })
       },
     })
     this.viewers = this.fan.clients
@@ -143,7 +146,7 @@ export class HttpSink extends Transform {
 
   /** The bound address once listening (port 0 picks one), else null. */
   address(): AddressInfo | null {
-    return (this.server?.address() as AddressInfo | null | undefined) ?? null
+    return this.server.address()
   }
 
   /** The viewer page's URL once listening (a wildcard host is shown as loopback), else null. */
@@ -198,13 +201,10 @@ export class HttpSink extends Transform {
       this.page = page
       if (this.destroyed) return callback()
       const server = http.createServer((req, res) => this.route(req, res))
-      this.server = server
-      server.on('connection', (socket: Socket) => this.fan.track(socket))
-      listenFor(this, server, this.o.host, this.o.port, this.ctx.name, (err, address) => {
-        if (err) return callback(err)
+      server.on('connection', (socket: Socket) => this.server.track(socket))
+      this.server.listen(server, this.o.host, this.o.port, callback, (address) => {
         this.startedAt = performance.now()
-        callback()
-        this.emit('listening', { ...address!, url: this.url()! } satisfies HttpListening)
+        return { ...address, url: this.url()! } satisfies HttpListening
       })
     }, callback)
   }
@@ -241,13 +241,13 @@ export class HttpSink extends Transform {
 
   override _flush(callback: TransformCallback): void {
     this.ending = true
-    this.fan.flush(this.server!, (v) => v.res.end(), callback)
+    this.fan.flush((v) => v.res.end(), callback)
   }
 
   override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
     this.held = null
     this.latest = null
-    this.fan.destroy(this.server)
+    this.fan.destroy()
     callback(err)
   }
 
@@ -319,7 +319,7 @@ export class HttpSink extends Transform {
       return this.sendText(req, res, 503, 'text/plain; charset=utf-8', 'the stream has ended\n')
     }
     if (this.viewers.size >= this.o.maxViewers) {
-      this.emitClient({ event: 'leave', peer, reason: `refused: already ${this.viewers.size} viewers (maxViewers)` })
+      this.server.refuse(peer, `already ${this.viewers.size} viewers (maxViewers)`)
       return this.sendText(req, res, 503, 'text/plain; charset=utf-8', `too many viewers (maxViewers=${this.o.maxViewers})\n`)
     }
     // A raw body (no chunked encoding) is what mjpg-streamer sends and every MJPEG reader takes.
@@ -341,7 +341,7 @@ export class HttpSink extends Transform {
     res.on('close', () => this.fan.remove(viewer, res.writableFinished ? 'end' : 'closed'))
     res.on('error', (err) => this.fan.remove(viewer, describeLoss(err)))
     this.fan.add(viewer)
-    this.emitClient({ event: 'join', peer })
+    this.server.client({ event: 'join', peer })
     if (this.held) {
       const release = this.held
       this.held = null
@@ -350,10 +350,6 @@ export class HttpSink extends Transform {
       // The picture at once, not at the next frame (a slow source may take seconds).
       this.fan.offer(viewer, this.latest)
     }
-  }
-
-  private emitClient(event: ClientEvent): void {
-    this.emit('client', event)
   }
 }
 

@@ -3,11 +3,12 @@
 // whole packets: a slow client loses its oldest packets, it never slows the
 // source or the other clients, and it never receives a packet cut in half.
 
-import net, { type AddressInfo, type Server, type Socket } from 'node:net'
+import net, { type AddressInfo, type Socket } from 'node:net'
 import { Transform, type TransformCallback } from 'node:stream'
 import { isBoundary, type ByteChunk, type Packet } from '../../core/frame.js'
 import { FanOut, packetsToSocket, type FanClient } from '../fanout.js'
-import { listenFor, peerName, type ClientEvent } from '../socket.js'
+import { peerName } from '../socket.js'
+import { StageServer } from '../server.js'
 import { notBytes } from '../../core/checks.js'
 import { passOn, type StageContext } from '../../core/stage.js'
 
@@ -28,7 +29,7 @@ interface Client extends FanClient<Packet> {
 export class TcpServerSink extends Transform {
   private readonly o: TcpServerSinkConfig
   private readonly ctx: StageContext
-  private server: Server | undefined
+  private readonly server: StageServer
   private readonly fan: FanOut<Packet, Client>
   /** The first packet, held until `wait` clients are connected. */
   private held: (() => void) | null = null
@@ -39,7 +40,9 @@ export class TcpServerSink extends Transform {
     super({ objectMode: true, highWaterMark: 2 })
     this.o = o
     this.ctx = ctx
+    this.server = new StageServer(this, ctx.name)
     this.fan = new FanOut<Packet, Client>({
+      server: this.server,
       maxQueue: o.maxQueue,
       linger: o.linger,
       counters: ctx.counters,
@@ -47,24 +50,18 @@ export class TcpServerSink extends Transform {
       ...packetsToSocket,
       left: (c, reason) => {
         if (reason !== 'end') c.socket.destroy()
-        this.emitClient({ event: 'leave', peer: c.peer, reason, drops: c.drops })
+        this.server.client({ event: 'leave', peer: c.peer, reason, drops: c.drops })
       },
     })
   }
 
   /** The bound address once listening (port 0 picks one), else null. */
   address(): AddressInfo | null {
-    return (this.server?.address() as AddressInfo | null | undefined) ?? null
+    return this.server.address()
   }
 
   override _construct(callback: (error?: Error | null) => void): void {
-    const server = net.createServer((socket) => this.accept(socket))
-    this.server = server
-    listenFor(this, server, this.o.host, this.o.port, this.ctx.name, (err, address) => {
-      if (err) return callback(err)
-      callback()
-      this.emit('listening', address)
-    })
+    this.server.listen(net.createServer((socket) => this.accept(socket)), this.o.host, this.o.port, callback)
   }
 
   override _transform(chunk: ByteChunk, encoding: BufferEncoding, callback: TransformCallback): void {
@@ -89,36 +86,28 @@ export class TcpServerSink extends Transform {
 
   override _flush(callback: TransformCallback): void {
     // Packets that did not make it within linger count as drops.
-    this.fan.flush(this.server!, (c) => c.socket.end(), callback)
+    this.fan.flush((c) => c.socket.end(), callback)
   }
 
   override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
     this.held = null
-    this.fan.destroy(this.server)
+    this.fan.destroy()
     callback(err)
   }
 
   private accept(socket: Socket): void {
     const peer = peerName(socket)
     const clients = this.fan.clients
-    if (clients.size >= this.o.maxClients) {
-      socket.destroy()
-      this.emitClient({ event: 'leave', peer, reason: `refused: already ${clients.size} clients (maxClients)` })
-      return
-    }
+    if (clients.size >= this.o.maxClients) return this.server.refuse(peer, `already ${clients.size} clients (maxClients)`, socket)
     this.fan.connect({ socket, peer, queue: [], drops: 0, sent: 0, gone: false }, socket)
     // Read and discard what clients send (seed 001's greeting): unread bytes
     // would make our close an RST, which can destroy data the client has not read.
     socket.resume()
-    this.emitClient({ event: 'join', peer })
+    this.server.client({ event: 'join', peer })
     if (this.held && clients.size >= this.o.wait) {
       const release = this.held
       this.held = null
       release()
     }
-  }
-
-  private emitClient(event: ClientEvent): void {
-    this.emit('client', event)
   }
 }

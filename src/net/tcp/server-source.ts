@@ -3,12 +3,13 @@
 // one edge would corrupt every frame. A Boundary marks where a client's bytes
 // end, so a client that leaves mid-frame costs one frame, not the stream.
 
-import net, { type AddressInfo, type Server, type Socket } from 'node:net'
+import net, { type AddressInfo, type Socket } from 'node:net'
 import { Readable } from 'node:stream'
-import { networkError } from '../../core/errors.js'
 import type { Boundary } from '../../core/frame.js'
-import { closeAll, describeLoss, formatAddress, listen, peerName, type ClientEvent } from '../socket.js'
+import { ReadGate } from '../../core/read-gate.js'
 import type { StageContext } from '../../core/stage.js'
+import { describeLoss, peerName } from '../socket.js'
+import { StageServer } from '../server.js'
 
 export interface TcpServerSourceConfig {
   host: string
@@ -26,11 +27,14 @@ interface Peer {
 export class TcpServerSource extends Readable {
   private readonly o: TcpServerSourceConfig
   private readonly ctx: StageContext
-  private server: Server | undefined
+  private readonly server: StageServer
   private current: Peer | null = null
   private readonly waiting: Peer[] = []
-  /** Downstream wants more (cleared when push() says the buffer is full). */
-  private reading = true
+  /** The current client's socket is paused while downstream is full. */
+  private readonly gate = new ReadGate({
+    pause: () => this.current?.socket.pause(),
+    resume: () => this.current?.socket.resume(),
+  })
   private listening = false
   private stopping = false
 
@@ -39,13 +43,14 @@ export class TcpServerSource extends Readable {
     super({ objectMode: true, highWaterMark: 16 })
     this.o = o
     this.ctx = ctx
+    this.server = new StageServer(this, ctx.name)
     ctx.counters.clients = 0
     ctx.counters.waiting = 0
   }
 
   /** The bound address once listening (port 0 picks one), else null. */
   address(): AddressInfo | null {
-    return (this.server?.address() as AddressInfo | null | undefined) ?? null
+    return this.server.address()
   }
 
   /** End cleanly: stop accepting, close waiting clients, cut the current one at a Boundary after the bytes already read. */
@@ -53,7 +58,7 @@ export class TcpServerSource extends Readable {
     if (this.stopping || this.destroyed) return
     this.stopping = true
     // Not listening yet: _construct sees `stopping` and closes the server itself.
-    if (this.listening) closeAll(this.server, this.waiting.splice(0).map((p) => p.socket))
+    if (this.listening) this.server.close(this.waiting.splice(0).map((p) => p.socket))
     this.ctx.counters.waiting = 0
     // Its 'close' pushes the Boundary and ends the stream.
     if (this.current) this.current.socket.destroy()
@@ -64,30 +69,26 @@ export class TcpServerSource extends Readable {
     if (this.stopping) return callback()
     // Waiting clients stay unread, so TCP flow control holds them back.
     const server = net.createServer({ pauseOnConnect: true }, (socket) => this.accept(socket))
-    this.server = server
-    listen(server, this.o.host, this.o.port, this.ctx.name, (err, address) => {
-      if (err) return callback(err)
+    this.server.listen(server, this.o.host, this.o.port, callback, (address) => {
+      // Stopped while the server was starting: nothing to announce.
       if (this.stopping) {
         server.close()
-        return callback()
+        return undefined
       }
       this.listening = true
-      server.on('error', (e) => this.destroy(networkError(this.ctx.name, e, formatAddress(this.o.host, this.o.port))))
-      callback()
-      this.emit('listening', address)
+      return address
     })
   }
 
   override _read(): void {
-    this.reading = true
-    this.current?.socket.resume()
+    this.gate.read()
   }
 
   override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
     const sockets = this.waiting.splice(0).map((p) => p.socket)
     if (this.current) sockets.push(this.current.socket)
     this.current = null
-    closeAll(this.server, sockets)
+    this.server.close(sockets)
     callback(err)
   }
 
@@ -102,8 +103,7 @@ export class TcpServerSource extends Readable {
       this.waiting.push(peer)
       this.ctx.counters.waiting = this.waiting.length
     } else {
-      socket.destroy()
-      this.emitClient({ event: 'leave', peer: peer.peer, reason: `refused: ${this.o.maxWaiting} clients already waiting` })
+      this.server.refuse(peer.peer, `${this.o.maxWaiting} clients already waiting`, socket)
     }
   }
 
@@ -117,13 +117,10 @@ export class TcpServerSource extends Readable {
     socket.on('data', (chunk: Buffer) => {
       this.ctx.counters.frames++
       this.ctx.counters.bytes += chunk.length
-      if (!this.push(chunk)) {
-        this.reading = false
-        socket.pause()
-      }
+      this.gate.pushed(this.push(chunk))
     })
-    this.emitClient({ event: 'join', peer: peer.peer })
-    if (this.reading) socket.resume()
+    this.server.client({ event: 'join', peer: peer.peer })
+    if (this.gate.open) socket.resume()
   }
 
   private leave(peer: Peer): void {
@@ -132,7 +129,7 @@ export class TcpServerSource extends Readable {
     this.ctx.counters.clients = 0
     const boundary: Boundary = { boundary: true, peer: peer.peer, reason: peer.error ? 'error' : 'end' }
     this.push(boundary)
-    this.emitClient({ event: 'leave', peer: peer.peer, reason: describeLoss(peer.error) })
+    this.server.client({ event: 'leave', peer: peer.peer, reason: describeLoss(peer.error) })
     // With no current client, stop() ends the stream.
     if (this.o.once || this.stopping) {
       if (this.stopping) this.push(null)
@@ -150,10 +147,6 @@ export class TcpServerSource extends Readable {
     if (i < 0) return
     this.waiting.splice(i, 1)
     this.ctx.counters.waiting = this.waiting.length
-    this.emitClient({ event: 'leave', peer: peer.peer, reason: `${describeLoss(err)} while waiting` })
-  }
-
-  private emitClient(event: ClientEvent): void {
-    this.emit('client', event)
+    this.server.client({ event: 'leave', peer: peer.peer, reason: `${describeLoss(err)} while waiting` })
   }
 }

@@ -7,13 +7,14 @@
 
 import dgram, { type RemoteInfo } from 'node:dgram'
 import { mkdir, open, type FileHandle } from 'node:fs/promises'
-import net, { type AddressInfo, type Server, type Socket } from 'node:net'
+import net, { type AddressInfo, type Socket } from 'node:net'
 import { dirname } from 'node:path'
 import { Transform, type TransformCallback } from 'node:stream'
 import { FramePipeError, networkError } from '../../core/errors.js'
 import { expectFrame } from '../../core/checks.js'
 import { now, type Frame } from '../../core/frame.js'
-import { closeAll, describeLoss, formatAddress, listenFor, type ClientEvent } from '../../net/socket.js'
+import { describeLoss, formatAddress } from '../../net/socket.js'
+import { StageServer } from '../../net/server.js'
 import { MAX_DATAGRAM, UdpOutbox, isEnd, parseRegistration, plainAddress, serverLogLine } from './messages.js'
 import { passOn, type StageContext } from '../../core/stage.js'
 
@@ -56,15 +57,13 @@ interface Client {
 export class RegServerSink extends Transform {
   private readonly o: RegServerConfig
   private readonly ctx: StageContext
-  private server: Server | undefined
+  private readonly server: StageServer
   private udp: UdpOutbox | undefined
   private udpBound: AddressInfo | null = null
   private log: FileHandle | undefined
   /** Log lines are appended one after the other; never rejects (a failure destroys the stage). */
   private logChain: Promise<void> = Promise.resolve()
   private readonly clients = new Map<string, Client>()
-  /** Every TCP socket, registered or not, so _destroy can close them. */
-  private readonly sockets = new Set<Socket>()
   private registering = 0
   private newest: { frame: Frame; gen: number } | null = null
   private gen = 0
@@ -78,12 +77,13 @@ export class RegServerSink extends Transform {
     super({ objectMode: true, highWaterMark: 1 })
     this.o = o
     this.ctx = ctx
+    this.server = new StageServer(this, ctx.name)
     Object.assign(ctx.counters, { clients: 0, sent: 0, resends: 0, oversize: 0, refused: 0, lost: 0, strays: 0, late: 0 })
   }
 
   /** The TCP registration address once listening (port 0 picks one), else null. */
   address(): AddressInfo | null {
-    return (this.server?.address() as AddressInfo | null | undefined) ?? null
+    return this.server.address()
   }
 
   /** The address frames are sent from, once bound. */
@@ -93,13 +93,7 @@ export class RegServerSink extends Transform {
 
   override _construct(callback: (error?: Error | null) => void): void {
     this.openLog().then(() => this.bindUdp()).then(() => {
-      const server = net.createServer((socket) => this.accept(socket))
-      this.server = server
-      listenFor(this, server, this.o.host, this.o.port, this.ctx.name, (err, address) => {
-        if (err) return callback(err)
-        callback()
-        this.emit('listening', address)
-      })
+      this.server.listen(net.createServer((socket) => this.accept(socket)), this.o.host, this.o.port, callback)
     }, callback)
   }
 
@@ -164,7 +158,7 @@ export class RegServerSink extends Transform {
     // Nobody may read a sink's readable side, so it may never be destroyed: release everything here.
     this.stopping = true
     for (const client of [...this.clients.values()]) this.dropClient(client, 'server stopped')
-    closeAll(this.server, this.sockets)
+    this.server.close()
     // The last frames may still be on their way out of the socket.
     const udp = this.udp
     this.udp = undefined
@@ -179,7 +173,7 @@ export class RegServerSink extends Transform {
       client.gone = true
     }
     this.clients.clear()
-    closeAll(this.server, this.sockets)
+    this.server.close()
     const udp = this.udp
     this.udp = undefined
     Promise.all([udp?.close(), this.closeLog()]).then(() => callback(err), (closeErr: Error) => callback(err ?? closeErr))
@@ -211,7 +205,8 @@ export class RegServerSink extends Transform {
       this.refuse(peer, `already ${this.clients.size + this.registering} clients (maxClients)`)
       return
     }
-    this.sockets.add(socket)
+    // Every TCP socket, registered or not, so that _destroy can close them.
+    this.server.track(socket)
     this.registering++
     let text = ''
     let done = false
@@ -258,7 +253,6 @@ export class RegServerSink extends Transform {
     // 'close' follows every error; the error only names the reason.
     socket.on('error', (err) => { loss = err })
     socket.on('close', () => {
-      this.sockets.delete(socket)
       if (!done) {
         conclude()
         if (!this.stopping) this.refuse(peer, `connection closed before a port number (${describeLoss(loss)})`)
@@ -271,7 +265,7 @@ export class RegServerSink extends Transform {
   private refuse(peer: string, reason: string): void {
     this.ctx.counters.refused++
     this.emit('warning', new FramePipeError('ERR_BAD_HEADER', `registration from ${peer} refused: ${reason}`, { stage: this.ctx.name }))
-    this.emitClient({ event: 'leave', peer, reason: `refused: ${reason}` })
+    this.server.refuse(peer, reason)
   }
 
   private register(tcp: Socket, remote: string, port: number): Client {
@@ -285,7 +279,7 @@ export class RegServerSink extends Transform {
     this.clients.set(key, client)
     this.ctx.counters.clients = this.clients.size
     this.writeLog('join', client)
-    this.emitClient({ event: 'join', peer: key })
+    this.server.client({ event: 'join', peer: key })
     if (this.held && !this.started && this.clients.size >= this.o.wait) {
       const release = this.held
       this.held = null
@@ -382,7 +376,7 @@ export class RegServerSink extends Transform {
     this.ctx.counters.clients = this.clients.size
     client.tcp.destroy()
     this.writeLog('exit', client)
-    this.emitClient({ event: 'leave', peer: client.key, reason, drops: client.skipped })
+    this.server.client({ event: 'leave', peer: client.key, reason, drops: client.skipped })
     this.releaseIfSent()
   }
 
@@ -400,9 +394,5 @@ export class RegServerSink extends Transform {
     const release = this.held
     this.held = null
     release()
-  }
-
-  private emitClient(event: ClientEvent): void {
-    this.emit('client', event)
   }
 }
