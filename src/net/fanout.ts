@@ -6,10 +6,11 @@
 // up to `linger` to take what is queued for them, then a FIN.
 
 import http from 'node:http'
-import type { Server, Socket } from 'node:net'
+import type { Socket } from 'node:net'
 import { packetLength, type Packet } from '../core/frame.js'
 import type { Counters } from '../core/stage.js'
 import { closeAll, describeLoss } from './socket.js'
+import type { StageServer } from './server.js'
 import { writePacket } from '../core/packets.js'
 
 /** What the fan-out keeps per client; stages extend it with the connection and their protocol's state. */
@@ -24,6 +25,8 @@ export interface FanClient<T> {
 }
 
 export interface FanOutOptions<T, C extends FanClient<T>> {
+  /** The stage's server: it keeps every connection, and flush() and destroy() close it. */
+  server: StageServer
   maxQueue: number
   linger: number
   counters: Counters
@@ -59,8 +62,6 @@ const SHORT_GRACE = 250
 
 export class FanOut<T, C extends FanClient<T>> {
   readonly clients = new Set<C>()
-  /** Every open socket, including clients that already left but have not closed yet. */
-  private readonly sockets = new Set<Socket>()
   private readonly o: FanOutOptions<T, C>
   private pending: NodeJS.Immediate | null = null
   /** Called on any progress while flush() waits for queues to drain. */
@@ -72,12 +73,6 @@ export class FanOut<T, C extends FanClient<T>> {
     o.counters.clients = 0
   }
 
-  /** Keep `socket` until it closes, so that flush() and destroy() can cut it. */
-  track(socket: Socket): void {
-    this.sockets.add(socket)
-    socket.on('close', () => this.sockets.delete(socket))
-  }
-
   add(client: C): void {
     this.clients.add(client)
     this.o.counters.clients = this.clients.size
@@ -85,7 +80,7 @@ export class FanOut<T, C extends FanClient<T>> {
 
   /** Serve `client` over a TCP socket: tracked, and removed when it ends, fails or closes. */
   connect(client: C, socket: Socket): void {
-    this.track(socket)
+    this.o.server.track(socket)
     // A frame should leave now, not wait for the ACK of the previous one.
     socket.setNoDelay(true)
     socket.on('error', (err) => this.remove(client, describeLoss(err)))
@@ -167,7 +162,8 @@ export class FanOut<T, C extends FanClient<T>> {
    * dropped) and cut the connections still open after a grace. Calls back once
    * the server has closed, which is once its last connection has.
    */
-  flush(server: Server, end: (client: C) => void, callback: () => void): void {
+  flush(end: (client: C) => void, callback: () => void): void {
+    const server = this.o.server.listener!
     let serverClosed = false
     let whenClosed: (() => void) | null = null
     server.close(() => {
@@ -186,7 +182,8 @@ export class FanOut<T, C extends FanClient<T>> {
       if (server instanceof http.Server) server.closeIdleConnections()
       const short = Math.min(this.o.linger, SHORT_GRACE)
       const grace = this.o.grace === 'short' ? short : Math.max(deadline - Date.now(), short)
-      this.lingerTimer = setTimeout(() => closeAll(undefined, this.sockets), grace)
+      // Every open socket, including clients that already left but have not closed yet.
+      this.lingerTimer = setTimeout(() => closeAll(undefined, this.o.server.sockets), grace)
       whenClosed = () => {
         if (this.lingerTimer) clearTimeout(this.lingerTimer)
         this.lingerTimer = null
@@ -200,7 +197,7 @@ export class FanOut<T, C extends FanClient<T>> {
   }
 
   /** Release everything: timers, queues, the server and every socket. */
-  destroy(server: Server | undefined): void {
+  destroy(): void {
     if (this.pending) clearImmediate(this.pending)
     if (this.lingerTimer) clearTimeout(this.lingerTimer)
     this.pending = null
@@ -208,6 +205,6 @@ export class FanOut<T, C extends FanClient<T>> {
     this.onProgress = null
     for (const c of this.clients) c.queue.length = 0
     this.clients.clear()
-    closeAll(server, this.sockets)
+    this.o.server.close()
   }
 }

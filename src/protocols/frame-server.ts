@@ -4,14 +4,15 @@
 // has a small queue of whole packets: a slow client loses its oldest packets,
 // it never slows the source or the other clients, and never gets half a frame.
 
-import net, { type AddressInfo, type Server, type Socket } from 'node:net'
+import net, { type AddressInfo, type Socket } from 'node:net'
 import { Transform, type TransformCallback } from 'node:stream'
 import { FramePipeError } from '../core/errors.js'
 import { expectFrame } from '../core/checks.js'
-import {  type Frame, type Packet } from '../core/frame.js'
+import type { Frame, Packet } from '../core/frame.js'
 import { passOn, type StageContext } from '../core/stage.js'
 import { FanOut, packetsToSocket, type FanClient } from '../net/fanout.js'
-import { listenFor, peerName, type ClientEvent } from '../net/socket.js'
+import { peerName } from '../net/socket.js'
+import { StageServer } from '../net/server.js'
 
 export interface FrameServerOptions {
   host: string
@@ -34,7 +35,7 @@ export abstract class FrameServer<C extends ServedClient = ServedClient> extends
   /** The newest frame and its packet (header + payload), once one came. */
   protected latest: { frame: Frame; packet: Packet } | null = null
   private readonly so: FrameServerOptions
-  private server: Server | undefined
+  private readonly server: StageServer
   private readonly fan: FanOut<Packet, C>
 
   constructor(o: FrameServerOptions, ctx: StageContext) {
@@ -42,7 +43,9 @@ export abstract class FrameServer<C extends ServedClient = ServedClient> extends
     super({ objectMode: true, highWaterMark: 2 })
     this.so = o
     this.ctx = ctx
+    this.server = new StageServer(this, ctx.name)
     this.fan = new FanOut<Packet, C>({
+      server: this.server,
       maxQueue: o.maxQueue,
       linger: o.linger,
       counters: ctx.counters,
@@ -52,7 +55,7 @@ export abstract class FrameServer<C extends ServedClient = ServedClient> extends
       left: (c, reason) => {
         if (reason !== 'end') c.socket.destroy()
         this.onLeave(c)
-        this.emitClient({ event: 'leave', peer: c.peer, reason, drops: c.drops })
+        this.server.client({ event: 'leave', peer: c.peer, reason, drops: c.drops })
       },
     })
     this.clients = this.fan.clients
@@ -71,17 +74,11 @@ export abstract class FrameServer<C extends ServedClient = ServedClient> extends
 
   /** The bound address once listening (port 0 picks one), else null. */
   address(): AddressInfo | null {
-    return (this.server?.address() as AddressInfo | null | undefined) ?? null
+    return this.server.address()
   }
 
   override _construct(callback: (error?: Error | null) => void): void {
-    const server = net.createServer((socket) => this.accept(socket))
-    this.server = server
-    listenFor(this, server, this.so.host, this.so.port, this.ctx.name, (err, address) => {
-      if (err) return callback(err)
-      callback()
-      this.emit('listening', address)
-    })
+    this.server.listen(net.createServer((socket) => this.accept(socket)), this.so.host, this.so.port, callback)
   }
 
   override _transform(record: unknown, _encoding: BufferEncoding, callback: TransformCallback): void {
@@ -97,7 +94,7 @@ export abstract class FrameServer<C extends ServedClient = ServedClient> extends
   }
 
   override _flush(callback: TransformCallback): void {
-    this.fan.flush(this.server!, (c) => {
+    this.fan.flush((c) => {
       c.closing = true
       c.socket.end()
     }, callback)
@@ -105,7 +102,7 @@ export abstract class FrameServer<C extends ServedClient = ServedClient> extends
 
   override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
     this.latest = null
-    this.fan.destroy(this.server)
+    this.fan.destroy()
     callback(err)
   }
 
@@ -132,21 +129,13 @@ export abstract class FrameServer<C extends ServedClient = ServedClient> extends
 
   private accept(socket: Socket): void {
     const peer = peerName(socket)
-    if (this.clients.size >= this.so.maxClients) {
-      socket.destroy()
-      this.emitClient({ event: 'leave', peer, reason: `refused: already ${this.clients.size} clients (maxClients)` })
-      return
-    }
+    if (this.clients.size >= this.so.maxClients) return this.server.refuse(peer, `already ${this.clients.size} clients (maxClients)`, socket)
     const client = this.newClient({ socket, peer, queue: [], drops: 0, sent: 0, gone: false, closing: false })
     socket.on('data', (data: Buffer) => {
       // After we ended the connection its bytes are read only so that closing sends FIN, not RST.
       if (!client.gone && !client.closing) this.onData(client, data)
     })
     this.fan.connect(client, socket)
-    this.emitClient({ event: 'join', peer })
-  }
-
-  private emitClient(event: ClientEvent): void {
-    this.emit('client', event)
+    this.server.client({ event: 'join', peer })
   }
 }

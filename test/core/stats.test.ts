@@ -4,7 +4,8 @@
 import test from 'ava'
 import { testProp, fc } from '@fast-check/ava'
 import { makeFrame, now, type Boundary, type ByteChunk, type Frame } from '../../src/core/frame.js'
-import { SlidingStats, formatSnapshot, stats, type StatsSnapshot } from '../../src/transforms/stats.js'
+import { SlidingStats } from '../../src/core/stats.js'
+import { formatSnapshot, stats, type StatsSnapshot } from '../../src/transforms/stats.js'
 import { stageInfo } from '../../src/core/stage.js'
 import { collect, fromItems, run, withTimeout } from '../helpers/index.js'
 

@@ -1,0 +1,373 @@
+// Frames from an MJPEG stream over HTTP: IP cameras, mjpg-streamer, another
+// frame-pipe's `http` sink. A multipart/x-mixed-replace response is cut into
+// its JPEG parts; a single-image response (a snapshot URL) gives one frame,
+// or one every `every` milliseconds. Lost connections are retried with
+// backoff; downstream backpressure pauses the response (and so, through TCP,
+// the camera's sending) instead of buffering.
+
+import http, { type ClientRequest, type IncomingMessage } from 'node:http'
+import https from 'node:https'
+import { Readable } from 'node:stream'
+import { FramePipeError, FrameTooLargeError, networkError } from '../../core/errors.js'
+import { now, sniffFormat, type Frame } from '../../core/frame.js'
+import { ReadGate } from '../../core/read-gate.js'
+import { boundaryFromContentType, MultipartParser, type PartHeaders } from '../../wire/multipart-parser.js'
+import { backoff, describeLoss, type ConnectionEvent } from '../socket.js'
+import type { StageContext } from '../../core/stage.js'
+
+export interface HttpSourceConfig {
+  url: string
+  reconnect: boolean
+  retryMin: number
+  retryMax: number
+  timeout: number
+  maxFrameBytes: number
+  every: number
+}
+
+const MAX_REDIRECTS = 5
+
+export class HttpSource extends Readable {
+  private readonly o: HttpSourceConfig
+  private readonly ctx: StageContext
+  private readonly start: URL
+  private target: URL
+  private redirects = 0
+  private req: ClientRequest | null = null
+  private res: IncomingMessage | null = null
+  private timer: NodeJS.Timeout | null = null
+  private attempt = 0
+  private seq = 0
+  /** The response is paused while downstream is full. */
+  private readonly gate = new ReadGate({
+    pause: () => { if (this.res) this.hold(this.res) },
+    resume: () => {
+      if (this.res && this.res.isPaused()) {
+        this.res.socket?.setTimeout(this.o.timeout)
+        this.res.resume()
+      }
+    },
+  })
+  private stopping = false
+  /** Runs _construct's callback once the first attempt has decided (reconnect off). */
+  private first: ((err?: Error | null) => void) | null = null
+
+  constructor(o: HttpSourceConfig, ctx: StageContext) {
+    // Frames can be megabytes: hold few.
+    super({ objectMode: true, highWaterMark: 2 })
+    this.o = o
+    this.ctx = ctx
+    let url: URL
+    try {
+      url = new URL(o.url)
+    } catch {
+      throw new FramePipeError('ERR_INVALID_OPTION', `expected an http:// or https:// URL for url but received '${o.url}'`, { stage: ctx.name })
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      throw new FramePipeError('ERR_INVALID_OPTION', `expected an http:// or https:// URL for url but received '${o.url}'`, { stage: ctx.name })
+    }
+    this.start = url
+    this.target = url
+    ctx.counters.connected = 0
+  }
+
+  /** End cleanly after the frames already read. */
+  stop(): void {
+    if (this.stopping || this.destroyed) return
+    this.stopping = true
+    this.release()
+    this.push(null)
+  }
+
+  override _construct(callback: (error?: Error | null) => void): void {
+    if (this.stopping) return callback()
+    if (this.o.reconnect) {
+      callback()
+    } else {
+      this.first = callback
+    }
+    this.connect()
+  }
+
+  override _read(): void {
+    this.gate.read()
+  }
+
+  override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    this.release()
+    this.first = null
+    callback(err)
+  }
+
+  private release(): void {
+    if (this.timer) clearTimeout(this.timer)
+    this.timer = null
+    const req = this.req
+    this.req = null
+    this.res = null
+    req?.destroy()
+  }
+
+  /** Where we connect, without the credentials, for messages. */
+  private where(url: URL = this.target): string {
+    return `${url.protocol}//${url.host}${url.pathname}${url.search}`
+  }
+
+  private connect(): void {
+    this.timer = null
+    const url = this.target
+    const get = url.protocol === 'https:' ? https.get : http.get
+    const req = get(url, {
+      headers: { 'User-Agent': 'frame-pipe', Accept: 'multipart/x-mixed-replace, image/jpeg, image/*;q=0.8' },
+      timeout: this.o.timeout,
+    })
+    this.req = req
+    req.on('timeout', () => {
+      req.destroy(Object.assign(new Error(`no data for ${this.o.timeout} ms`), { code: 'ETIMEDOUT' }))
+    })
+    req.on('error', (err) => {
+      if (req !== this.req) return
+      // After the response began, an error is a lost stream; before, a failed attempt.
+      if (this.res) this.lost(req, err)
+      else this.failed(networkError(this.ctx.name, err, this.where()), true)
+    })
+    req.on('response', (res) => {
+      if (req !== this.req) return res.resume()
+      this.respond(req, res)
+    })
+  }
+
+  private respond(req: ClientRequest, res: IncomingMessage): void {
+    const status = res.statusCode ?? 0
+    if (status >= 300 && status < 400 && res.headers.location && this.redirects < MAX_REDIRECTS) {
+      res.resume()
+      this.redirects++
+      this.target = new URL(res.headers.location, this.target)
+      this.req = null
+      req.destroy()
+      return this.connect()
+    }
+    if (status < 200 || status >= 300) {
+      res.resume()
+      const retry = status >= 500 || status === 408 || status === 429
+      return this.failed(new FramePipeError('ERR_NETWORK', `GET ${this.where()} answered ${status} ${res.statusMessage ?? ''}`.trimEnd(), { stage: this.ctx.name }), retry)
+    }
+    const type = (res.headers['content-type'] ?? '').toLowerCase()
+    if (type.startsWith('multipart/')) return this.stream(req, res)
+    if (type.startsWith('image/')) return this.single(req, res)
+    if (type === '' || type.startsWith('application/octet-stream')) return this.sniffBody(req, res, type)
+    res.resume()
+    this.notMjpeg(type)
+  }
+
+  /**
+   * A vague Content-Type (ffmpeg's `-listen 1` server sends octet-stream):
+   * the first bytes tell a multipart stream (`--boundary`) from an image.
+   */
+  private sniffBody(req: ClientRequest, res: IncomingMessage, type: string): void {
+    const onData = (chunk: Buffer) => {
+      res.off('data', onData)
+      res.off('end', onEnd)
+      res.pause()
+      if (req !== this.req) return
+      if (/^\s*--/.test(chunk.toString('latin1', 0, 64))) this.stream(req, res, chunk)
+      else if (sniffFormat(chunk) !== 'unknown') this.single(req, res, chunk)
+      else this.notMjpeg(type)
+    }
+    const onEnd = () => {
+      res.off('data', onData)
+      if (req === this.req) this.notMjpeg(type)
+    }
+    res.on('data', onData)
+    res.once('end', onEnd)
+  }
+
+  private notMjpeg(type: string): void {
+    this.failed(new FramePipeError('ERR_BAD_FRAME', `GET ${this.where()} answered with ${type || 'no Content-Type'}, not an MJPEG stream (multipart/x-mixed-replace) or an image`, { stage: this.ctx.name }), false)
+  }
+
+  private connected(res: IncomingMessage): void {
+    this.attempt = 0
+    this.res = res
+    const first = this.first
+    this.first = null
+    first?.()
+    // Polling a snapshot makes a request each time: log the connection once, not per image.
+    if (this.ctx.counters.connected === 1) return
+    this.ctx.counters.connected = 1
+    this.emitEvent('connect', { peer: this.where(), message: `connected to ${this.where()}` })
+  }
+
+  /** A multipart response: every part is a frame. */
+  private stream(req: ClientRequest, res: IncomingMessage, first?: Buffer): void {
+    let warned = false
+    const parser = new MultipartParser({
+      boundary: boundaryFromContentType(res.headers['content-type']),
+      maxFrameBytes: this.o.maxFrameBytes,
+      stage: this.ctx.name,
+      onPart: (body, headers) => this.part(res, body, headers),
+      onCorrupt: (reason) => {
+        this.ctx.counters.drops++
+        // One warning per connection: a camera that bends the format does so on every frame.
+        if (warned) return
+        warned = true
+        this.emit('warning', new FramePipeError('ERR_BAD_FRAME', `stream from ${this.where()}: ${reason} (further ones are only counted in drops)`, { stage: this.ctx.name }))
+      },
+    })
+    this.connected(res)
+    res.on('data', (chunk: Buffer) => {
+      if (res !== this.res) return
+      const err = parser.feed(chunk)
+      if (err) this.destroy(err)
+    })
+    res.on('end', () => {
+      if (res !== this.res) return
+      if (parser.end() !== undefined || parser.truncated > 0) this.ctx.counters.drops++
+      this.lost(req, undefined)
+    })
+    res.on('error', (err) => {
+      if (res === this.res) this.lost(req, err)
+    })
+    res.on('close', () => {
+      if (res === this.res && !res.complete) this.lost(req, new Error('connection closed mid-stream'))
+    })
+    if (first) {
+      const err = parser.feed(first)
+      if (err) return void this.destroy(err)
+    }
+    if (!this.gate.open) this.hold(res)
+    else res.resume()
+  }
+
+  private part(res: IncomingMessage, body: Buffer, headers: PartHeaders): void {
+    // Stopped or lost while the rest of a chunk was being parsed.
+    if (res !== this.res) return
+    if (body.length === 0) {
+      this.ctx.counters.drops++
+      return
+    }
+    this.ctx.counters.frames++
+    this.ctx.counters.bytes += body.length
+    this.gate.pushed(this.push(this.frame(body, headers)))
+  }
+
+  private frame(data: Buffer, headers: PartHeaders): Frame {
+    const seqText = headers.get('x-seq')
+    const seq = seqText !== undefined && /^\d{1,10}$/.test(seqText) ? Number(seqText) >>> 0 : this.seq
+    this.seq = (seq + 1) >>> 0
+    return { data, format: sniffFormat(data), width: 0, height: 0, channels: 0, seq, timestamp: captureTime(headers.get('x-timestamp')) }
+  }
+
+  private hold(res: IncomingMessage): void {
+    // Waiting for downstream is not the server going quiet.
+    res.socket?.setTimeout(0)
+    res.pause()
+  }
+
+  /** A single-image response: one frame, then the next fetch after `every`, or the end. */
+  private single(req: ClientRequest, res: IncomingMessage, first?: Buffer): void {
+    const announced = Number(res.headers['content-length'])
+    if (Number.isFinite(announced) && announced > this.o.maxFrameBytes) {
+      res.resume()
+      return this.failed(new FrameTooLargeError(this.ctx.name, announced, this.o.maxFrameBytes), false)
+    }
+    const started = performance.now()
+    const chunks: Buffer[] = []
+    let length = 0
+    this.connected(res)
+    const add = (chunk: Buffer) => {
+      if (res !== this.res) return
+      length += chunk.length
+      if (length > this.o.maxFrameBytes) {
+        this.destroy(new FramePipeError('ERR_FRAME_TOO_LARGE', `the image at ${this.where()} grew past maxFrameBytes (${this.o.maxFrameBytes})`, { stage: this.ctx.name }))
+        return
+      }
+      chunks.push(chunk)
+    }
+    if (first) add(first)
+    res.on('data', add)
+    res.resume()
+    res.on('error', (err) => {
+      if (res === this.res) this.lost(req, err)
+    })
+    res.on('close', () => {
+      if (res !== this.res) return
+      if (!res.complete) return this.lost(req, new Error('connection closed mid-image'))
+      this.res = null
+      this.req = null
+      const data = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length)
+      if (data.length > 0) {
+        this.ctx.counters.frames++
+        this.ctx.counters.bytes += data.length
+        this.push(this.frame(data, new Map([['x-timestamp', res.headers['x-timestamp'] as string ?? ''], ['x-seq', res.headers['x-seq'] as string ?? '']])))
+      }
+      if (this.o.every <= 0) {
+        this.ctx.counters.connected = 0
+        this.stopping = true
+        this.push(null)
+        return
+      }
+      this.redirects = 0
+      this.target = this.start
+      this.timer = setTimeout(() => this.connect(), Math.max(0, this.o.every - (performance.now() - started)))
+    })
+  }
+
+  private lost(req: ClientRequest, err: Error | undefined): void {
+    if (req !== this.req) return
+    this.req = null
+    this.res = null
+    req.destroy()
+    this.ctx.counters.connected = 0
+    const reason = describeLoss(err)
+    this.emitEvent('disconnect', { peer: this.where(), reason, message: `disconnected from ${this.where()} (${reason})` })
+    if (this.stopping) return
+    if (!this.o.reconnect) {
+      if (err) this.destroy(new FramePipeError('ERR_NETWORK', `connection to ${this.where()} failed: ${err.message}`, { stage: this.ctx.name, cause: err }))
+      else this.push(null)
+      return
+    }
+    this.retry(`lost ${this.where()} (${reason})`)
+  }
+
+  /** A request that did not give a stream: an error, or a retry when that makes sense. */
+  private failed(err: FramePipeError, retryable: boolean): void {
+    const req = this.req
+    this.req = null
+    this.res = null
+    req?.destroy()
+    this.ctx.counters.connected = 0
+    if (this.stopping || this.destroyed) return
+    const first = this.first
+    this.first = null
+    if (first) return first(err)
+    if (!this.o.reconnect || !retryable) return void this.destroy(err)
+    this.retry(err.message.replace(`${this.ctx.name}: `, ''))
+  }
+
+  private retry(reason: string): void {
+    this.redirects = 0
+    this.target = this.start
+    const delay = backoff(this.attempt++, this.o.retryMin, this.o.retryMax)
+    this.emitEvent('retry', { peer: this.where(), reason, delay, message: `${reason}; retrying in ${delay} ms` })
+    this.timer = setTimeout(() => this.connect(), delay)
+  }
+
+  private emitEvent(name: 'connect' | 'disconnect' | 'retry', event: ConnectionEvent): void {
+    this.emit(name, event)
+  }
+}
+
+/**
+ * The capture time a part carries in X-Timestamp (seconds since the epoch, as
+ * mjpg-streamer and the http sink send it), else now. mjpg-streamer may send
+ * a monotonic clock instead: anything more than a day off is ignored.
+ */
+function captureTime(text: string | undefined): number {
+  const t = now()
+  if (!text) return t
+  const seconds = Number(text)
+  if (!Number.isFinite(seconds)) return t
+  const ms = seconds * 1000
+  return Math.abs(ms - t) < 86_400_000 ? ms : t
+}

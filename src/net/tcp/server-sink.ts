@@ -1,0 +1,113 @@
+// Serve the byte stream to every TCP client that connects (seed 001's and
+// 003's servers, many viewers at once). Each client has its own small queue of
+// whole packets: a slow client loses its oldest packets, it never slows the
+// source or the other clients, and it never receives a packet cut in half.
+
+import net, { type AddressInfo, type Socket } from 'node:net'
+import { Transform, type TransformCallback } from 'node:stream'
+import { isBoundary, type ByteChunk, type Packet } from '../../core/frame.js'
+import { FanOut, packetsToSocket, type FanClient } from '../fanout.js'
+import { peerName } from '../socket.js'
+import { StageServer } from '../server.js'
+import { notBytes } from '../../core/checks.js'
+import { passOn, type StageContext } from '../../core/stage.js'
+
+export interface TcpServerSinkConfig {
+  host: string
+  port: number
+  maxQueue: number
+  maxClients: number
+  wait: number
+  linger: number
+}
+
+interface Client extends FanClient<Packet> {
+  socket: Socket
+  peer: string
+}
+
+export class TcpServerSink extends Transform {
+  private readonly o: TcpServerSinkConfig
+  private readonly ctx: StageContext
+  private readonly server: StageServer
+  private readonly fan: FanOut<Packet, Client>
+  /** The first packet, held until `wait` clients are connected. */
+  private held: (() => void) | null = null
+  private started = false
+
+  constructor(o: TcpServerSinkConfig, ctx: StageContext) {
+    // Packets may be whole frames: hold few.
+    super({ objectMode: true, highWaterMark: 2 })
+    this.o = o
+    this.ctx = ctx
+    this.server = new StageServer(this, ctx.name)
+    this.fan = new FanOut<Packet, Client>({
+      server: this.server,
+      maxQueue: o.maxQueue,
+      linger: o.linger,
+      counters: ctx.counters,
+      grace: 'rest',
+      ...packetsToSocket,
+      left: (c, reason) => {
+        if (reason !== 'end') c.socket.destroy()
+        this.server.client({ event: 'leave', peer: c.peer, reason, drops: c.drops })
+      },
+    })
+  }
+
+  /** The bound address once listening (port 0 picks one), else null. */
+  address(): AddressInfo | null {
+    return this.server.address()
+  }
+
+  override _construct(callback: (error?: Error | null) => void): void {
+    this.server.listen(net.createServer((socket) => this.accept(socket)), this.o.host, this.o.port, callback)
+  }
+
+  override _transform(chunk: ByteChunk, encoding: BufferEncoding, callback: TransformCallback): void {
+    if (isBoundary(chunk)) {
+      passOn(this, chunk)
+      return callback()
+    }
+    const bad = notBytes(this.ctx.name, chunk)
+    if (bad) return callback(bad)
+    if (!this.started) {
+      if (this.fan.clients.size < this.o.wait) {
+        this.held = () => this._transform(chunk, encoding, callback)
+        return
+      }
+      this.started = true
+    }
+    this.ctx.counters.frames++
+    for (const client of this.fan.clients) this.fan.offer(client, chunk)
+    passOn(this, chunk)
+    this.fan.proceed(callback)
+  }
+
+  override _flush(callback: TransformCallback): void {
+    // Packets that did not make it within linger count as drops.
+    this.fan.flush((c) => c.socket.end(), callback)
+  }
+
+  override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    this.held = null
+    this.fan.destroy()
+    callback(err)
+  }
+
+  private accept(socket: Socket): void {
+    const peer = peerName(socket)
+    const clients = this.fan.clients
+    if (clients.size >= this.o.maxClients) return this.server.refuse(peer, `already ${clients.size} clients (maxClients)`, socket)
+    this.fan.connect({ socket, peer, queue: [], drops: 0, sent: 0, gone: false }, socket)
+    // Read and discard what clients send (seed 001's greeting): unread bytes
+    // would make our close an RST, which can destroy data the client has not read.
+    socket.resume()
+    this.server.client({ event: 'join', peer })
+    if (this.held && clients.size >= this.o.wait) {
+      const release = this.held
+      this.held = null
+      release()
+    }
+  }
+}
