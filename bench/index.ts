@@ -14,7 +14,14 @@ const SUITES: Record<string, () => Promise<{ bench: Bench }>> = {
 }
 
 async function main(): Promise<void> {
-  const only = process.argv.slice(2)
+  const args = process.argv.slice(2)
+  if (args.includes('--peers')) {
+    // frame-pipe against GStreamer, FFmpeg and Python+OpenCV, in separate processes (bench/peers.ts).
+    const { runPeers } = await import('./peers.js')
+    await runPeers(args.filter((a) => a !== '--peers'))
+    return
+  }
+  const only = args
   const names = only.length > 0 ? only : Object.keys(SUITES)
   const cpu = cpus()
   process.stdout.write(`frame-pipe benchmark — ${new Date().toISOString()}\n`)
