@@ -23,12 +23,21 @@ import { jpeg } from '../src/transforms/jpeg.js'
 import type { Bench, BenchRow } from './types.js'
 
 const GROUP = 'capture'
-const SIZES = [[640, 480], [1280, 720]] as const
+const SIZES = [
+  [640, 480],
+  [1280, 720],
+] as const
 const SLICE_MS = 2000
 const ROUNDS = 2
 const CLIP_SECONDS = 5
 
-interface Tally { frames: number; bytes: number; ms: number; cpuMs: number; childCpuMs: number }
+interface Tally {
+  frames: number
+  bytes: number
+  ms: number
+  cpuMs: number
+  childCpuMs: number
+}
 const empty = (): Tally => ({ frames: 0, bytes: 0, ms: 0, cpuMs: 0, childCpuMs: 0 })
 
 let clockTick = 0
@@ -60,7 +69,9 @@ async function slice(path: string, passthrough: boolean, ms: number): Promise<Ta
   const source = video({ path, realtime: false, loop: true, output: passthrough ? 'jpeg' : 'raw' })
   const sink = nullSink()
   let pid = 0
-  source.on('ffmpeg', (e: FfmpegEvent) => { if (e.event === 'start') pid = e.pid ?? 0 })
+  source.on('ffmpeg', (e: FfmpegEvent) => {
+    if (e.event === 'start') pid = e.pid ?? 0
+  })
   let childCpuMs = 0
   let framesAtStop = 0
   const cpu0 = process.cpuUsage()
@@ -89,8 +100,21 @@ async function makeClip(dir: string, width: number, height: number): Promise<str
   const path = join(dir, `clip-${width}x${height}.avi`)
   const proc = new FfmpegProcess({
     path: ffmpeg.path,
-    args: ['-hide_banner', '-loglevel', 'error', '-y', '-f', 'lavfi', '-i', `testsrc2=size=${width}x${height}:rate=30:duration=${CLIP_SECONDS}`,
-      '-c:v', 'mjpeg', '-q:v', '5', path],
+    args: [
+      '-hide_banner',
+      '-loglevel',
+      'error',
+      '-y',
+      '-f',
+      'lavfi',
+      '-i',
+      `testsrc2=size=${width}x${height}:rate=30:duration=${CLIP_SECONDS}`,
+      '-c:v',
+      'mjpeg',
+      '-q:v',
+      '5',
+      path,
+    ],
   })
   const failure = proc.failure(await proc.exited)
   if (failure) throw new Error(`cannot make the MJPEG clip: ${failure}`)
@@ -108,7 +132,10 @@ export const bench: Bench = async () => {
       const pass = empty()
       const dec = empty()
       for (let r = 0; r < ROUNDS; r++) {
-        for (const [tally, passthrough] of [[pass, true], [dec, false]] as const) {
+        for (const [tally, passthrough] of [
+          [pass, true],
+          [dec, false],
+        ] as const) {
           const t = await slice(clip, passthrough, SLICE_MS / ROUNDS)
           tally.frames += t.frames
           tally.bytes += t.bytes
@@ -122,10 +149,34 @@ export const bench: Bench = async () => {
       const cpuPerFrame = (t: Tally) => (t.cpuMs + t.childCpuMs) / t.frames
       const split = (t: Tally) => `node ${(t.cpuMs / t.frames).toFixed(2)} + ffmpeg ${(t.childCpuMs / t.frames).toFixed(2)} ms`
       const kb = (t: Tally) => `${(t.bytes / t.frames / 1024).toFixed(1)} KiB/frame`
-      rows.push({ group: GROUP, name: `MJPEG passthrough ${size} (ffmpeg -c:v copy → parser → null)`, value: fps(pass), unit: 'frames/s', note: `${(fps(pass) / fps(dec)).toFixed(1)}× re-encode; ${kb(pass)}` })
-      rows.push({ group: GROUP, name: `decode + re-encode ${size} (ffmpeg → raw → jpeg q80 → null)`, value: fps(dec), unit: 'frames/s', note: `baseline; ${kb(dec)}` })
-      rows.push({ group: GROUP, name: `MJPEG passthrough ${size}: CPU per frame`, value: cpuPerFrame(pass), unit: 'ms', note: `${(cpuPerFrame(dec) / cpuPerFrame(pass)).toFixed(1)}× less than re-encode; ${split(pass)}` })
-      rows.push({ group: GROUP, name: `decode + re-encode ${size}: CPU per frame`, value: cpuPerFrame(dec), unit: 'ms', note: `baseline; ${split(dec)}` })
+      rows.push({
+        group: GROUP,
+        name: `MJPEG passthrough ${size} (ffmpeg -c:v copy → parser → null)`,
+        value: fps(pass),
+        unit: 'frames/s',
+        note: `${(fps(pass) / fps(dec)).toFixed(1)}× re-encode; ${kb(pass)}`,
+      })
+      rows.push({
+        group: GROUP,
+        name: `decode + re-encode ${size} (ffmpeg → raw → jpeg q80 → null)`,
+        value: fps(dec),
+        unit: 'frames/s',
+        note: `baseline; ${kb(dec)}`,
+      })
+      rows.push({
+        group: GROUP,
+        name: `MJPEG passthrough ${size}: CPU per frame`,
+        value: cpuPerFrame(pass),
+        unit: 'ms',
+        note: `${(cpuPerFrame(dec) / cpuPerFrame(pass)).toFixed(1)}× less than re-encode; ${split(pass)}`,
+      })
+      rows.push({
+        group: GROUP,
+        name: `decode + re-encode ${size}: CPU per frame`,
+        value: cpuPerFrame(dec),
+        unit: 'ms',
+        note: `baseline; ${split(dec)}`,
+      })
     }
   } finally {
     await rm(dir, { recursive: true, force: true })

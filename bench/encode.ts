@@ -26,17 +26,31 @@ import type { Bench, BenchRow } from './types.js'
 const GROUP = 'encode'
 /** Time per measurement and case, split into ROUNDS slices. */
 const SIDE_MS = 1600
-const SIZES = [[640, 480], [1920, 1080]] as const
+const SIZES = [
+  [640, 480],
+  [1920, 1080],
+] as const
 const IN_FLIGHT = [1, 2, 4] as const
 const QUALITY = 80
 
-interface Result { fps: number; bytesPerFrame: number }
-interface Tally { frames: number; bytes: number; ms: number }
+interface Result {
+  fps: number
+  bytesPerFrame: number
+}
+interface Tally {
+  frames: number
+  bytes: number
+  ms: number
+}
 
 const ROUNDS = 4
 
 const empty = (): Tally => ({ frames: 0, bytes: 0, ms: 0 })
-const add = (a: Tally, b: Tally): void => { a.frames += b.frames; a.bytes += b.bytes; a.ms += b.ms }
+const add = (a: Tally, b: Tally): void => {
+  a.frames += b.frames
+  a.bytes += b.bytes
+  a.ms += b.ms
+}
 const result = (t: Tally): Result => ({ fps: t.frames / (t.ms / 1000), bytesPerFrame: t.bytes / t.frames })
 
 /**
@@ -87,7 +101,9 @@ async function sharpAlone(raw: Buffer, width: number, height: number, inFlight: 
   const deadline = t0 + ms
   const loop = async (): Promise<void> => {
     while (performance.now() < deadline) {
-      const out = await sharp(raw, { raw: { width, height, channels: 3 } }).jpeg(options).toBuffer()
+      const out = await sharp(raw, { raw: { width, height, channels: 3 } })
+        .jpeg(options)
+        .toBuffer()
       tally.frames++
       tally.bytes += out.length
     }
@@ -125,7 +141,10 @@ export const bench: Bench = async () => {
     const faults = (process.resourceUsage().minorPageFault - faults0) / render.frames
     const drawn = result(render)
     rows.push({
-      group: GROUP, name: `testsrc → null ${size} (render only)`, value: drawn.fps, unit: 'frames/s',
+      group: GROUP,
+      name: `testsrc → null ${size} (render only)`,
+      value: drawn.fps,
+      unit: 'frames/s',
       note: `${(1000 / drawn.fps).toFixed(2)} ms to draw a frame; ${Math.round(faults)} page faults per frame (${Math.ceil((width * height * 3) / 4096)} pages in a frame)`,
     })
     // The same picture for every sharp-alone and pre-rendered encode: testsrc's frame 0.
@@ -137,13 +156,25 @@ export const bench: Bench = async () => {
         (ms) => runPipeline({ kind: 'testsrc', width, height }, ms, { concurrency: n, optimize: false }),
       )
       rows.push(
-        { group: GROUP, name: `sharp alone ${size} q${QUALITY}, ${n} in flight`, value: alone!.fps, unit: 'frames/s', note: `baseline; ${kb(alone!.bytesPerFrame)}` },
         {
-          group: GROUP, name: `pre-rendered → jpeg → null ${size}, ${n} in flight`, value: pre!.fps, unit: 'frames/s',
+          group: GROUP,
+          name: `sharp alone ${size} q${QUALITY}, ${n} in flight`,
+          value: alone!.fps,
+          unit: 'frames/s',
+          note: `baseline; ${kb(alone!.bytesPerFrame)}`,
+        },
+        {
+          group: GROUP,
+          name: `pre-rendered → jpeg → null ${size}, ${n} in flight`,
+          value: pre!.fps,
+          unit: 'frames/s',
           note: `${times(pre!, alone!)} sharp alone: the pipeline machinery's cost; ${kb(pre!.bytesPerFrame)}`,
         },
         {
-          group: GROUP, name: `testsrc → jpeg → null ${size}, ${n} in flight`, value: drawnEach!.fps, unit: 'frames/s',
+          group: GROUP,
+          name: `testsrc → jpeg → null ${size}, ${n} in flight`,
+          value: drawnEach!.fps,
+          unit: 'frames/s',
           note: `${times(drawnEach!, alone!)} sharp alone, ${times(drawnEach!, pre!)} pre-rendered: with drawing; ${kb(drawnEach!.bytesPerFrame)}`,
         },
       )
@@ -155,7 +186,10 @@ export const bench: Bench = async () => {
     (ms) => runPipeline({ kind: 'testsrc', width: 640, height: 480 }, ms, { concurrency: 4, optimize: true }),
   )
   rows.push({
-    group: GROUP, name: `testsrc → jpeg optimize=true → null 640x480 q${QUALITY}, 4 in flight`, value: optimized!.fps, unit: 'frames/s',
+    group: GROUP,
+    name: `testsrc → jpeg optimize=true → null 640x480 q${QUALITY}, 4 in flight`,
+    value: optimized!.fps,
+    unit: 'frames/s',
     note: `${times(optimized!, plain!)} optimize=false (${Math.round(plain!.fps)} fps alongside); ${kb(optimized!.bytesPerFrame)}, ${((1 - optimized!.bytesPerFrame / plain!.bytesPerFrame) * 100).toFixed(1)}% fewer bytes than ${kb(plain!.bytesPerFrame)}`,
   })
   return rows

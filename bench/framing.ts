@@ -26,13 +26,19 @@ function cut(bytes: Buffer, size: number): Buffer[] {
   return out
 }
 
-interface Run { ms: number; bytes: number; frames: number }
+interface Run {
+  ms: number
+  bytes: number
+  frames: number
+}
 
 /** Write the chunks `repeat` times into a fresh parser, honouring backpressure; time until its last frame is out. */
 async function measure(make: () => Transform, chunks: readonly Buffer[], repeat: number): Promise<Run> {
   const parser = make()
   let frames = 0
-  parser.on('data', () => { frames++ })
+  parser.on('data', () => {
+    frames++
+  })
   const ended = once(parser, 'end')
   let bytes = 0
   const t0 = performance.now()
@@ -104,12 +110,48 @@ export const bench: Bench = async () => {
 
   const perFrame = (run: Run) => run.ms / run.frames
   return [
-    { group: GROUP, name: '1 MB frames, fed whole', value: round(mbps(fedWhole)), unit: 'MB/s', note: `zero-copy view per frame: ${(perFrame(fedWhole) * 1000).toFixed(1)} µs per frame; best of 3` },
-    { group: GROUP, name: '1 MB frames, 64 KiB chunks', value: round(mbps(fed64k)), unit: 'MB/s', note: `target > 3000 MB/s; one allocation + copies per frame; best of 3` },
-    { group: GROUP, name: '1 MB frames, 1460 B chunks', value: round(mbps(fed1460)), unit: 'MB/s', note: `${(mbps(fed1460) / mbps(naive)).toFixed(0)}× the naive Buffer.concat parser below; best of 3` },
-    { group: GROUP, name: '1 MB frames, 1 B chunks', value: round(mbps(fed1)), unit: 'MB/s', note: `${fed1.frames} frames of 2^20 one-byte writes; best of 2` },
-    { group: GROUP, name: '1 MB frames, 1 B chunks, per frame', value: round(perFrame(fed1)), unit: 'ms', note: 'target well under 1000 ms' },
-    { group: GROUP, name: 'baseline: naive Buffer.concat parser, 1460 B chunks', value: round(mbps(naive)), unit: 'MB/s', note: `anti-pattern, kept in this file only: ${perFrame(naive).toFixed(0)} ms per 1 MB frame; best of 3` },
+    {
+      group: GROUP,
+      name: '1 MB frames, fed whole',
+      value: round(mbps(fedWhole)),
+      unit: 'MB/s',
+      note: `zero-copy view per frame: ${(perFrame(fedWhole) * 1000).toFixed(1)} µs per frame; best of 3`,
+    },
+    {
+      group: GROUP,
+      name: '1 MB frames, 64 KiB chunks',
+      value: round(mbps(fed64k)),
+      unit: 'MB/s',
+      note: `target > 3000 MB/s; one allocation + copies per frame; best of 3`,
+    },
+    {
+      group: GROUP,
+      name: '1 MB frames, 1460 B chunks',
+      value: round(mbps(fed1460)),
+      unit: 'MB/s',
+      note: `${(mbps(fed1460) / mbps(naive)).toFixed(0)}× the naive Buffer.concat parser below; best of 3`,
+    },
+    {
+      group: GROUP,
+      name: '1 MB frames, 1 B chunks',
+      value: round(mbps(fed1)),
+      unit: 'MB/s',
+      note: `${fed1.frames} frames of 2^20 one-byte writes; best of 2`,
+    },
+    {
+      group: GROUP,
+      name: '1 MB frames, 1 B chunks, per frame',
+      value: round(perFrame(fed1)),
+      unit: 'ms',
+      note: 'target well under 1000 ms',
+    },
+    {
+      group: GROUP,
+      name: 'baseline: naive Buffer.concat parser, 1460 B chunks',
+      value: round(mbps(naive)),
+      unit: 'MB/s',
+      note: `anti-pattern, kept in this file only: ${perFrame(naive).toFixed(0)} ms per 1 MB frame; best of 3`,
+    },
   ]
 }
 

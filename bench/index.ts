@@ -25,7 +25,9 @@ async function main(): Promise<void> {
   const names = only.length > 0 ? only : Object.keys(SUITES)
   const cpu = cpus()
   process.stdout.write(`frame-pipe benchmark — ${new Date().toISOString()}\n`)
-  process.stdout.write(`machine: ${cpu.length} × ${cpu[0]?.model.trim() ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${platform()} ${release()}, node ${process.version}, sharp ${sharp.versions.sharp} (libvips ${sharp.versions.vips})\n\n`)
+  process.stdout.write(
+    `machine: ${cpu.length} × ${cpu[0]?.model.trim() ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${platform()} ${release()}, node ${process.version}, sharp ${sharp.versions.sharp} (libvips ${sharp.versions.vips})\n\n`,
+  )
   const rows: BenchRow[] = []
   for (const name of names) {
     const load = SUITES[name]
@@ -42,7 +44,11 @@ function table(rows: BenchRow[]): string {
   const head = ['group', 'case', 'value', 'unit', 'note']
   const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)))
   const line = (c: string[]): string => '| ' + c.map((x, i) => (i === 2 ? x.padStart(widths[i]!) : x.padEnd(widths[i]!))).join(' | ') + ' |'
-  return [line(head), '|' + widths.map((w, i) => (i === 2 ? '-'.repeat(w + 1) + ':' : '-'.repeat(w + 2))).join('|') + '|', ...cells.map(line)].join('\n')
+  return [
+    line(head),
+    '|' + widths.map((w, i) => (i === 2 ? '-'.repeat(w + 1) + ':' : '-'.repeat(w + 2))).join('|') + '|',
+    ...cells.map(line),
+  ].join('\n')
 }
 
 function formatValue(v: number): string {

@@ -62,7 +62,15 @@ export const FRAME_PIPE: Record<JobKey, { send: string; recv: string }> = {
   'latency-1080': { send: FP_ENCODE_SEND, recv: FP_DECODE_RECV },
 }
 
-type JobKey = 'encode-decode-640' | 'encode-decode-1080' | 'encode-discard-640' | 'jpeg-decode-640' | 'jpeg-decode-1080' | 'relay-640' | 'latency-640' | 'latency-1080'
+type JobKey =
+  | 'encode-decode-640'
+  | 'encode-decode-1080'
+  | 'encode-discard-640'
+  | 'jpeg-decode-640'
+  | 'jpeg-decode-1080'
+  | 'relay-640'
+  | 'latency-640'
+  | 'latency-1080'
 
 interface Job {
   key: JobKey
@@ -80,14 +88,80 @@ interface Job {
 }
 
 const JOBS: readonly Job[] = [
-  { key: 'encode-decode-640', label: '640x480 raw → JPEG q80 → TCP → decode to raw', width: 640, height: 480, input: 'raw', output: 'decode', frames: 500 },
-  { key: 'encode-decode-1080', label: '1920x1080 raw → JPEG q80 → TCP → decode to raw', width: 1920, height: 1080, input: 'raw', output: 'decode', frames: 80 },
-  { key: 'encode-discard-640', label: '640x480 raw → JPEG q80 → TCP → discard', width: 640, height: 480, input: 'raw', output: 'discard', frames: 500 },
-  { key: 'jpeg-decode-640', label: 'pre-encoded 640x480 JPEG → TCP → decode', width: 640, height: 480, input: 'jpeg', output: 'decode', frames: 800 },
-  { key: 'jpeg-decode-1080', label: 'pre-encoded 1920x1080 JPEG → TCP → decode', width: 1920, height: 1080, input: 'jpeg', output: 'decode', frames: 120 },
-  { key: 'relay-640', label: 'pre-encoded 640x480 JPEG relay → TCP → discard', width: 640, height: 480, input: 'jpeg', output: 'discard', frames: 8000 },
-  { key: 'latency-640', label: 'latency, paced 30 fps, 640x480 capture → decoded', width: 640, height: 480, input: 'raw', output: 'decode', frames: 135, pacedFps: 30 },
-  { key: 'latency-1080', label: 'latency, paced 30 fps, 1920x1080 capture → decoded', width: 1920, height: 1080, input: 'raw', output: 'decode', frames: 135, pacedFps: 30 },
+  {
+    key: 'encode-decode-640',
+    label: '640x480 raw → JPEG q80 → TCP → decode to raw',
+    width: 640,
+    height: 480,
+    input: 'raw',
+    output: 'decode',
+    frames: 500,
+  },
+  {
+    key: 'encode-decode-1080',
+    label: '1920x1080 raw → JPEG q80 → TCP → decode to raw',
+    width: 1920,
+    height: 1080,
+    input: 'raw',
+    output: 'decode',
+    frames: 80,
+  },
+  {
+    key: 'encode-discard-640',
+    label: '640x480 raw → JPEG q80 → TCP → discard',
+    width: 640,
+    height: 480,
+    input: 'raw',
+    output: 'discard',
+    frames: 500,
+  },
+  {
+    key: 'jpeg-decode-640',
+    label: 'pre-encoded 640x480 JPEG → TCP → decode',
+    width: 640,
+    height: 480,
+    input: 'jpeg',
+    output: 'decode',
+    frames: 800,
+  },
+  {
+    key: 'jpeg-decode-1080',
+    label: 'pre-encoded 1920x1080 JPEG → TCP → decode',
+    width: 1920,
+    height: 1080,
+    input: 'jpeg',
+    output: 'decode',
+    frames: 120,
+  },
+  {
+    key: 'relay-640',
+    label: 'pre-encoded 640x480 JPEG relay → TCP → discard',
+    width: 640,
+    height: 480,
+    input: 'jpeg',
+    output: 'discard',
+    frames: 8000,
+  },
+  {
+    key: 'latency-640',
+    label: 'latency, paced 30 fps, 640x480 capture → decoded',
+    width: 640,
+    height: 480,
+    input: 'raw',
+    output: 'decode',
+    frames: 135,
+    pacedFps: 30,
+  },
+  {
+    key: 'latency-1080',
+    label: 'latency, paced 30 fps, 1920x1080 capture → decoded',
+    width: 1920,
+    height: 1080,
+    input: 'raw',
+    output: 'decode',
+    frames: 135,
+    pacedFps: 30,
+  },
 ]
 
 /** Frames at the start of each latency run that are not timed (warm-up). */
@@ -191,15 +265,43 @@ const gstreamer = (): Tool => ({
     // No capture timestamps travel end to end here: no latency row.
     if (job.pacedFps) return undefined
     const pic = picture(ctx, job)
-    const source = job.input === 'raw'
-      ? ['filesrc', `location=${pic.rawPath}`, '!', 'rawvideoparse', `width=${pic.width}`, `height=${pic.height}`, 'format=rgb', 'framerate=30/1',
-        '!', 'imagefreeze', `num-buffers=${frames}`, '!', 'videoconvert', '!', 'jpegenc', `quality=${QUALITY}`]
-      : ['multifilesrc', `location=${pic.jpegPath}`, 'loop=true', `num-buffers=${frames}`, 'caps=image/jpeg,framerate=30/1']
+    const source =
+      job.input === 'raw'
+        ? [
+            'filesrc',
+            `location=${pic.rawPath}`,
+            '!',
+            'rawvideoparse',
+            `width=${pic.width}`,
+            `height=${pic.height}`,
+            'format=rgb',
+            'framerate=30/1',
+            '!',
+            'imagefreeze',
+            `num-buffers=${frames}`,
+            '!',
+            'videoconvert',
+            '!',
+            'jpegenc',
+            `quality=${QUALITY}`,
+          ]
+        : ['multifilesrc', `location=${pic.jpegPath}`, 'loop=true', `num-buffers=${frames}`, 'caps=image/jpeg,framerate=30/1']
     // sync=false on both sinks: imagefreeze stamps 30 fps and a syncing sink would play them in real time.
     const send = ['-q', ...source, '!', 'gdppay', '!', 'tcpclientsink', 'host=127.0.0.1', `port=${port}`, 'sync=false']
     // The count: fakesink silent=false + -v prints one 'last-message = chain' line per buffer received.
-    const recv = ['-v', 'tcpserversrc', 'host=127.0.0.1', `port=${port}`, '!', 'gdpdepay', '!',
-      ...(job.output === 'decode' ? ['jpegdec', '!'] : []), 'fakesink', 'sync=false', 'silent=false']
+    const recv = [
+      '-v',
+      'tcpserversrc',
+      'host=127.0.0.1',
+      `port=${port}`,
+      '!',
+      'gdpdepay',
+      '!',
+      ...(job.output === 'decode' ? ['jpegdec', '!'] : []),
+      'fakesink',
+      'sync=false',
+      'silent=false',
+    ]
     return {
       sender: { command: { file: 'gst-launch-1.0', args: send } },
       receiver: { command: { file: 'gst-launch-1.0', args: recv }, countLines: /last-message = chain/ },
@@ -217,8 +319,31 @@ const python = (py: string | undefined): Tool => ({
     const stamp = job.pacedFps ? ['--stamp'] : []
     const input = job.input === 'raw' ? ['--raw', pic.rawPath, '--size', sizeKey(pic.width, pic.height)] : ['--jpeg', pic.jpegPath]
     return {
-      sender: { command: { file: ctx.python, args: [script, 'send', '--port', String(port), ...input, '--frames', String(frames), '--quality', String(QUALITY), '--fps', String(job.pacedFps ?? 0), ...stamp] } },
-      receiver: { command: { file: ctx.python, args: [script, 'recv', '--port', String(port), '--mode', job.output, ...stamp, '--skip', String(SKIP)] } },
+      sender: {
+        command: {
+          file: ctx.python,
+          args: [
+            script,
+            'send',
+            '--port',
+            String(port),
+            ...input,
+            '--frames',
+            String(frames),
+            '--quality',
+            String(QUALITY),
+            '--fps',
+            String(job.pacedFps ?? 0),
+            ...stamp,
+          ],
+        },
+      },
+      receiver: {
+        command: {
+          file: ctx.python,
+          args: [script, 'recv', '--port', String(port), '--mode', job.output, ...stamp, '--skip', String(SKIP)],
+        },
+      },
       parse(r) {
         const o = lastJson(r.receiverOut, (x) => 'frames' in x)
         if (!o) return 'no result line from cv_peer.py'
@@ -237,17 +362,36 @@ const ffmpeg = (): Tool => ({
     const pic = picture(ctx, job)
     const common = ['-nostdin', '-hide_banner', '-v', 'error', '-nostats']
     const url = `tcp://127.0.0.1:${port}`
-    const source = job.input === 'raw'
-      ? ['-f', 'rawvideo', '-pix_fmt', 'rgb24', '-s', sizeKey(pic.width, pic.height), '-stream_loop', '-1', '-i', pic.rawPath,
-        '-frames:v', String(frames), '-pix_fmt', 'yuvj420p', '-c:v', 'mjpeg', '-q:v', String(ctx.ffmpegQ.get(sizeKey(pic.width, pic.height)))]
-      : ['-f', 'image2', '-loop', '1', '-i', pic.jpegPath, '-frames:v', String(frames), '-c:v', 'copy']
+    const source =
+      job.input === 'raw'
+        ? [
+            '-f',
+            'rawvideo',
+            '-pix_fmt',
+            'rgb24',
+            '-s',
+            sizeKey(pic.width, pic.height),
+            '-stream_loop',
+            '-1',
+            '-i',
+            pic.rawPath,
+            '-frames:v',
+            String(frames),
+            '-pix_fmt',
+            'yuvj420p',
+            '-c:v',
+            'mjpeg',
+            '-q:v',
+            String(ctx.ffmpegQ.get(sizeKey(pic.width, pic.height))),
+          ]
+        : ['-f', 'image2', '-loop', '1', '-i', pic.jpegPath, '-frames:v', String(frames), '-c:v', 'copy']
     const sink = job.output === 'decode' ? ['-f', 'rawvideo', '-y', '/dev/null'] : ['-c:v', 'copy', '-f', 'null', '-']
     return {
       sender: { command: { file: 'ffmpeg', args: [...common, ...source, '-f', 'mjpeg', url] } },
       receiver: { command: { file: 'ffmpeg', args: [...common, '-progress', 'pipe:1', '-f', 'mjpeg', '-i', `${url}?listen`, ...sink] } },
       parse(r) {
         const line = [...r.receiverOut.tail].reverse().find((l) => l.startsWith('frame='))
-        return line ? { frames: Number(line.slice(6)) } : 'no frame= line in the receiver\'s -progress output'
+        return line ? { frames: Number(line.slice(6)) } : "no frame= line in the receiver's -progress output"
       },
     }
   },
@@ -334,7 +478,13 @@ export async function runPeers(argv: string[]): Promise<void> {
   try {
     const py = findPython()
     let tools: Tool[] = [framePipe({ root }), gstreamer(), python(py), ffmpeg()]
-    if (values.tools) tools = tools.filter((t) => values.tools!.toLowerCase().split(',').some((n) => t.name.toLowerCase().startsWith(n)))
+    if (values.tools)
+      tools = tools.filter((t) =>
+        values
+          .tools!.toLowerCase()
+          .split(',')
+          .some((n) => t.name.toLowerCase().startsWith(n)),
+      )
     const ctx: Context = { tmp, pictures: new Map(), ffmpegQ: new Map(), python: py ?? 'python3', root }
 
     out.write(`frame-pipe peers benchmark — ${new Date().toISOString()}\n`)
@@ -342,10 +492,15 @@ export async function runPeers(argv: string[]): Promise<void> {
     out.write(`load before: ${loadLine()}\n`)
     if (!haveTime) out.write('no /usr/bin/time: CPU columns unavailable\n')
 
-    for (const [w, h] of [[640, 480], [1920, 1080]] as const) {
+    for (const [w, h] of [
+      [640, 480],
+      [1920, 1080],
+    ] as const) {
       const raw = makePicture(w, h)
       // frame-pipe's jpeg stage settings at q80 (optimize off, 4:2:0).
-      const jpeg = await sharp(raw, { raw: { width: w, height: h, channels: 3 } }).jpeg({ quality: QUALITY, optimiseCoding: false }).toBuffer()
+      const jpeg = await sharp(raw, { raw: { width: w, height: h, channels: 3 } })
+        .jpeg({ quality: QUALITY, optimiseCoding: false })
+        .toBuffer()
       const rawPath = join(tmp, `picture-${w}x${h}.rgb`)
       const jpegPath = join(tmp, `picture-${w}x${h}.jpg`)
       writeFileSync(rawPath, raw)
@@ -353,11 +508,14 @@ export async function runPeers(argv: string[]): Promise<void> {
       ctx.pictures.set(sizeKey(w, h), { width: w, height: h, rawPath, jpegPath, raw, jpeg })
       const ff = tools.find((t) => t.name === 'FFmpeg')?.version ? calibrateFfmpeg(rawPath, w, h, jpeg.length) : undefined
       if (ff) ctx.ffmpegQ.set(sizeKey(w, h), ff.q)
-      out.write(`picture ${w}x${h}: raw RGB ${kb(raw.length)}, JPEG q80 (sharp, as frame-pipe's jpeg stage) ${kb(jpeg.length)}` +
-        (ff ? `; FFmpeg mjpeg -q:v ${ff.q} (integer qscale nearest that size) ${kb(ff.bytes)}` : '') + '\n')
+      out.write(
+        `picture ${w}x${h}: raw RGB ${kb(raw.length)}, JPEG q80 (sharp, as frame-pipe's jpeg stage) ${kb(jpeg.length)}` +
+          (ff ? `; FFmpeg mjpeg -q:v ${ff.q} (integer qscale nearest that size) ${kb(ff.bytes)}` : '') +
+          '\n',
+      )
     }
     out.write(startupLine(root, tools, ctx) + '\n')
-    if (tools.find((t) => t.name === 'frame-pipe')) out.write(await feedPathLine(ctx) + '\n')
+    if (tools.find((t) => t.name === 'frame-pipe')) out.write((await feedPathLine(ctx)) + '\n')
 
     const cells = new Map<string, Cell>()
     const cellOf = (job: Job, tool: Tool): Cell => {
@@ -432,7 +590,9 @@ export async function runPeers(argv: string[]): Promise<void> {
     const elapsed = (performance.now() - started) / 1000
     out.write(`load after: ${loadLine()}\n\n`)
     out.write(resultTable(jobs, tools, cellOf, scale) + '\n\n')
-    out.write(`runs per cell: ${repsDone < runs ? `${repsDone} complete reps (budget)` : runs}; whole --peers run ${elapsed.toFixed(0)} s\n`)
+    out.write(
+      `runs per cell: ${repsDone < runs ? `${repsDone} complete reps (budget)` : runs}; whole --peers run ${elapsed.toFixed(0)} s\n`,
+    )
     out.write(NOTES + '\n')
   } finally {
     rmSync(tmp, { recursive: true, force: true })
@@ -465,7 +625,13 @@ function resultTable(jobs: readonly Job[], tools: Tool[], cellOf: (j: Job, t: To
     const fp = tools.find((t) => t.name === 'frame-pipe')
     const fpCell = fp?.version ? cellOf(job, fp) : undefined
     const fpFps = fpCell && !fpCell.failed && fpCell.runs.length ? median(fpCell.runs.map((r) => r.fps)) : undefined
-    const fpP99 = fpCell && !fpCell.failed && fpCell.runs.length && job.pacedFps ? percentile(fpCell.runs.flatMap((r) => r.latency ?? []), 99) : undefined
+    const fpP99 =
+      fpCell && !fpCell.failed && fpCell.runs.length && job.pacedFps
+        ? percentile(
+            fpCell.runs.flatMap((r) => r.latency ?? []),
+            99,
+          )
+        : undefined
     let first = true
     for (const tool of tools) {
       const label = first ? job.label : ''
@@ -512,8 +678,13 @@ function resultTable(jobs: readonly Job[], tools: Tool[], cellOf: (j: Job, t: To
   }
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
   const right = new Set([2, 3, 4, 5, 6])
-  const line = (c: string[]): string => '| ' + c.map((x, i) => (right.has(i) ? x.padStart(widths[i]!) : x.padEnd(widths[i]!))).join(' | ') + ' |'
-  return [line(head), '|' + widths.map((w, i) => (right.has(i) ? '-'.repeat(w + 1) + ':' : '-'.repeat(w + 2))).join('|') + '|', ...rows.map(line)].join('\n')
+  const line = (c: string[]): string =>
+    '| ' + c.map((x, i) => (right.has(i) ? x.padStart(widths[i]!) : x.padEnd(widths[i]!))).join(' | ') + ' |'
+  return [
+    line(head),
+    '|' + widths.map((w, i) => (right.has(i) ? '-'.repeat(w + 1) + ':' : '-'.repeat(w + 2))).join('|') + '|',
+    ...rows.map(line),
+  ].join('\n')
 }
 
 function fmt(v: number): string {
@@ -546,7 +717,14 @@ function findPython(): string | undefined {
 }
 
 function pythonVersion(py: string): string {
-  return execFileSync(py, ['-c', 'import sys, cv2, numpy; print("Python %d.%d.%d" % sys.version_info[:3], "OpenCV", cv2.__version__, "NumPy", numpy.__version__)'], { encoding: 'utf8' }).trim()
+  return execFileSync(
+    py,
+    [
+      '-c',
+      'import sys, cv2, numpy; print("Python %d.%d.%d" % sys.version_info[:3], "OpenCV", cv2.__version__, "NumPy", numpy.__version__)',
+    ],
+    { encoding: 'utf8' },
+  ).trim()
 }
 
 function readPackageVersion(root: string): string {
@@ -557,21 +735,53 @@ function readPackageVersion(root: string): string {
 function machineLine(tools: Tool[]): string {
   const cpu = cpus()
   const versions = tools.map((t) => `${t.name}: ${t.version ?? 'absent'}`).join('; ')
-  return `machine: ${cpu.length} × ${cpu[0]?.model.trim() ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}, sharp ${sharp.versions.sharp} (libvips ${sharp.versions.vips})\n` +
+  return (
+    `machine: ${cpu.length} × ${cpu[0]?.model.trim() ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}, sharp ${sharp.versions.sharp} (libvips ${sharp.versions.vips})\n` +
     `tools: ${versions}`
+  )
 }
 
 function loadLine(): string {
   const r = spawnSync('uptime', { encoding: 'utf8' })
-  return r.status === 0 ? r.stdout.trim() : `load average ${loadavg().map((x) => x.toFixed(2)).join(', ')}`
+  return r.status === 0
+    ? r.stdout.trim()
+    : `load average ${loadavg()
+        .map((x) => x.toFixed(2))
+        .join(', ')}`
 }
 
 /** FFmpeg's mjpeg encoder takes an integer qscale: the one whose output is nearest q80's size. */
 function calibrateFfmpeg(rawPath: string, w: number, h: number, target: number): { q: number; bytes: number } | undefined {
   let best: { q: number; bytes: number } | undefined
   for (let q = 2; q <= 8; q++) {
-    const r = spawnSync('ffmpeg', ['-nostdin', '-v', 'error', '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-s', `${w}x${h}`, '-i', rawPath, '-frames:v', '1',
-      '-pix_fmt', 'yuvj420p', '-c:v', 'mjpeg', '-q:v', String(q), '-f', 'mjpeg', '-'], { maxBuffer: 64 * 2 ** 20, timeout: 30_000 })
+    const r = spawnSync(
+      'ffmpeg',
+      [
+        '-nostdin',
+        '-v',
+        'error',
+        '-f',
+        'rawvideo',
+        '-pix_fmt',
+        'rgb24',
+        '-s',
+        `${w}x${h}`,
+        '-i',
+        rawPath,
+        '-frames:v',
+        '1',
+        '-pix_fmt',
+        'yuvj420p',
+        '-c:v',
+        'mjpeg',
+        '-q:v',
+        String(q),
+        '-f',
+        'mjpeg',
+        '-',
+      ],
+      { maxBuffer: 64 * 2 ** 20, timeout: 30_000 },
+    )
     if (r.status !== 0 || !r.stdout) continue
     const bytes = r.stdout.length
     if (!best || Math.abs(bytes - target) < Math.abs(best.bytes - target)) best = { q, bytes }
@@ -590,13 +800,17 @@ function calibrateFfmpeg(rawPath: string, w: number, h: number, target: number):
 async function feedPathLine(ctx: Context): Promise<string> {
   const cli = join(ctx.root, 'bin', 'frame-pipe.js')
   const parts: string[] = []
-  for (const [pic, n] of [[ctx.pictures.get('640x480')!, 600], [ctx.pictures.get('1920x1080')!, 80]] as const) {
+  for (const [pic, n] of [
+    [ctx.pictures.get('640x480')!, 600],
+    [ctx.pictures.get('1920x1080')!, 80],
+  ] as const) {
     const cpu: number[] = []
     for (const frames of [1, n]) {
       const side: Side = { command: { file: process.execPath, args: [cli, '--json', '--quiet', 'stdin ! unprefix header=native ! null'] } }
       const r = await runSolo(side, (stdin) => feed(stdin, 'raw', pic, frames), 60_000, ctx.tmp)
       const o = lastJson(r.out, (x) => x.final === true)
-      if (r.error || r.cpuMs === undefined || Number(o?.frames) !== frames) return `frame-pipe feed path alone: not measured (${r.error ?? 'no CPU or frame count'})`
+      if (r.error || r.cpuMs === undefined || Number(o?.frames) !== frames)
+        return `frame-pipe feed path alone: not measured (${r.error ?? 'no CPU or frame count'})`
       cpu.push(r.cpuMs)
     }
     parts.push(`${sizeKey(pic.width, pic.height)} ${fmt((cpu[1]! - cpu[0]!) / (n - 1))} ms`)

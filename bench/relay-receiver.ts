@@ -17,12 +17,23 @@ import { stageInfo } from '../src/core/stage.js'
 import { unprefix } from '../src/transforms/unprefix.js'
 
 export type ReceiverMode = 'frame-pipe' | 'bare' | 'bare-nocopy'
-export interface ReceiverRequest { mode: ReceiverMode }
-export interface ReceiverTally { frames: number; bytes: number; reads: number; ms: number; cpuMs: number }
+export interface ReceiverRequest {
+  mode: ReceiverMode
+}
+export interface ReceiverTally {
+  frames: number
+  bytes: number
+  reads: number
+  ms: number
+  cpuMs: number
+}
 export type ReceiverReply = { port: number } | ReceiverTally | { error: string }
 
 /** Marks the start of a run: the connection. */
-interface Start { t: number; cpu: NodeJS.CpuUsage }
+interface Start {
+  t: number
+  cpu: NodeJS.CpuUsage
+}
 
 const startNow = (): Start => ({ t: performance.now(), cpu: process.cpuUsage() })
 
@@ -36,7 +47,9 @@ async function framePipe(ready: (port: number) => void): Promise<ReceiverTally> 
   const server = tcpServer({ port: 0, once: true })
   const sink = nullSink()
   let start = startNow()
-  server.once('client', () => { start = startNow() })
+  server.once('client', () => {
+    start = startNow()
+  })
   const done = pipeline(server, unprefix(), sink)
   await once(server, 'listening')
   ready(server.address()!.port)
@@ -58,9 +71,14 @@ async function bareLoop(gather: boolean, ready: (port: number) => void): Promise
   let reads = 0
   let start = startNow()
   // Where a real receiver would use the frame.
-  const deliver = (frame: Buffer) => { frames++; bytes += frame.length }
+  const deliver = (frame: Buffer) => {
+    frames++
+    bytes += frame.length
+  }
   let ended!: (err?: Error) => void
-  const done = new Promise<void>((resolve, reject) => { ended = (err) => (err ? reject(err) : resolve()) })
+  const done = new Promise<void>((resolve, reject) => {
+    ended = (err) => (err ? reject(err) : resolve())
+  })
   const server = net.createServer((socket: Socket) => {
     start = startNow()
     server.close()
@@ -85,7 +103,11 @@ async function bareLoop(gather: boolean, ready: (port: number) => void): Promise
           const n = Math.min(length - filled, end - pos)
           filled += n
           pos += n
-          if (filled === length) { frames++; bytes += length; length = -1 }
+          if (filled === length) {
+            frames++
+            bytes += length
+            length = -1
+          }
           continue
         }
         if (body === undefined) {
@@ -109,7 +131,9 @@ async function bareLoop(gather: boolean, ready: (port: number) => void): Promise
       }
     })
     let failure: Error | undefined
-    socket.on('error', (err) => { failure = err })
+    socket.on('error', (err) => {
+      failure = err
+    })
     socket.on('close', () => ended(failure))
   })
   server.listen(0, '127.0.0.1')
@@ -126,6 +150,9 @@ function reply(message: ReceiverReply): void {
 process.on('message', (request: ReceiverRequest) => {
   const ready = (port: number) => reply({ port })
   const run = request.mode === 'frame-pipe' ? framePipe(ready) : bareLoop(request.mode === 'bare', ready)
-  run.then((tally) => reply(tally), (err: Error) => reply({ error: err.stack ?? err.message }))
+  run.then(
+    (tally) => reply(tally),
+    (err: Error) => reply({ error: err.stack ?? err.message }),
+  )
 })
 process.on('disconnect', () => process.exit(0))

@@ -41,7 +41,16 @@ const ROUNDS = 5
 const WARMUP_MS = 300
 
 /** Measured at the receiver, plus each end's CPU time (user + system) and tcp-client's drops. */
-interface Tally { frames: number; bytes: number; reads: number; ms: number; recvCpuMs: number; sendCpuMs: number; sendMs: number; drops: number }
+interface Tally {
+  frames: number
+  bytes: number
+  reads: number
+  ms: number
+  recvCpuMs: number
+  sendCpuMs: number
+  sendMs: number
+  drops: number
+}
 
 const emptyTally = (): Tally => ({ frames: 0, bytes: 0, reads: 0, ms: 0, recvCpuMs: 0, sendCpuMs: 0, sendMs: 0, drops: 0 })
 
@@ -49,7 +58,11 @@ function addTally(sum: Tally, t: Tally): void {
   for (const k of Object.keys(sum) as Array<keyof Tally>) sum[k] += t[k]
 }
 type Sender = 'frame-pipe' | 'bare'
-interface Case { key: string; sender: Sender; receiver: ReceiverMode }
+interface Case {
+  key: string
+  sender: Sender
+  receiver: ReceiverMode
+}
 
 const CASES: readonly Case[] = [
   { key: 'fp', sender: 'frame-pipe', receiver: 'frame-pipe' },
@@ -61,13 +74,19 @@ const CASES: readonly Case[] = [
 
 /** A real JPEG of about `target` bytes: noise at `width`×`height`, quality searched to fit. */
 async function jpegNear(width: number, height: number, target: number): Promise<Buffer> {
-  const raw = await sharp({ create: { width, height, channels: 3, background: { r: 90, g: 120, b: 200 }, noise: { type: 'gaussian', mean: 128, sigma: 40 } } }).raw().toBuffer()
+  const raw = await sharp({
+    create: { width, height, channels: 3, background: { r: 90, g: 120, b: 200 }, noise: { type: 'gaussian', mean: 128, sigma: 40 } },
+  })
+    .raw()
+    .toBuffer()
   let best: Buffer | undefined
   let lo = 1
   let hi = 100
   while (lo <= hi) {
     const q = (lo + hi) >> 1
-    const jpeg = await sharp(raw, { raw: { width, height, channels: 3 } }).jpeg({ quality: q }).toBuffer()
+    const jpeg = await sharp(raw, { raw: { width, height, channels: 3 } })
+      .jpeg({ quality: q })
+      .toBuffer()
     if (!best || Math.abs(jpeg.length - target) < Math.abs(best.length - target)) best = jpeg
     if (jpeg.length < target) lo = q + 1
     else hi = q - 1
@@ -105,7 +124,9 @@ class Receiver {
   }
 
   private next(): Promise<ReceiverReply> {
-    return new Promise((resolve, reject) => { this.waiter = { resolve, reject } })
+    return new Promise((resolve, reject) => {
+      this.waiter = { resolve, reject }
+    })
   }
 
   /** Start a run: resolves with the port to send to, and a promise of the receiver's tally. */
@@ -205,7 +226,10 @@ export const bench: Bench = async () => {
   const rows: BenchRow[] = []
   const receiver = new Receiver()
   try {
-    for (const [width, height, target] of [[320, 240, 47_000], [1280, 720, 270_000]] as const) {
+    for (const [width, height, target] of [
+      [320, 240, 47_000],
+      [1280, 720, 270_000],
+    ] as const) {
       const jpeg = await jpegNear(width, height, target)
       const size = `${Math.round(jpeg.length / 1000)} KB JPEG`
       // Warm up both processes' JIT on every path before the clock starts.
@@ -222,12 +246,48 @@ export const bench: Bench = async () => {
       const vs = (t: Tally) => `${(fps(t) / fps(bare)).toFixed(2)}× the gathering bare loop`
       const dropped = (t: Tally) => (t.drops > 0 ? `; tcp-client dropped ${t.drops} (drop-oldest, maxQueue 8)` : '')
       rows.push(
-        { group: GROUP, name: `${size}: frame-pipe prefix → tcp-client ⇢ tcp-server → unprefix → null`, value: fps(fp), unit: 'frames/s', note: `${vs(fp)}, ${(fps(fp) / fps(nocopy)).toFixed(2)}× the no-copy loop; ${cpu(fp)}${dropped(fp)}` },
-        { group: GROUP, name: `${size}: frame-pipe, throughput at the receiver`, value: mbps(fp), unit: 'MB/s', note: `${fp.frames} frames in ${(fp.ms / 1000).toFixed(1)} s` },
-        { group: GROUP, name: `${size}: bare socket loop, gathering frames (baseline)`, value: fps(bare), unit: 'frames/s', note: `${mbps(bare).toFixed(0)} MB/s; ${cpu(bare)}` },
-        { group: GROUP, name: `${size}: bare socket loop, no copy (headers only)`, value: fps(nocopy), unit: 'frames/s', note: `${mbps(nocopy).toFixed(0)} MB/s, gathering costs ${((1 - fps(bare) / fps(nocopy)) * 100).toFixed(0)}%; ${cpu(nocopy)}` },
-        { group: GROUP, name: `${size}: bare sender ⇢ frame-pipe receiver`, value: fps(fpRecv), unit: 'frames/s', note: `${vs(fpRecv)} (the receiving end's share); ${cpu(fpRecv)}` },
-        { group: GROUP, name: `${size}: frame-pipe sender ⇢ bare gathering receiver`, value: fps(fpSend), unit: 'frames/s', note: `${vs(fpSend)} (the sending end's share); ${cpu(fpSend)}${dropped(fpSend)}` },
+        {
+          group: GROUP,
+          name: `${size}: frame-pipe prefix → tcp-client ⇢ tcp-server → unprefix → null`,
+          value: fps(fp),
+          unit: 'frames/s',
+          note: `${vs(fp)}, ${(fps(fp) / fps(nocopy)).toFixed(2)}× the no-copy loop; ${cpu(fp)}${dropped(fp)}`,
+        },
+        {
+          group: GROUP,
+          name: `${size}: frame-pipe, throughput at the receiver`,
+          value: mbps(fp),
+          unit: 'MB/s',
+          note: `${fp.frames} frames in ${(fp.ms / 1000).toFixed(1)} s`,
+        },
+        {
+          group: GROUP,
+          name: `${size}: bare socket loop, gathering frames (baseline)`,
+          value: fps(bare),
+          unit: 'frames/s',
+          note: `${mbps(bare).toFixed(0)} MB/s; ${cpu(bare)}`,
+        },
+        {
+          group: GROUP,
+          name: `${size}: bare socket loop, no copy (headers only)`,
+          value: fps(nocopy),
+          unit: 'frames/s',
+          note: `${mbps(nocopy).toFixed(0)} MB/s, gathering costs ${((1 - fps(bare) / fps(nocopy)) * 100).toFixed(0)}%; ${cpu(nocopy)}`,
+        },
+        {
+          group: GROUP,
+          name: `${size}: bare sender ⇢ frame-pipe receiver`,
+          value: fps(fpRecv),
+          unit: 'frames/s',
+          note: `${vs(fpRecv)} (the receiving end's share); ${cpu(fpRecv)}`,
+        },
+        {
+          group: GROUP,
+          name: `${size}: frame-pipe sender ⇢ bare gathering receiver`,
+          value: fps(fpSend),
+          unit: 'frames/s',
+          note: `${vs(fpSend)} (the sending end's share); ${cpu(fpSend)}${dropped(fpSend)}`,
+        },
       )
     }
   } finally {

@@ -22,7 +22,11 @@ import type { Bench, BenchRow } from './types.js'
 const GROUP = 'udp'
 const CASE_MS = 2000
 
-interface Result { fps: number; sent: number; got: number }
+interface Result {
+  fps: number
+  sent: number
+  got: number
+}
 
 /** The same frame, new seq each time, until stopped. */
 function endless(frame: Frame): Readable & { halt(): void } {
@@ -31,14 +35,25 @@ function endless(frame: Frame): Readable & { halt(): void } {
   const r = new Readable({
     objectMode: true,
     highWaterMark: 1,
-    read() { this.push(halted ? null : { ...frame, seq: seq++ }) },
+    read() {
+      this.push(halted ? null : { ...frame, seq: seq++ })
+    },
   }) as Readable & { halt(): void }
-  r.halt = () => { halted = true }
+  r.halt = () => {
+    halted = true
+  }
   return r
 }
 
 function counter(onFrame: () => void): Writable {
-  return new Writable({ objectMode: true, highWaterMark: 4, write(_f, _e, cb) { onFrame(); cb() } })
+  return new Writable({
+    objectMode: true,
+    highWaterMark: 4,
+    write(_f, _e, cb) {
+      onFrame()
+      cb()
+    },
+  })
 }
 
 interface Run {
@@ -90,17 +105,32 @@ function tcpCase(frame: Frame): Promise<Result> {
     const receiving = pipeline(server, unprefix({ header: 'native' }), counter(count))
     await once(server, 'listening')
     const sink = tcpClient({ port: server.address()!.port })
-    return { source: endless(frame), stages: [prefix({ header: 'native' }), sink], sent: () => stageInfo(sink)!.counters.frames, end: () => receiving }
+    return {
+      source: endless(frame),
+      stages: [prefix({ header: 'native' }), sink],
+      sent: () => stageInfo(sink)!.counters.frames,
+      end: () => receiving,
+    }
   })
 }
 
 /** A 640x480 JPEG of about `target` bytes (WIRE.md: 40-44 KB at that size), small enough for one datagram (seed 000a). */
 async function jpegNear(target: number): Promise<Buffer> {
-  const image = sharp({ create: { width: 640, height: 480, channels: 3, background: { r: 90, g: 120, b: 200 }, noise: { type: 'gaussian', mean: 128, sigma: 30 } } })
+  const image = sharp({
+    create: {
+      width: 640,
+      height: 480,
+      channels: 3,
+      background: { r: 90, g: 120, b: 200 },
+      noise: { type: 'gaussian', mean: 128, sigma: 30 },
+    },
+  })
   const pixels = await image.raw().toBuffer()
   let best = Buffer.alloc(0)
   for (let q = 5; q <= 95; q += 5) {
-    const jpeg = await sharp(pixels, { raw: { width: 640, height: 480, channels: 3 } }).jpeg({ quality: q }).toBuffer()
+    const jpeg = await sharp(pixels, { raw: { width: 640, height: 480, channels: 3 } })
+      .jpeg({ quality: q })
+      .toBuffer()
     if (jpeg.length > target) break
     best = jpeg
   }

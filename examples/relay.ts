@@ -17,11 +17,7 @@ const sending = pipeline(
 
 // Receiver: connect to the port the server picked, cut frames, write files.
 const [address] = (await once(server, 'listening')) as [AddressInfo]
-const receiving = pipeline(
-  tcpClientSource({ port: address.port }),
-  unprefix({ header: 'native' }),
-  filesSink({ dir }),
-)
+const receiving = pipeline(tcpClientSource({ port: address.port }), unprefix({ header: 'native' }), filesSink({ dir }))
 
 await Promise.all([sending, receiving])
 console.log(`90 frames in ${dir}`)

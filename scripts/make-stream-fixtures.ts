@@ -45,7 +45,13 @@ async function prefixed(header: HeaderFormat, checksum: boolean): Promise<Buffer
   await pipeline(
     Readable.from(frames, { objectMode: true }),
     prefix({ header, checksum }),
-    new Writable({ objectMode: true, write(packet: Buffer[], _e, cb) { parts.push(...packet); cb() } }),
+    new Writable({
+      objectMode: true,
+      write(packet: Buffer[], _e, cb) {
+        parts.push(...packet)
+        cb()
+      },
+    }),
   )
   return Buffer.concat(parts)
 }
@@ -59,7 +65,8 @@ for (const s of streams) {
   console.log(`${s.file}: ${bytes.length} bytes`)
 }
 const json = {
-  about: 'Three frames sent with each header format by prefix (scripts/make-stream-fixtures.ts). Non-native readers get seq 0, 1, 2 and sniffed formats; native carries the fields below.',
+  about:
+    'Three frames sent with each header format by prefix (scripts/make-stream-fixtures.ts). Non-native readers get seq 0, 1, 2 and sniffed formats; native carries the fields below.',
   frames: frames.map(({ data, ...meta }) => ({ payloadHex: data.toString('hex'), ...meta })),
   streams: described,
 }

@@ -9,8 +9,16 @@ import { STAGES, findStage, stageNames, stagesNamed } from './registry.js'
 import { closest, isLiteralSecret, parseOptionText, resolveOptions, type OptionSpec, type StageKind, type StageSpec } from './core/spec.js'
 import { createStage, type Staged } from './core/stage.js'
 
-export interface ParsedOption { key: string; value: string | true; column: number }
-export interface ParsedStage { name: string; column: number; options: ParsedOption[] }
+export interface ParsedOption {
+  key: string
+  value: string | true
+  column: number
+}
+export interface ParsedStage {
+  name: string
+  column: number
+  options: ParsedOption[]
+}
 
 /** A stage resolved against the registry, with its options typed and validated. */
 export interface PlannedStage {
@@ -24,7 +32,12 @@ export interface PlannedStage {
 export class PipelineSyntaxError extends FramePipeError {
   readonly column: number
   readonly text: string
-  constructor(code: 'ERR_PIPELINE_SYNTAX' | 'ERR_UNKNOWN_STAGE' | 'ERR_INVALID_OPTION' | 'ERR_LINK', message: string, text: string, column: number) {
+  constructor(
+    code: 'ERR_PIPELINE_SYNTAX' | 'ERR_UNKNOWN_STAGE' | 'ERR_INVALID_OPTION' | 'ERR_LINK',
+    message: string,
+    text: string,
+    column: number,
+  ) {
     super(code, `${message} (column ${column + 1})`)
     this.column = column
     this.text = text
@@ -36,15 +49,26 @@ export class PipelineSyntaxError extends FramePipeError {
   }
 }
 
-interface Token { text: string; column: number; bang: boolean }
+interface Token {
+  text: string
+  column: number
+  bang: boolean
+}
 
 function tokenize(text: string): Token[] {
   const tokens: Token[] = []
   let i = 0
   while (i < text.length) {
     const c = text[i]!
-    if (/\s/.test(c)) { i++; continue }
-    if (c === '!') { tokens.push({ text: '!', column: i, bang: true }); i++; continue }
+    if (/\s/.test(c)) {
+      i++
+      continue
+    }
+    if (c === '!') {
+      tokens.push({ text: '!', column: i, bang: true })
+      i++
+      continue
+    }
     const column = i
     let word = ''
     while (i < text.length && !/\s/.test(text[i]!) && text[i] !== '!') {
@@ -73,12 +97,19 @@ export function parseDescription(text: string): ParsedStage[] {
   let expectStage = true
   for (const tok of tokens) {
     if (tok.bang) {
-      if (expectStage) throw new PipelineSyntaxError('ERR_PIPELINE_SYNTAX', stages.length === 0 ? "a pipeline cannot start with '!'" : "two '!' in a row: a stage is missing", text, tok.column)
+      if (expectStage)
+        throw new PipelineSyntaxError(
+          'ERR_PIPELINE_SYNTAX',
+          stages.length === 0 ? "a pipeline cannot start with '!'" : "two '!' in a row: a stage is missing",
+          text,
+          tok.column,
+        )
       expectStage = true
       continue
     }
     if (expectStage) {
-      if (tok.text.includes('=')) throw new PipelineSyntaxError('ERR_PIPELINE_SYNTAX', `expected a stage name, found the option '${tok.text}'`, text, tok.column)
+      if (tok.text.includes('='))
+        throw new PipelineSyntaxError('ERR_PIPELINE_SYNTAX', `expected a stage name, found the option '${tok.text}'`, text, tok.column)
       current = { name: tok.text, column: tok.column, options: [] }
       stages.push(current)
       expectStage = false
@@ -113,11 +144,21 @@ export function planDescription(text: string): PlannedStage[] {
   const planned = parsed.map((stage, index) => {
     if (stagesNamed(stage.name).length === 0) {
       const hint = closest(stage.name, stageNames())
-      throw new PipelineSyntaxError('ERR_UNKNOWN_STAGE', `unknown stage '${stage.name}'${hint ? ` (did you mean '${hint}'?)` : ''}; 'frame-pipe inspect' lists them`, text, stage.column)
+      throw new PipelineSyntaxError(
+        'ERR_UNKNOWN_STAGE',
+        `unknown stage '${stage.name}'${hint ? ` (did you mean '${hint}'?)` : ''}; 'frame-pipe inspect' lists them`,
+        text,
+        stage.column,
+      )
     }
-    const spec = roleFor(index, parsed.length).map((kind) => findStage(stage.name, kind)).find(Boolean)!
+    const spec = roleFor(index, parsed.length)
+      .map((kind) => findStage(stage.name, kind))
+      .find(Boolean)!
     const literalSecrets = stage.options
-      .filter((o) => (spec.options as Record<string, OptionSpec>)[o.key]?.type === 'secret' && typeof o.value === 'string' && isLiteralSecret(o.value))
+      .filter(
+        (o) =>
+          (spec.options as Record<string, OptionSpec>)[o.key]?.type === 'secret' && typeof o.value === 'string' && isLiteralSecret(o.value),
+      )
       .map((o) => o.key)
     return { spec, options: planOptions(text, spec, stage.options), column: stage.column, literalSecrets }
   })
@@ -132,12 +173,14 @@ function planOptions(text: string, spec: StageSpec, given: ParsedOption[]): Reco
     const optSpec = specs[opt.key]
     if (!optSpec) {
       const hint = closest(opt.key, Object.keys(specs))
-      const msg = opt.value === true && findAnyStage(opt.key)
-        ? `'${opt.key}' looks like a stage: is a '!' missing before it?`
-        : `${spec.name} has no option '${opt.key}'${hint ? ` (did you mean '${hint}'?)` : ''}`
+      const msg =
+        opt.value === true && findAnyStage(opt.key)
+          ? `'${opt.key}' looks like a stage: is a '!' missing before it?`
+          : `${spec.name} has no option '${opt.key}'${hint ? ` (did you mean '${hint}'?)` : ''}`
       throw new PipelineSyntaxError('ERR_INVALID_OPTION', msg, text, opt.column)
     }
-    if (opt.key in values) throw new PipelineSyntaxError('ERR_INVALID_OPTION', `${spec.name}: option '${opt.key}' given twice`, text, opt.column)
+    if (opt.key in values)
+      throw new PipelineSyntaxError('ERR_INVALID_OPTION', `${spec.name}: option '${opt.key}' given twice`, text, opt.column)
     try {
       values[opt.key] = parseOptionText(spec.name, opt.key, optSpec, opt.value)
     } catch (err) {

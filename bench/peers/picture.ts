@@ -39,7 +39,7 @@ export function makePicture(width: number, height: number): Buffer {
       const d = Math.sqrt(dx * dx + dy * dy)
       if (d < 190) {
         // Rings tighten outwards (chirp) and fade at the rim.
-        const ring = Math.sin(d * d / 900) * (1 - d / 190)
+        const ring = Math.sin((d * d) / 900) * (1 - d / 190)
         r += 70 * ring
         g += 50 * ring
         b -= 60 * ring

@@ -35,7 +35,10 @@ export class Output {
   readonly tail: string[] = []
   private partial = ''
 
-  constructor(private readonly match?: RegExp, private readonly keep = 40) {}
+  constructor(
+    private readonly match?: RegExp,
+    private readonly keep = 40,
+  ) {}
 
   push(chunk: Buffer): void {
     const lines = (this.partial + chunk.toString('utf8')).split('\n')
@@ -195,7 +198,9 @@ async function waitListening(port: number, r: Running, timeoutMs: number): Promi
     return undefined
   }
   let gone = false
-  void r.exited.then(() => { gone = true })
+  void r.exited.then(() => {
+    gone = true
+  })
   const until = performance.now() + timeoutMs
   while (performance.now() < until) {
     if (listening(port)) return undefined
@@ -222,7 +227,11 @@ function describeExit(who: string, e: { code: number | null; signal: NodeJS.Sign
   if (e.code === 0) return undefined
   const why = e.signal ? `killed by ${e.signal}` : `exit ${e.code}`
   // The last two lines that say something (not GNU time's own, not a syntax error's ^ pointer).
-  const last = out.tail.filter((l) => /[^\s^]/.test(l) && !/^Command (exited|terminated)/.test(l)).slice(-2).map((l) => l.trim()).join(' / ')
+  const last = out.tail
+    .filter((l) => /[^\s^]/.test(l) && !/^Command (exited|terminated)/.test(l))
+    .slice(-2)
+    .map((l) => l.trim())
+    .join(' / ')
   return `${who} ${why}${last ? `: ${last.slice(0, 240)}` : ''}`
 }
 
@@ -235,7 +244,12 @@ export async function runPair(o: PairOptions): Promise<PairResult> {
     const exit = await recv.exited
     return {
       error: describeExit('receiver', exit, recv.stderr) ?? notReady,
-      wallMs: 0, sendCpuMs: undefined, recvCpuMs: undefined, benchCpuMs: 0, receiverOut: recv.stdout, senderOut: new Output(),
+      wallMs: 0,
+      sendCpuMs: undefined,
+      recvCpuMs: undefined,
+      benchCpuMs: 0,
+      receiverOut: recv.stdout,
+      senderOut: new Output(),
     }
   }
   const cpu0 = process.cpuUsage()
@@ -245,8 +259,12 @@ export async function runPair(o: PairOptions): Promise<PairResult> {
   if (o.feed) {
     const stdin = send.child.stdin!
     // EPIPE when the sender dies early: its exit status tells why.
-    stdin.on('error', (err) => { feedError ??= `feeding the sender: ${err.message}` })
-    o.feed(stdin).catch((err: Error) => { feedError ??= `feeding the sender: ${err.message}` })
+    stdin.on('error', (err) => {
+      feedError ??= `feeding the sender: ${err.message}`
+    })
+    o.feed(stdin).catch((err: Error) => {
+      feedError ??= `feeding the sender: ${err.message}`
+    })
   }
   let stuck: string | undefined
   const timers: NodeJS.Timeout[] = []
@@ -261,7 +279,9 @@ export async function runPair(o: PairOptions): Promise<PairResult> {
     if (e.code !== 0) killGroup(recv)
     else timers.push(setTimeout(() => giveUp(`receiver still running ${GRACE_MS / 1000} s after the sender ended`), GRACE_MS))
   })
-  void recv.exited.then(() => timers.push(setTimeout(() => giveUp(`sender still running ${GRACE_MS / 1000} s after the receiver ended`), GRACE_MS)))
+  void recv.exited.then(() =>
+    timers.push(setTimeout(() => giveUp(`sender still running ${GRACE_MS / 1000} s after the receiver ended`), GRACE_MS)),
+  )
   const [se, re] = await Promise.all([send.exited, recv.exited])
   for (const t of timers) clearTimeout(t)
   await Promise.all([send.closed, recv.closed])
@@ -278,17 +298,31 @@ export async function runPair(o: PairOptions): Promise<PairResult> {
   }
 }
 
-export interface SoloResult { error?: string; wallMs: number; cpuMs: number | undefined; out: Output }
+export interface SoloResult {
+  error?: string
+  wallMs: number
+  cpuMs: number | undefined
+  out: Output
+}
 
 /** One process alone (frame-pipe's feed path, measured without a peer), fed through stdin when `feed` is given. */
-export async function runSolo(side: Side, feed: ((stdin: Writable) => Promise<void>) | undefined, timeoutMs: number, tmpDir: string): Promise<SoloResult> {
+export async function runSolo(
+  side: Side,
+  feed: ((stdin: Writable) => Promise<void>) | undefined,
+  timeoutMs: number,
+  tmpDir: string,
+): Promise<SoloResult> {
   const t0 = performance.now()
   const r = start(side, tmpDir, feed ? 'pipe' : 'ignore')
   let feedError: string | undefined
   if (feed) {
     const stdin = r.child.stdin!
-    stdin.on('error', (err) => { feedError ??= `feeding: ${err.message}` })
-    feed(stdin).catch((err: Error) => { feedError ??= `feeding: ${err.message}` })
+    stdin.on('error', (err) => {
+      feedError ??= `feeding: ${err.message}`
+    })
+    feed(stdin).catch((err: Error) => {
+      feedError ??= `feeding: ${err.message}`
+    })
   }
   let timedOut = false
   const timer = setTimeout(() => {
@@ -298,6 +332,6 @@ export async function runSolo(side: Side, feed: ((stdin: Writable) => Promise<vo
   const e = await r.exited
   clearTimeout(timer)
   await r.closed
-  const error = timedOut ? `timed out after ${timeoutMs / 1000} s` : describeExit('process', e, r.stderr) ?? feedError
+  const error = timedOut ? `timed out after ${timeoutMs / 1000} s` : (describeExit('process', e, r.stderr) ?? feedError)
   return { error, wallMs: e.at - t0, cpuMs: readCpu(r.timeFile), out: r.stdout }
 }

@@ -31,7 +31,9 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   const senderText = `testsrc width=640 height=480 fps=30 count=${options.frames} ! jpeg quality=80 ! prefix header=native ! tcp-server port=0 wait=1`
   const sender = launch(senderText)
   const server = sender[sender.length - 1] as unknown as Listening
-  const log = (line: string): void => { if (!options.quiet) process.stderr.write(line + '\n') }
+  const log = (line: string): void => {
+    if (!options.quiet) process.stderr.write(line + '\n')
+  }
   // The server listens as soon as it is created; the receiver needs its port.
   const senderDone = pipeline(...sender)
   const port = await listeningPort(server, senderDone)
@@ -42,7 +44,9 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   log(`receiver: frame-pipe '${receiverText}'`)
   const receiver = launch(receiverText)
   let latency: StatsSnapshot['latencyMs'] = null
-  receiver[2]!.on('stats', (s: StatsSnapshot) => { if (s.latencyMs) latency = s.latencyMs })
+  receiver[2]!.on('stats', (s: StatsSnapshot) => {
+    if (s.latencyMs) latency = s.latencyMs
+  })
   const viewer = receiver[3] as unknown as { url(): string | null }
 
   const status = new StatusReporter(receiver, {
@@ -67,8 +71,10 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   }
   const snap = options.quiet && !options.json ? status.snapshot(true) : status.finish()
   const lat = latency as StatsSnapshot['latencyMs']
-  log(`wrote ${snap.frames} JPEG frames to ${resolve(options.out)}` +
-    (lat ? `; capture-to-disk latency mean ${lat.mean.toFixed(1)} ms, max ${lat.max.toFixed(1)} ms` : ''))
+  log(
+    `wrote ${snap.frames} JPEG frames to ${resolve(options.out)}` +
+      (lat ? `; capture-to-disk latency mean ${lat.mean.toFixed(1)} ms, max ${lat.max.toFixed(1)} ms` : ''),
+  )
   return signals.aborted ? 130 : 0
 }
 
@@ -86,7 +92,10 @@ async function freePort(wanted: number): Promise<number> {
   if (wanted === 0) return 0
   const probe = createServer()
   try {
-    await new Promise<void>((ok, fail) => { probe.once('error', fail); probe.listen(wanted, '127.0.0.1', ok) })
+    await new Promise<void>((ok, fail) => {
+      probe.once('error', fail)
+      probe.listen(wanted, '127.0.0.1', ok)
+    })
     return wanted
   } catch {
     return 0

@@ -66,9 +66,13 @@ export function stagesMarkdown(): string {
   for (const s of STAGES) {
     out.push('', `#### \`${s.name}\` (${s.kind})`, '', s.description + (s.passes ? ` Passes on: ${s.passes}` : ''), '')
     const opts = Object.entries(s.options as Record<string, OptionSpec>)
-    if (opts.length === 0) { out.push('No options.'); continue }
+    if (opts.length === 0) {
+      out.push('No options.')
+      continue
+    }
     out.push('| option | type | default | description |', '|---|---|---|---|')
-    for (const [key, o] of opts) out.push(`| \`${key}\` | ${formatType(o)} | ${formatDefault(o).replace(/\|/g, '\\|')} | ${o.doc.replace(/\|/g, '\\|')} |`)
+    for (const [key, o] of opts)
+      out.push(`| \`${key}\` | ${formatType(o)} | ${formatDefault(o).replace(/\|/g, '\\|')} | ${o.doc.replace(/\|/g, '\\|')} |`)
   }
   return out.join('\n')
 }

@@ -56,8 +56,14 @@ export async function main(argv: string[]): Promise<number> {
   }
   const { values, positionals } = args
   const debug = values.debug ?? false
-  if (values.help) { process.stdout.write(USAGE + '\n'); return 0 }
-  if (values.version) { process.stdout.write(readVersion() + '\n'); return 0 }
+  if (values.help) {
+    process.stdout.write(USAGE + '\n')
+    return 0
+  }
+  if (values.version) {
+    process.stdout.write(readVersion() + '\n')
+    return 0
+  }
   try {
     if (positionals[0] === 'inspect') {
       process.stdout.write((positionals[1] ? inspectStage(positionals[1]) : inspectAll()) + '\n')
@@ -75,7 +81,10 @@ export async function main(argv: string[]): Promise<number> {
     return await runDescription(positionals.join(' '), { json: values.json ?? false, quiet: values.quiet ?? false })
   } catch (err) {
     reportError(err, debug)
-    return err instanceof PipelineSyntaxError || (err instanceof FramePipeError && ['ERR_INVALID_OPTION', 'ERR_UNKNOWN_STAGE', 'ERR_LINK', 'ERR_PIPELINE_SYNTAX'].includes(err.code)) ? 2 : 1
+    return err instanceof PipelineSyntaxError ||
+      (err instanceof FramePipeError && ['ERR_INVALID_OPTION', 'ERR_UNKNOWN_STAGE', 'ERR_LINK', 'ERR_PIPELINE_SYNTAX'].includes(err.code))
+      ? 2
+      : 1
   }
 }
 
@@ -88,13 +97,18 @@ function integerFlag(name: string, text: string | undefined, fallback: number, m
   return n
 }
 
-export interface RunOptions { json: boolean; quiet: boolean }
+export interface RunOptions {
+  json: boolean
+  quiet: boolean
+}
 
 export async function runDescription(text: string, options: RunOptions): Promise<number> {
   const plan = planDescription(text)
   for (const { spec, literalSecrets } of plan) {
     for (const key of literalSecrets) {
-      process.stderr.write(`frame-pipe: warning: ${spec.name} ${key} is written on the command line, where other users of this machine can read it (ps); give ${key}=@FILE or ${key}=env:NAME instead\n`)
+      process.stderr.write(
+        `frame-pipe: warning: ${spec.name} ${key} is written on the command line, where other users of this machine can read it (ps); give ${key}=@FILE or ${key}=env:NAME instead\n`,
+      )
     }
   }
   const stages = buildPlan(plan)

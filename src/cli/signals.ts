@@ -23,8 +23,12 @@ export function handleSignals(stages: Stream[], status: StatusReporter): { dispo
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
   return {
-    dispose() { process.off('SIGINT', onSignal); process.off('SIGTERM', onSignal) },
-    get aborted() { return aborted },
+    dispose() {
+      process.off('SIGINT', onSignal)
+      process.off('SIGTERM', onSignal)
+    },
+    get aborted() {
+      return aborted
+    },
   }
 }
-

@@ -4,7 +4,10 @@
 import type { Stream } from 'node:stream'
 import { stageInfo, type Counters } from '../core/stage.js'
 
-export interface StageSnapshot { name: string; counters: Counters }
+export interface StageSnapshot {
+  name: string
+  counters: Counters
+}
 
 export interface StatusSnapshot {
   /** Seconds since the pipeline started. */
@@ -152,9 +155,12 @@ function describeEvent(event: string, detail: unknown): string {
   if (typeof detail === 'string') return detail
   if (detail && typeof detail === 'object') {
     const d = detail as Record<string, unknown>
-    if (event === 'client') return `client ${String(d.peer ?? '?')} ${d.event === 'leave' ? 'left' : 'joined'}${d.reason ? ` (${String(d.reason)})` : ''}`
+    if (event === 'client')
+      return `client ${String(d.peer ?? '?')} ${d.event === 'leave' ? 'left' : 'joined'}${d.reason ? ` (${String(d.reason)})` : ''}`
     if (typeof d.message === 'string') return d.message
-    return `${event} ${Object.entries(d).map(([k, v]) => `${k}=${String(v)}`).join(' ')}`
+    return `${event} ${Object.entries(d)
+      .map(([k, v]) => `${k}=${String(v)}`)
+      .join(' ')}`
   }
   return event
 }

@@ -37,5 +37,7 @@ export function expectFrame(stage: string, value: unknown, fix = `insert unprefi
 export function notBytes(stage: string, value: unknown, fix = `insert prefix before ${stage}`): FramePipeError | undefined {
   if (isByteChunk(value)) return undefined
   const hint = isFrame(value) ? `; ${fix}` : ''
-  return new FramePipeError('ERR_BAD_FRAME', `expected bytes (Buffer, Buffer[] or Boundary) but received ${describeRecord(value)}${hint}`, { stage })
+  return new FramePipeError('ERR_BAD_FRAME', `expected bytes (Buffer, Buffer[] or Boundary) but received ${describeRecord(value)}${hint}`, {
+    stage,
+  })
 }

@@ -80,5 +80,7 @@ export function sniffFormat(data: Buffer): FrameFormat {
 }
 
 export function isFrame(value: unknown): value is Frame {
-  return typeof value === 'object' && value !== null && Buffer.isBuffer((value as Frame).data) && typeof (value as Frame).format === 'string'
+  return (
+    typeof value === 'object' && value !== null && Buffer.isBuffer((value as Frame).data) && typeof (value as Frame).format === 'string'
+  )
 }

@@ -26,7 +26,7 @@
 import type { Transform } from 'node:stream'
 import { objectTransform } from 'through2'
 import { FramePipeError } from './errors.js'
-import {  isFrame, type Frame } from './frame.js'
+import { isFrame, type Frame } from './frame.js'
 import { newCounters, tagStage, type Staged } from './stage.js'
 import { describeRecord, expectFrame } from './checks.js'
 
@@ -55,7 +55,11 @@ export function mapFrames(fn: MapFunction, options: MapFramesOptions = {}): Stag
     throw new FramePipeError('ERR_INVALID_OPTION', `expected a function for fn but received ${describeRecord(fn)}`, { stage: name })
   }
   if (!Number.isInteger(highWaterMark) || highWaterMark < 1) {
-    throw new FramePipeError('ERR_INVALID_OPTION', `expected integer >= 1 for highWaterMark but received ${describeRecord(highWaterMark)}`, { stage: name })
+    throw new FramePipeError(
+      'ERR_INVALID_OPTION',
+      `expected integer >= 1 for highWaterMark but received ${describeRecord(highWaterMark)}`,
+      { stage: name },
+    )
   }
   const counters = newCounters()
 
@@ -73,7 +77,11 @@ export function mapFrames(fn: MapFunction, options: MapFramesOptions = {}): Stag
       return undefined
     }
     if (!isFrame(out)) {
-      throw new FramePipeError('ERR_BAD_FRAME', `the function returned ${describeRecord(out)} for frame ${chunk.seq}; return a Frame, or null to drop it`, { stage: name })
+      throw new FramePipeError(
+        'ERR_BAD_FRAME',
+        `the function returned ${describeRecord(out)} for frame ${chunk.seq}; return a Frame, or null to drop it`,
+        { stage: name },
+      )
     }
     counters.frames++
     counters.bytes += out.data.length

@@ -106,7 +106,11 @@ export abstract class PacedSource extends Readable {
       this.destroy(err as Error)
       return
     }
-    if (result instanceof Promise) result.then((frame) => this.deliver(frame), (err: Error) => this.destroy(err))
+    if (result instanceof Promise)
+      result.then(
+        (frame) => this.deliver(frame),
+        (err: Error) => this.destroy(err),
+      )
     else this.deliver(result)
   }
 

@@ -19,7 +19,10 @@ export function writePacket(out: Writable, packet: Packet, done?: (err?: Error |
   let last = -1
   let pieces = 0
   for (let i = 0; i < packet.length; i++) {
-    if (packet[i]!.length > 0) { last = i; pieces++ }
+    if (packet[i]!.length > 0) {
+      last = i
+      pieces++
+    }
   }
   if (last < 0) {
     if (done) process.nextTick(done)
@@ -69,7 +72,8 @@ export class PacketWriter extends Transform {
     this.out = out
     this.ctx = ctx
     this.endOut = options.end ?? true
-    this.describeError = options.describeError ?? ((err) => new FramePipeError('ERR_IO', `write failed: ${err.message}`, { stage: ctx.name, cause: err }))
+    this.describeError =
+      options.describeError ?? ((err) => new FramePipeError('ERR_IO', `write failed: ${err.message}`, { stage: ctx.name, cause: err }))
     out.on('drain', this.onDrain)
     out.on('error', this.onError)
     out.on('close', this.onClose)

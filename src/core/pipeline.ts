@@ -56,9 +56,10 @@ export function linkProblem(stages: readonly (LinkEnd | undefined)[]): LinkProbl
 function portProblem(a: LinkEnd | undefined, b: LinkEnd | undefined): string | undefined {
   if (!a || !b || a.output === null || b.input === null) return undefined
   if (a.output === b.input || a.output === 'any' || b.input === 'any') return undefined
-  const fix = a.output === 'frames'
-    ? `insert 'prefix' before ${b.name} to put frames on the wire`
-    : `insert 'unprefix' before ${b.name} to cut the bytes into frames`
+  const fix =
+    a.output === 'frames'
+      ? `insert 'prefix' before ${b.name} to put frames on the wire`
+      : `insert 'unprefix' before ${b.name} to cut the bytes into frames`
   return `cannot link ${a.name} to ${b.name}: ${a.name} produces ${a.output} but ${b.name} takes ${b.input}; ${fix}`
 }
 

@@ -107,11 +107,17 @@ function checkValue(stage: string, key: string, opt: OptionSpec, value: unknown)
       const integral = opt.type !== 'number' && opt.type !== 'duration'
       const noun = opt.type === 'int' || opt.type === 'size' ? 'integer' : 'number'
       const unit = opt.type === 'duration' ? ' ms' : opt.type === 'size' ? ' bytes' : ''
-      const range = opt.min !== undefined && opt.max !== undefined
-        ? ` between ${opt.min} and ${opt.max}${unit}`
-        : opt.min !== undefined ? ` >= ${opt.min}${unit}` : opt.max !== undefined ? ` <= ${opt.max}${unit}` : ''
+      const range =
+        opt.min !== undefined && opt.max !== undefined
+          ? ` between ${opt.min} and ${opt.max}${unit}`
+          : opt.min !== undefined
+            ? ` >= ${opt.min}${unit}`
+            : opt.max !== undefined
+              ? ` <= ${opt.max}${unit}`
+              : ''
       if (typeof value !== 'number' || !Number.isFinite(value) || (integral && !Number.isInteger(value))) fail(`${noun}${range}`)
-      if ((opt.min !== undefined && (value as number) < opt.min) || (opt.max !== undefined && (value as number) > opt.max)) fail(`${noun}${range}`)
+      if ((opt.min !== undefined && (value as number) < opt.min) || (opt.max !== undefined && (value as number) > opt.max))
+        fail(`${noun}${range}`)
       return
     }
     case 'string':
@@ -154,11 +160,22 @@ export function readSecret(stage: string, key: string, value: string): string {
       data = readFileSync(path)
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code
-      const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'it is a directory' : (err as Error).message
+      const why =
+        code === 'ENOENT'
+          ? 'no such file'
+          : code === 'EACCES'
+            ? 'permission denied'
+            : code === 'EISDIR'
+              ? 'it is a directory'
+              : (err as Error).message
       throw new InvalidOptionError(stage, key, `${key}=@${path}: cannot read the secret file (${why})`)
     }
     if (data.length > MAX_SECRET_BYTES) {
-      throw new InvalidOptionError(stage, key, `${key}=@${path}: the file has ${data.length} bytes, more than a secret (${MAX_SECRET_BYTES}): is it the right file?`)
+      throw new InvalidOptionError(
+        stage,
+        key,
+        `${key}=@${path}: the file has ${data.length} bytes, more than a secret (${MAX_SECRET_BYTES}): is it the right file?`,
+      )
     }
     const text = data.toString('utf8').replace(/\r?\n$/, '')
     if (text === '') throw new InvalidOptionError(stage, key, `${key}=@${path}: the secret file is empty`)
@@ -209,7 +226,17 @@ export function parseDuration(text: string): number | undefined {
 }
 
 const SIZE_UNITS: Record<string, number> = {
-  '': 1, b: 1, k: 1024, kb: 1000, kib: 1024, m: 2 ** 20, mb: 1e6, mib: 2 ** 20, g: 2 ** 30, gb: 1e9, gib: 2 ** 30,
+  '': 1,
+  b: 1,
+  k: 1024,
+  kb: 1000,
+  kib: 1024,
+  m: 2 ** 20,
+  mb: 1e6,
+  mib: 2 ** 20,
+  g: 2 ** 30,
+  gb: 1e9,
+  gib: 2 ** 30,
 }
 export function parseSize(text: string): number | undefined {
   const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(text.trim())
@@ -232,9 +259,10 @@ export function formatDefault(opt: OptionSpec): string {
 
 export function formatType(opt: OptionSpec): string {
   if (opt.type === 'enum') return opt.values.join(' \\| ')
-  const range = opt.type !== 'string' && opt.type !== 'boolean' && opt.type !== 'secret' && (opt.min !== undefined || opt.max !== undefined)
-    ? ` ${opt.min ?? ''}..${opt.max ?? ''}`
-    : ''
+  const range =
+    opt.type !== 'string' && opt.type !== 'boolean' && opt.type !== 'secret' && (opt.min !== undefined || opt.max !== undefined)
+      ? ` ${opt.min ?? ''}..${opt.max ?? ''}`
+      : ''
   return opt.type + range
 }
 
@@ -256,7 +284,10 @@ export function closest(word: string, candidates: readonly string[]): string | u
   let bestScore = Infinity
   for (const c of candidates) {
     const d = editDistance(word.toLowerCase(), c.toLowerCase())
-    if (d < bestScore) { bestScore = d; best = c }
+    if (d < bestScore) {
+      bestScore = d
+      best = c
+    }
   }
   return best !== undefined && bestScore <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined
 }

@@ -41,7 +41,14 @@ export class SlidingStats {
   constructor(windowMs: number, startTime: number) {
     this.width = windowMs / BUCKETS
     this.t0 = startTime
-    this.ring = Array.from({ length: BUCKETS + 1 }, () => ({ id: -1, frames: 0, bytes: 0, latencySum: 0, latencyCount: 0, latencyMax: -Infinity }))
+    this.ring = Array.from({ length: BUCKETS + 1 }, () => ({
+      id: -1,
+      frames: 0,
+      bytes: 0,
+      latencySum: 0,
+      latencyCount: 0,
+      latencyMax: -Infinity,
+    }))
   }
 
   /** Record one frame/packet of `bytes` at time `t`; `latency` in ms when known. */

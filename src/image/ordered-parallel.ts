@@ -54,19 +54,21 @@ export class OrderedParallel extends Transform {
     const slot: Slot = { done: false, frame: null }
     this.queue.push(slot)
     // A synchronous throw in `work` becomes a rejection like any other.
-    Promise.resolve(chunk as Frame).then(this.work).then(
-      (frame) => {
-        slot.done = true
-        slot.frame = frame
-        this.drain()
-      },
-      (err: unknown) => {
-        // After the first error (or a teardown from elsewhere) the stage is
-        // destroyed and its outcome is decided; later failures of frames that
-        // were already in flight have nobody left to tell.
-        if (!this.destroyed) this.destroy(err as Error)
-      },
-    )
+    Promise.resolve(chunk as Frame)
+      .then(this.work)
+      .then(
+        (frame) => {
+          slot.done = true
+          slot.frame = frame
+          this.drain()
+        },
+        (err: unknown) => {
+          // After the first error (or a teardown from elsewhere) the stage is
+          // destroyed and its outcome is decided; later failures of frames that
+          // were already in flight have nobody left to tell.
+          if (!this.destroyed) this.destroy(err as Error)
+        },
+      )
     // Results are pushed later, from promise callbacks, so Transform cannot see
     // them when it decides whether to hold the write callback: this stage holds
     // it itself, until fewer than `concurrency` frames are in flight and the

@@ -12,7 +12,10 @@ import type { OptionSpec } from '../core/spec.js'
 
 /** The `concurrency` option shared by the sharp stages. */
 export const CONCURRENCY_OPTION: OptionSpec = {
-  type: 'int', min: 1, max: 16, default: 2,
+  type: 'int',
+  min: 1,
+  max: 16,
+  default: 2,
   doc: 'Frames encoded at once (each on a libuv thread); output order is input order. Up to this many frames wait inside the stage',
 }
 
@@ -23,14 +26,20 @@ export function checkFrame(stage: string, chunk: unknown): FramePipeError | unde
   if (frame.format !== 'raw') return undefined
   const { width, height, channels, data, seq } = frame
   if (!(width > 0 && height > 0 && Number.isInteger(width) && Number.isInteger(height))) {
-    return new FramePipeError('ERR_BAD_FRAME', `raw frame ${seq} has dimensions ${width}x${height}; raw frames need a width and height`, { stage })
+    return new FramePipeError('ERR_BAD_FRAME', `raw frame ${seq} has dimensions ${width}x${height}; raw frames need a width and height`, {
+      stage,
+    })
   }
   if (!(channels >= 1 && channels <= 4 && Number.isInteger(channels))) {
     return new FramePipeError('ERR_BAD_FRAME', `raw frame ${seq} has ${channels} channels; raw frames need 1 to 4`, { stage })
   }
   const expected = width * height * channels
   if (data.length !== expected) {
-    return new FramePipeError('ERR_BAD_FRAME', `raw frame ${seq} is ${width}x${height}x${channels} = ${expected} bytes but carries ${data.length} bytes`, { stage })
+    return new FramePipeError(
+      'ERR_BAD_FRAME',
+      `raw frame ${seq} is ${width}x${height}x${channels} = ${expected} bytes but carries ${data.length} bytes`,
+      { stage },
+    )
   }
   return undefined
 }
@@ -40,7 +49,9 @@ export const MAX_PIXELS_DEFAULT = 50_000_000
 
 /** The `maxPixels` option of the stages that decode encoded input (jpeg/png/webp when transcoding, resize; decode words its own doc). */
 export const MAX_PIXELS_OPTION: OptionSpec = {
-  type: 'int', min: 1, default: MAX_PIXELS_DEFAULT,
+  type: 'int',
+  min: 1,
+  default: MAX_PIXELS_DEFAULT,
   doc: 'Largest image (width×height) decoded from encoded input; a bigger one is an error (ERR_DECODE), not an allocation',
 }
 
@@ -69,7 +80,10 @@ export function frameFrom(input: Frame, data: Buffer, info: OutputInfo, format: 
  */
 export function sharpError(code: ErrorCode, stage: string, verb: string, frame: Frame, err: unknown): FramePipeError {
   const reason = (err instanceof Error ? err.message : String(err)).split('\n')[0]
-  return new FramePipeError(code, `frame ${frame.seq} (${frame.data.length} bytes, format ${frame.format}) does not ${verb}: ${reason}`, { stage, cause: err })
+  return new FramePipeError(code, `frame ${frame.seq} (${frame.data.length} bytes, format ${frame.format}) does not ${verb}: ${reason}`, {
+    stage,
+    cause: err,
+  })
 }
 
 /**
@@ -77,15 +91,28 @@ export function sharpError(code: ErrorCode, stage: string, verb: string, frame: 
  * dimensions when an encoded frame is over `maxPixels`, otherwise
  * sharpError(code, …).
  */
-export async function sharpFailure(code: ErrorCode, stage: string, verb: string, frame: Frame, err: unknown, maxPixels: number): Promise<FramePipeError> {
+export async function sharpFailure(
+  code: ErrorCode,
+  stage: string,
+  verb: string,
+  frame: Frame,
+  err: unknown,
+  maxPixels: number,
+): Promise<FramePipeError> {
   if (frame.format === 'raw' || !/exceeds pixel limit/i.test(err instanceof Error ? err.message : String(err))) {
     return sharpError(code, stage, verb, frame, err)
   }
   // Read the header again (no pixels) to say how big the image claims to be.
-  const size = await sharp(frame.data, { limitInputPixels: false }).metadata().then(
-    ({ width, height }) => `is ${width}x${height} = ${width * height} pixels`,
-    // It was readable a moment ago; if not now, the limit is still what sharp reported.
-    () => 'has more pixels',
+  const size = await sharp(frame.data, { limitInputPixels: false })
+    .metadata()
+    .then(
+      ({ width, height }) => `is ${width}x${height} = ${width * height} pixels`,
+      // It was readable a moment ago; if not now, the limit is still what sharp reported.
+      () => 'has more pixels',
+    )
+  return new FramePipeError(
+    'ERR_DECODE',
+    `frame ${frame.seq} (${frame.data.length} bytes, format ${frame.format}) ${size}, more than maxPixels (${maxPixels})`,
+    { stage, cause: err },
   )
-  return new FramePipeError('ERR_DECODE', `frame ${frame.seq} (${frame.data.length} bytes, format ${frame.format}) ${size}, more than maxPixels (${maxPixels})`, { stage, cause: err })
 }

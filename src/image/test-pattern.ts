@@ -49,7 +49,10 @@ export class TestSource extends PacedSource {
       .then(
         (data): Frame => ({ data, format: 'jpeg', width, height, channels: 3, seq, timestamp }),
         (err: Error) => {
-          throw new FramePipeError('ERR_ENCODE', `cannot encode frame ${seq} (${width}x${height}) as JPEG: ${err.message}`, { stage: this.ctx.name, cause: err })
+          throw new FramePipeError('ERR_ENCODE', `cannot encode frame ${seq} (${width}x${height}) as JPEG: ${err.message}`, {
+            stage: this.ctx.name,
+            cause: err,
+          })
         },
       )
   }
@@ -60,8 +63,14 @@ export class TestSource extends PacedSource {
 // per-pixel work is limited to nothing: every shape is a run of a row.
 
 const BARS: readonly (readonly [number, number, number])[] = [
-  [255, 255, 255], [255, 255, 0], [0, 255, 255], [0, 255, 0],
-  [255, 0, 255], [255, 0, 0], [0, 0, 255], [0, 0, 0],
+  [255, 255, 255],
+  [255, 255, 0],
+  [0, 255, 255],
+  [0, 255, 0],
+  [255, 0, 255],
+  [255, 0, 0],
+  [0, 0, 255],
+  [0, 0, 0],
 ]
 
 // 5x7 digits, one string per row, '#' lit.
@@ -124,7 +133,7 @@ export function renderTestFrame(n: number, width: number, height: number): Buffe
   // Bars: one row, then double the filled part until the region is full.
   barsRow(width).copy(buf, 0)
   const barsEnd = barsH * stride
-  for (let filled = stride; filled < barsEnd; ) {
+  for (let filled = stride; filled < barsEnd;) {
     const len = Math.min(filled, barsEnd - filled)
     buf.copyWithin(filled, 0, len)
     filled += len

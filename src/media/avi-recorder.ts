@@ -210,7 +210,12 @@ export class AviSink extends Transform {
     if (this.o.fps === 0 && m.frames >= 2) this.lastFps = m.fps
     const fps = Math.round(m.fps * 1000) / 1000
     this.event({
-      event: 'close', file: seg.file, frames: m.frames, bytes: m.size, fps, reason,
+      event: 'close',
+      file: seg.file,
+      frames: m.frames,
+      bytes: m.size,
+      fps,
+      reason,
       message: `closed ${seg.file}: ${m.frames} frames, ${m.size} bytes, ${fps} fps${m.riffs > 1 ? `, OpenDML ${m.riffs} RIFFs` : ''} (${reason})`,
     })
   }
@@ -225,7 +230,10 @@ export class AviSink extends Transform {
   private serial<T>(op: () => Promise<T>): Promise<T> {
     const result = this.tail.then(op)
     // The queue only orders operations; each caller handles its own result.
-    this.tail = result.then(() => undefined, () => undefined)
+    this.tail = result.then(
+      () => undefined,
+      () => undefined,
+    )
     return result
   }
 

@@ -60,7 +60,10 @@ export function cameraPlans(o: CameraConfig): FfmpegPlan[] {
   const size = o.width > 0 && o.height > 0 ? ['-video_size', `${o.width}x${o.height}`] : []
   const fps = o.fps > 0 ? ['-framerate', String(o.fps)] : driver === 'avfoundation' ? ['-framerate', '30'] : []
   const pf = o.pixelFormat.trim().toLowerCase()
-  if (pf === '') throw new FramePipeError('ERR_INVALID_OPTION', "pixelFormat is empty: use auto, mjpeg, raw or a pixel format such as yuyv422", { stage: 'camera' })
+  if (pf === '')
+    throw new FramePipeError('ERR_INVALID_OPTION', 'pixelFormat is empty: use auto, mjpeg, raw or a pixel format such as yuyv422', {
+      stage: 'camera',
+    })
 
   const source = `${driver} ${device}`
   const label = (mode: string): string => `${source} (${mode})`
@@ -74,7 +77,13 @@ export function cameraPlans(o: CameraConfig): FfmpegPlan[] {
     case 'file': {
       // A recording read at its own rate (-re), as a camera would deliver it.
       const input = ['-re', '-i', device]
-      const copy: FfmpegPlan = { label: label('MJPEG passthrough'), source, args: [...input, ...mjpegOutput(true)], output: 'mjpeg', inputCodec: 'mjpeg' }
+      const copy: FfmpegPlan = {
+        label: label('MJPEG passthrough'),
+        source,
+        args: [...input, ...mjpegOutput(true)],
+        output: 'mjpeg',
+        inputCodec: 'mjpeg',
+      }
       const raw: FfmpegPlan = { label: label('raw'), source, args: [...input, ...rawOutput()], output: 'raw' }
       return pf === 'mjpeg' ? [copy] : pf === 'auto' ? [copy, raw] : [raw]
     }
@@ -83,8 +92,19 @@ export function cameraPlans(o: CameraConfig): FfmpegPlan[] {
       const input = (formatArgs: string[]): string[] => ['-f', driver, ...formatArgs, ...size, ...fps, '-i', device]
       // dshow selects the camera's MJPEG pin by codec, v4l2 by input format; avfoundation has no MJPEG.
       const mjpegArgs = driver === 'dshow' ? ['-vcodec', 'mjpeg'] : driver === 'v4l2' ? ['-input_format', 'mjpeg'] : undefined
-      const copy: FfmpegPlan | undefined = mjpegArgs && { label: label('MJPEG passthrough'), source, args: [...input(mjpegArgs), ...mjpegOutput(true)], output: 'mjpeg', inputCodec: 'mjpeg' }
-      const raw = (formatArgs: string[], mode: string): FfmpegPlan => ({ label: label(mode), source, args: [...input(formatArgs), ...rawOutput()], output: 'raw' })
+      const copy: FfmpegPlan | undefined = mjpegArgs && {
+        label: label('MJPEG passthrough'),
+        source,
+        args: [...input(mjpegArgs), ...mjpegOutput(true)],
+        output: 'mjpeg',
+        inputCodec: 'mjpeg',
+      }
+      const raw = (formatArgs: string[], mode: string): FfmpegPlan => ({
+        label: label(mode),
+        source,
+        args: [...input(formatArgs), ...rawOutput()],
+        output: 'raw',
+      })
       if (pf === 'mjpeg') {
         if (!copy) throw noMjpeg(driver)
         return [copy]
@@ -104,7 +124,12 @@ function deviceFor(driver: ConcreteDriver, o: CameraConfig): string {
     case 'avfoundation':
       return given || '0'
     case 'dshow':
-      if (!given) throw new FramePipeError('ERR_INVALID_OPTION', 'dshow needs device=<camera name>; list the names with: ffmpeg -list_devices true -f dshow -i dummy', { stage: 'camera' })
+      if (!given)
+        throw new FramePipeError(
+          'ERR_INVALID_OPTION',
+          'dshow needs device=<camera name>; list the names with: ffmpeg -list_devices true -f dshow -i dummy',
+          { stage: 'camera' },
+        )
       return given.startsWith('video=') ? given : `video=${given}`
     case 'lavfi': {
       if (given) return given
@@ -119,5 +144,7 @@ function deviceFor(driver: ConcreteDriver, o: CameraConfig): string {
 }
 
 function noMjpeg(driver: string): FramePipeError {
-  return new FramePipeError('ERR_INVALID_OPTION', `pixelFormat=mjpeg is not available with driver=${driver}; use auto or raw`, { stage: 'camera' })
+  return new FramePipeError('ERR_INVALID_OPTION', `pixelFormat=mjpeg is not available with driver=${driver}; use auto or raw`, {
+    stage: 'camera',
+  })
 }

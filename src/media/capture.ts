@@ -198,7 +198,9 @@ export class FfmpegFrameSource extends Readable {
     try {
       proc = new FfmpegProcess({ path: this.tool!.path, args: [...FFMPEG_BASE_ARGS, ...plan.args], onStderrLine })
     } catch (err) {
-      return void this.destroy(new FramePipeError('ERR_IO', `${plan.label}: cannot start ffmpeg: ${(err as Error).message}`, { stage: this.ctx.name, cause: err }))
+      return void this.destroy(
+        new FramePipeError('ERR_IO', `${plan.label}: cannot start ffmpeg: ${(err as Error).message}`, { stage: this.ctx.name, cause: err }),
+      )
     }
     this.proc = proc
     this.paused = false
@@ -282,7 +284,11 @@ export class FfmpegFrameSource extends Readable {
     this.queue.length = 0
     void this.retire(proc).then(() => {
       this.setRunning(0)
-      this.emitEvent({ event: 'stop', message: `stopped ffmpeg (pid ${proc.pid}): no frame read for ${this.c.idle} ms; it starts again on the next read`, pid: proc.pid })
+      this.emitEvent({
+        event: 'stop',
+        message: `stopped ffmpeg (pid ${proc.pid}): no frame read for ${this.c.idle} ms; it starts again on the next read`,
+        pid: proc.pid,
+      })
     })
   }
 
@@ -322,12 +328,18 @@ export class FfmpegFrameSource extends Readable {
     }
     if (failure && (this.runFrames === 0 || !this.c.endIsLoss)) {
       // After fallbacks, name the input; earlier reasons only when they say something else.
-      const other = earlier.filter((f) => f.failure !== failure).map((f) => `; before that ${f.label}: ${f.failure}`).join('')
+      const other = earlier
+        .filter((f) => f.failure !== failure)
+        .map((f) => `; before that ${f.label}: ${f.failure}`)
+        .join('')
       const text = earlier.length > 0 ? `${plan.source}: ${failure}${other}` : `${plan.label}: ${failure}`
       return void this.destroy(new FramePipeError('ERR_IO', text, { stage: this.ctx.name }))
     }
     if (this.c.endIsLoss) {
-      this.emit('warning', new FramePipeError('ERR_IO', `${plan.label} stopped after ${this.runFrames} frames: ${what}; ending`, { stage: this.ctx.name }))
+      this.emit(
+        'warning',
+        new FramePipeError('ERR_IO', `${plan.label} stopped after ${this.runFrames} frames: ${what}; ending`, { stage: this.ctx.name }),
+      )
     }
     this.finish()
   }
@@ -347,7 +359,10 @@ export class FfmpegFrameSource extends Readable {
     const more = this.dropsUnreported > 1 ? ` (${this.dropsUnreported} frames dropped since the last warning)` : ''
     this.lastDropWarning = t
     this.dropsUnreported = 0
-    this.emit('warning', new FramePipeError('ERR_BAD_FRAME', `dropped a frame of ${bytes} bytes: ${reason}${more}`, { stage: this.ctx.name }))
+    this.emit(
+      'warning',
+      new FramePipeError('ERR_BAD_FRAME', `dropped a frame of ${bytes} bytes: ${reason}${more}`, { stage: this.ctx.name }),
+    )
   }
 
   private setRunning(n: number): void {
@@ -394,7 +409,8 @@ export class RawCutter {
   setSize(width: number, height: number): string | undefined {
     if (this.size > 0) return undefined
     const size = width * height * 3
-    if (size > this.maxFrameBytes) return `ffmpeg sends ${width}x${height} RGB frames of ${size} bytes, more than maxFrameBytes (${this.maxFrameBytes})`
+    if (size > this.maxFrameBytes)
+      return `ffmpeg sends ${width}x${height} RGB frames of ${size} bytes, more than maxFrameBytes (${this.maxFrameBytes})`
     this.width = width
     this.height = height
     this.size = size
@@ -410,7 +426,9 @@ export class RawCutter {
     if (this.size === 0) {
       this.held.push(chunk)
       this.heldBytes += chunk.length
-      return this.heldBytes > this.maxFrameBytes ? `ffmpeg sent ${this.heldBytes} bytes of raw video without saying its size in its log` : undefined
+      return this.heldBytes > this.maxFrameBytes
+        ? `ffmpeg sent ${this.heldBytes} bytes of raw video without saying its size in its log`
+        : undefined
     }
     const size = this.size
     let pos = 0

@@ -64,7 +64,7 @@ export async function findTool(tool: Tool, option: string | undefined, stage?: s
   if (typeof npm === 'string') return found(npm, 'npm', `from ${NPM_PACKAGE[tool]}`)
   throw fail(
     `${tool} not found: ${envName} is not set, no ${tool} in PATH, and ${NPM_PACKAGE[tool]} ${npm.why}. ` +
-    `Install ffmpeg (apt install ffmpeg, brew install ffmpeg, winget install ffmpeg), run npm install, or give its path with ${tool}=/path/to/${tool}`,
+      `Install ffmpeg (apt install ffmpeg, brew install ffmpeg, winget install ffmpeg), run npm install, or give its path with ${tool}=/path/to/${tool}`,
   )
 }
 
@@ -76,7 +76,9 @@ async function isExecutable(path: string): Promise<{ why: string } | true> {
     return true
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
-    return { why: code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'is not executable' : `cannot be used (${code ?? String(err)})` }
+    return {
+      why: code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'is not executable' : `cannot be used (${code ?? String(err)})`,
+    }
   }
 }
 
@@ -113,7 +115,7 @@ async function fromNpm(tool: Tool): Promise<string | { why: string }> {
     const e = err as NodeJS.ErrnoException | string
     if (typeof e === 'object' && e !== null && e.code === 'ERR_MODULE_NOT_FOUND') return { why: 'is not installed' }
     // The packages throw (sometimes a bare string) on platforms they have no binary for.
-    return { why: `did not load (${typeof e === 'string' ? e : e?.message ?? String(e)})` }
+    return { why: `did not load (${typeof e === 'string' ? e : (e?.message ?? String(e))})` }
   }
   if (typeof path !== 'string') return { why: 'did not give a path' }
   let ok = await isExecutable(path)
@@ -197,7 +199,9 @@ export class FfmpegProcess {
     this.stdout.on('error', (err) => this.note(err))
     this.stdin?.on('error', (err) => this.note(err))
     this.exited = new Promise((resolve) => {
-      this.child.once('error', (err) => { this.spawnError ??= err })
+      this.child.once('error', (err) => {
+        this.spawnError ??= err
+      })
       this.child.once('close', (code: number | null, signal: NodeJS.Signals | null) => {
         if (this.partial) this.addLine(this.partial)
         this.partial = ''
@@ -284,7 +288,10 @@ export class FfmpegProcess {
 }
 
 function stripLevel(line: string): string {
-  return line.replace(LEVEL, '').replace(/^\[[^\]]+ @ 0x[0-9a-f]+\] /i, '').trim()
+  return line
+    .replace(LEVEL, '')
+    .replace(/^\[[^\]]+ @ 0x[0-9a-f]+\] /i, '')
+    .trim()
 }
 
 /**
@@ -337,8 +344,18 @@ const PROBE_OUTPUT_MAX = 1 << 20
 export async function probeVideo(ffprobe: string, file: string, stage: string): Promise<VideoProbe> {
   const proc = new FfmpegProcess({
     path: ffprobe,
-    args: ['-hide_banner', '-v', 'error', '-select_streams', 'v:0', '-show_entries',
-      'stream=codec_name,width,height,avg_frame_rate,r_frame_rate:format=duration', '-of', 'json', file],
+    args: [
+      '-hide_banner',
+      '-v',
+      'error',
+      '-select_streams',
+      'v:0',
+      '-show_entries',
+      'stream=codec_name,width,height,avg_frame_rate,r_frame_rate:format=duration',
+      '-of',
+      'json',
+      file,
+    ],
   })
   const chunks: Buffer[] = []
   let size = 0
@@ -353,7 +370,10 @@ export async function probeVideo(ffprobe: string, file: string, stage: string): 
   try {
     parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'))
   } catch (err) {
-    throw new FramePipeError('ERR_IO', `cannot read ${file}: ffprobe gave output that is not JSON (${(err as Error).message})`, { stage, cause: err })
+    throw new FramePipeError('ERR_IO', `cannot read ${file}: ffprobe gave output that is not JSON (${(err as Error).message})`, {
+      stage,
+      cause: err,
+    })
   }
   const s = parsed.streams?.[0]
   if (!s) throw new FramePipeError('ERR_IO', `${file} has no video stream`, { stage })

@@ -66,7 +66,10 @@ export class FilesSource extends PacedSource {
         height = meta.height ?? 0
         channels = meta.channels ?? 0
       } catch (err) {
-        throw new FramePipeError('ERR_DECODE', `cannot read the ${format} header of '${file}': ${(err as Error).message}`, { stage: this.ctx.name, cause: err })
+        throw new FramePipeError('ERR_DECODE', `cannot read the ${format} header of '${file}': ${(err as Error).message}`, {
+          stage: this.ctx.name,
+          cause: err,
+        })
       }
     }
     return { data, format, width, height, channels, seq: this.seq++, timestamp }
@@ -83,7 +86,9 @@ export async function listImages(path: string, stage = 'files'): Promise<string[
   const dir = dirname(path)
   const name = basename(path)
   if (WILDCARD.test(dir)) {
-    throw new FramePipeError('ERR_INVALID_OPTION', `wildcards are only supported in the file-name part of path, received '${path}'`, { stage })
+    throw new FramePipeError('ERR_INVALID_OPTION', `wildcards are only supported in the file-name part of path, received '${path}'`, {
+      stage,
+    })
   }
   let names: string[]
   let base: string

@@ -183,13 +183,31 @@ export class Mp4Sink extends Transform {
     const fps = this.fpsForNewRun()
     const { rate, scale } = rateOf(fps)
     const args = [
-      ...FFMPEG_BASE_ARGS, '-y',
-      '-f', 'mjpeg', '-framerate', `${rate}/${scale}`, '-i', 'pipe:0',
-      '-map', '0:v:0', '-an',
+      ...FFMPEG_BASE_ARGS,
+      '-y',
+      '-f',
+      'mjpeg',
+      '-framerate',
+      `${rate}/${scale}`,
+      '-i',
+      'pipe:0',
+      '-map',
+      '0:v:0',
+      '-an',
       // 4:2:0 H.264 needs even sizes: an odd last column or row is cropped.
-      '-vf', 'crop=trunc(iw/2)*2:trunc(ih/2)*2',
-      '-c:v', 'libx264', '-preset', this.o.preset, '-crf', String(this.o.crf), '-pix_fmt', 'yuv420p',
-      '-f', 'mp4', file,
+      '-vf',
+      'crop=trunc(iw/2)*2:trunc(ih/2)*2',
+      '-c:v',
+      'libx264',
+      '-preset',
+      this.o.preset,
+      '-crf',
+      String(this.o.crf),
+      '-pix_fmt',
+      'yuv420p',
+      '-f',
+      'mp4',
+      file,
     ]
     const proc = new FfmpegProcess({ path: this.tool!.path, args, stdin: 'pipe' })
     this.procs.add(proc)
@@ -201,7 +219,10 @@ export class Mp4Sink extends Transform {
     run.done = proc.exited.then(async (exit) => {
       this.procs.delete(proc)
       // On SIGINT/SIGTERM ffmpeg writes the end of the file and says so; that file is complete.
-      const stopped = proc.stderrTail().map((l) => /Exiting normally, received signal (\d+)/.exec(l)).find(Boolean)
+      const stopped = proc
+        .stderrTail()
+        .map((l) => /Exiting normally, received signal (\d+)/.exec(l))
+        .find(Boolean)
       if (stopped) {
         run.signalled = stopped[1]
         return
@@ -222,12 +243,21 @@ export class Mp4Sink extends Transform {
         if (this.run !== run) return
         // Signalled from outside: the file is complete; the next frame starts a new one.
         if (run.signalled) this.closeRun(`ffmpeg stopped by signal ${run.signalled}`)
-        else this.fail(new FramePipeError('ERR_IO', `ffmpeg ended before its input did (writing ${file}): ${proc.reason() ?? 'no message'}`, { stage: this.ctx.name }))
+        else
+          this.fail(
+            new FramePipeError('ERR_IO', `ffmpeg ended before its input did (writing ${file}): ${proc.reason() ?? 'no message'}`, {
+              stage: this.ctx.name,
+            }),
+          )
       },
       (err: FramePipeError) => this.fail(err),
     )
     this.run = run
-    this.emit('ffmpeg', { event: 'start', message: `started ffmpeg (pid ${proc.pid}) for ${file} at ${Math.round(fps * 1000) / 1000} fps`, pid: proc.pid })
+    this.emit('ffmpeg', {
+      event: 'start',
+      message: `started ffmpeg (pid ${proc.pid}) for ${file} at ${Math.round(fps * 1000) / 1000} fps`,
+      pid: proc.pid,
+    })
     this.segmentEvent({ event: 'open', file, frames: 0, fps, message: `recording ${file} (${width}x${height})` })
     return run
   }
@@ -250,7 +280,8 @@ export class Mp4Sink extends Transform {
       const onClose = (): void => {
         stdin.off('drain', onDrain)
         // ffmpeg went away: its exit says why.
-        const early = () => this.failure ?? new FramePipeError('ERR_IO', `ffmpeg closed its input (writing ${run.file})`, { stage: this.ctx.name })
+        const early = () =>
+          this.failure ?? new FramePipeError('ERR_IO', `ffmpeg closed its input (writing ${run.file})`, { stage: this.ctx.name })
         // A frame in the pipe of an ffmpeg stopped by a signal is lost with it (counted in drops).
         run.done.then(() => {
           if (!run.signalled) return reject(early())
@@ -275,15 +306,25 @@ export class Mp4Sink extends Transform {
     const closing = run.done.then(async () => {
       await previous
       this.segmentEvent({
-        event: 'close', file: run.file, frames: run.frames, fps: run.fps, reason,
+        event: 'close',
+        file: run.file,
+        frames: run.frames,
+        fps: run.fps,
+        reason,
         message: `closed ${run.file}: ${run.frames} frames at ${Math.round(run.fps * 1000) / 1000} fps (${reason})`,
       })
     })
     // Only the order matters here: a failure reaches the stream through fail().
-    this.lastClose = closing.then(() => undefined, () => undefined)
+    this.lastClose = closing.then(
+      () => undefined,
+      () => undefined,
+    )
     this.closing.add(closing)
     // Failures reach the stream through fail() (run.done's handler); the set only tracks what is pending.
-    closing.then(() => this.closing.delete(closing), () => this.closing.delete(closing))
+    closing.then(
+      () => this.closing.delete(closing),
+      () => this.closing.delete(closing),
+    )
   }
 
   private async waitClosing(): Promise<void> {

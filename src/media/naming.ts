@@ -75,7 +75,9 @@ const TIME_TOKENS: Record<string, (t: TimeParts) => string> = {
 }
 
 export const NAME_TOKENS: readonly string[] = [
-  '%d', '%0Nd', '%%',
+  '%d',
+  '%0Nd',
+  '%%',
   ...Object.keys(TOKENS).map((k) => `{${k}}`),
   ...Object.keys(TIME_TOKENS).map((k) => `{${k}}`),
 ]
@@ -87,9 +89,7 @@ export function extensionFor(format: FrameFormat): string {
 }
 
 type Part =
-  | { kind: 'literal'; text: string }
-  | { kind: 'var'; fn: (v: NameVars) => string }
-  | { kind: 'time'; fn: (t: TimeParts) => string }
+  { kind: 'literal'; text: string } | { kind: 'var'; fn: (v: NameVars) => string } | { kind: 'time'; fn: (t: TimeParts) => string }
 
 /**
  * Compile a pattern: `%d` is the index, `%0Nd` the index zero-padded to N
@@ -110,7 +110,7 @@ export function compilePattern(pattern: string, stage?: string, option = 'patter
     if (literal) parts.push({ kind: 'literal', text: literal })
     literal = ''
   }
-  for (let i = 0; i < pattern.length; ) {
+  for (let i = 0; i < pattern.length;) {
     const ch = pattern[i]!
     if (ch === '%') {
       const m = /^%(?:%|d|0(\d{1,2})d)/.exec(pattern.slice(i))

@@ -6,7 +6,7 @@ import { open, type FileHandle } from 'node:fs/promises'
 import { dirname, extname, join } from 'node:path'
 import { FramePipeError } from '../core/errors.js'
 import { expectFrame } from '../core/checks.js'
-import {  sniffFormat, type Frame } from '../core/frame.js'
+import { sniffFormat, type Frame } from '../core/frame.js'
 import { jpegDimensions } from '../wire/jpeg.js'
 import { Directories } from './directories.js'
 import type { OptionSpec } from '../core/spec.js'
@@ -25,14 +25,20 @@ export function jpegFrameSize(record: unknown, stage: string, needs: string): { 
   if (frame instanceof FramePipeError) return frame
   if (frame.format === 'raw') {
     const dims = `${frame.width}x${frame.height}${frame.channels ? `x${frame.channels}` : ''}`
-    return new FramePipeError('ERR_BAD_FRAME', `frame ${frame.seq} is raw pixels (${dims}): ${needs}; insert jpeg before ${stage}`, { stage })
+    return new FramePipeError('ERR_BAD_FRAME', `frame ${frame.seq} is raw pixels (${dims}): ${needs}; insert jpeg before ${stage}`, {
+      stage,
+    })
   }
   if (frame.format !== 'jpeg' && sniffFormat(frame.data) !== 'jpeg') {
     return new FramePipeError('ERR_BAD_FRAME', `frame ${frame.seq} is ${frame.format}: ${needs}; insert jpeg before ${stage}`, { stage })
   }
   const size = jpegDimensions(frame.data)
   if (!size) {
-    return new FramePipeError('ERR_BAD_FRAME', `frame ${frame.seq} (${frame.data.length} bytes) is not a JPEG with a frame header (no SOF marker before the first scan)`, { stage })
+    return new FramePipeError(
+      'ERR_BAD_FRAME',
+      `frame ${frame.seq} (${frame.data.length} bytes) is not a JPEG with a frame header (no SOF marker before the first scan)`,
+      { stage },
+    )
   }
   return size
 }
@@ -71,7 +77,8 @@ export class SegmentFiles {
    * ends it too.
    */
   rotation(current: { width: number; height: number }, first: number, frame: Frame, width: number, height: number): string | undefined {
-    if (width !== current.width || height !== current.height) return `frame size changed from ${current.width}x${current.height} to ${width}x${height}`
+    if (width !== current.width || height !== current.height)
+      return `frame size changed from ${current.width}x${current.height} to ${width}x${height}`
     const d = this.o.segment
     if (d > 0 && Math.abs(frame.timestamp - first) >= d) return `segment of ${d} ms complete`
     return undefined
@@ -103,7 +110,9 @@ export async function createUnique(wanted: string, stage: string): Promise<{ fh:
       }
     }
   }
-  throw new FramePipeError('ERR_IO', `'${wanted}' and ${MAX_SUFFIX} suffixed names (_1 … _${MAX_SUFFIX}) exist already: change pattern`, { stage })
+  throw new FramePipeError('ERR_IO', `'${wanted}' and ${MAX_SUFFIX} suffixed names (_1 … _${MAX_SUFFIX}) exist already: change pattern`, {
+    stage,
+  })
 }
 
 // ------------------------------------------------------------- recorders (avi, mp4)
@@ -115,14 +124,16 @@ export function recordingDirOption(): OptionSpec {
 /** Segment names: naming.ts's tokens, and never replacing a file (see below). */
 export function recordingPatternOption(ext: string): OptionSpec {
   return {
-    type: 'string', default: `rec-{date}_{time}.${ext}`,
+    type: 'string',
+    default: `rec-{date}_{time}.${ext}`,
     doc: "File name of each segment, from its first frame's timestamp (local time): {date} YYYY-MM-DD, {time} HH-MM-SS, {ms} epoch ms, {Y}{M}{D}{h}{m}{s}, %d/%0Nd = segment number from 0, {seq}, %% = %; may contain subdirectories. An existing file is never replaced: _1, _2 … is added before the extension",
   }
 }
 
 /** Rotation by time (rotation() below); `more` adds what it means for this recorder. */
 export function recordingSegmentOption(more?: string): OptionSpec {
-  const doc = "Start a new file when a frame's timestamp is this far from the segment's first frame (either way: a clock stepped back counts); 0 = off"
+  const doc =
+    "Start a new file when a frame's timestamp is this far from the segment's first frame (either way: a clock stepped back counts); 0 = off"
   return { type: 'duration', min: 0, default: 0, doc: more ? `${doc}. ${more}` : doc }
 }
 

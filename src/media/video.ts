@@ -79,10 +79,12 @@ async function videoPlans(o: VideoConfig, ctx: StageContext, clock: MediaClock):
   if (probe.codec === 'mjpeg' && vf.length === 0) {
     return [{ label: `${what}, MJPEG passthrough)`, source, args: [...input, ...mjpegOutput(true)], output: 'mjpeg', inputCodec: 'mjpeg' }]
   }
-  return [{
-    label: `${what} → JPEG q:v ${o.qscale})`,
-    source,
-    args: [...input, ...mjpegOutput(false, [...vf, '-c:v', 'mjpeg', '-q:v', String(o.qscale)])],
-    output: 'mjpeg',
-  }]
+  return [
+    {
+      label: `${what} → JPEG q:v ${o.qscale})`,
+      source,
+      args: [...input, ...mjpegOutput(false, [...vf, '-c:v', 'mjpeg', '-q:v', String(o.qscale)])],
+      output: 'mjpeg',
+    },
+  ]
 }

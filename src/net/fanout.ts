@@ -191,7 +191,9 @@ export class FanOut<T, C extends FanClient<T>> {
       }
       if (serverClosed) whenClosed()
     }
-    this.onProgress = () => { if (this.drained()) finish() }
+    this.onProgress = () => {
+      if (this.drained()) finish()
+    }
     this.lingerTimer = setTimeout(finish, this.o.linger)
     this.onProgress()
   }

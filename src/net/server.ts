@@ -39,7 +39,13 @@ export class StageServer<S extends Server = Server> {
    * says otherwise), emitted after the callback; undefined emits nothing (the
    * owner stopped while the server was starting).
    */
-  listen(server: S, host: string, port: number, callback: (error?: Error | null) => void, announce: (address: AddressInfo) => unknown = (address) => address): void {
+  listen(
+    server: S,
+    host: string,
+    port: number,
+    callback: (error?: Error | null) => void,
+    announce: (address: AddressInfo) => unknown = (address) => address,
+  ): void {
     this.listener = server
     listenFor(this.owner, server, host, port, this.stage, (err, address) => {
       if (err) return callback(err)

@@ -38,7 +38,13 @@ export function describeLoss(err: Error | undefined): string {
 }
 
 /** Listen on host:port; the callback gets the bound address or a one-line networkError (`tcp-server: port in use: 127.0.0.1:9000`). */
-export function listen(server: Server, host: string, port: number, stage: string, callback: (err: Error | null, address?: AddressInfo) => void): void {
+export function listen(
+  server: Server,
+  host: string,
+  port: number,
+  stage: string,
+  callback: (err: Error | null, address?: AddressInfo) => void,
+): void {
   const onError = (err: Error) => {
     server.off('listening', onListening)
     callback(networkError(stage, err, formatAddress(host, port)))
@@ -53,7 +59,14 @@ export function listen(server: Server, host: string, port: number, stage: string
 }
 
 /** listen() for a server stage: once it listens, a later error of the server destroys `owner` with a one-line networkError. */
-export function listenFor(owner: { destroy(err: Error): unknown }, server: Server, host: string, port: number, stage: string, callback: (err: Error | null, address?: AddressInfo) => void): void {
+export function listenFor(
+  owner: { destroy(err: Error): unknown },
+  server: Server,
+  host: string,
+  port: number,
+  stage: string,
+  callback: (err: Error | null, address?: AddressInfo) => void,
+): void {
   listen(server, host, port, stage, (err, address) => {
     if (!err) server.on('error', (e) => owner.destroy(networkError(stage, e, formatAddress(host, port))))
     callback(err, address)

@@ -51,7 +51,9 @@ export abstract class FrameServer<C extends ServedClient = ServedClient> extends
       counters: ctx.counters,
       grace: 'rest',
       ...packetsToSocket,
-      pumped: (c) => { if (!c.closing) this.onPumped(c) },
+      pumped: (c) => {
+        if (!c.closing) this.onPumped(c)
+      },
       left: (c, reason) => {
         if (reason !== 'end') c.socket.destroy()
         this.onLeave(c)
@@ -78,11 +80,20 @@ export abstract class FrameServer<C extends ServedClient = ServedClient> extends
   }
 
   override _construct(callback: (error?: Error | null) => void): void {
-    this.server.listen(net.createServer((socket) => this.accept(socket)), this.so.host, this.so.port, callback)
+    this.server.listen(
+      net.createServer((socket) => this.accept(socket)),
+      this.so.host,
+      this.so.port,
+      callback,
+    )
   }
 
   override _transform(record: unknown, _encoding: BufferEncoding, callback: TransformCallback): void {
-    const frame = expectFrame(this.ctx.name, record, `${this.ctx.name} puts its own header on frames: remove 'prefix' before it, or insert unprefix`)
+    const frame = expectFrame(
+      this.ctx.name,
+      record,
+      `${this.ctx.name} puts its own header on frames: remove 'prefix' before it, or insert unprefix`,
+    )
     if (frame instanceof FramePipeError) return callback(frame)
     const packet = this.encode(frame)
     if (packet instanceof FramePipeError) return callback(packet)
@@ -129,7 +140,8 @@ export abstract class FrameServer<C extends ServedClient = ServedClient> extends
 
   private accept(socket: Socket): void {
     const peer = peerName(socket)
-    if (this.clients.size >= this.so.maxClients) return this.server.refuse(peer, `already ${this.clients.size} clients (maxClients)`, socket)
+    if (this.clients.size >= this.so.maxClients)
+      return this.server.refuse(peer, `already ${this.clients.size} clients (maxClients)`, socket)
     const client = this.newClient({ socket, peer, queue: [], drops: 0, sent: 0, gone: false, closing: false })
     socket.on('data', (data: Buffer) => {
       // After we ended the connection its bytes are read only so that closing sends FIN, not RST.

@@ -22,18 +22,26 @@ export const spec = defineStage<CmdServerOptions, CmdServer>({
   kind: 'sink',
   input: 'frames',
   output: 'frames',
-  description: 'Serve frames to clients that ask with one-character commands (seed 003: 0 one image, 1 confirm, 2 close, 3 stream, q stop); a transport with its own framing',
+  description:
+    'Serve frames to clients that ask with one-character commands (seed 003: 0 one image, 1 confirm, 2 close, 3 stream, q stop); a transport with its own framing',
   passes: 'each Frame, unchanged, once it is the newest and queued to the streaming clients',
   options: {
     host: hostOption(),
     port: portOption(6810),
-    header: { type: 'enum', values: FIXED_HEADER_FORMATS, default: 'u32be', doc: 'Length header before each image: u32be is what seed 003\'s client reads' },
+    header: {
+      type: 'enum',
+      values: FIXED_HEADER_FORMATS,
+      default: 'u32be',
+      doc: "Length header before each image: u32be is what seed 003's client reads",
+    },
     maxQueue: {
-      type: 'int', min: 1, default: 8,
-      doc: 'Images queued per client; when a slow streaming client\'s queue is full its oldest image is dropped (counted in drops)',
+      type: 'int',
+      min: 1,
+      default: 8,
+      doc: "Images queued per client; when a slow streaming client's queue is full its oldest image is dropped (counted in drops)",
     },
     maxClients: maxClientsOption(),
-    linger: lingerOption('At the end (and after a \'2\'), how long to wait for clients to take what is queued and close'),
+    linger: lingerOption("At the end (and after a '2'), how long to wait for clients to take what is queued and close"),
   },
   create(o, ctx) {
     return new CmdServer(o, ctx)

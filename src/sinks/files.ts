@@ -23,16 +23,21 @@ export const spec = defineStage<FilesSinkOptions, Duplex>({
   options: {
     dir: { type: 'string', default: 'out', doc: 'Directory for the files; created if missing' },
     pattern: {
-      type: 'string', default: 'frame-%06d.{ext}',
-      doc: 'File name: %d or %0Nd = running index from `start`, {seq} = frame.seq, {ext} = jpg/png/webp/raw/bin by format, %% = %; '
-        + 'local time of the frame (or of its segment\'s start): {ms} epoch ms, {date} YYYY-MM-DD, {time} HH-MM-SS, {Y} {M} {D} {h} {m} {s}; may contain subdirectories',
+      type: 'string',
+      default: 'frame-%06d.{ext}',
+      doc:
+        'File name: %d or %0Nd = running index from `start`, {seq} = frame.seq, {ext} = jpg/png/webp/raw/bin by format, %% = %; ' +
+        "local time of the frame (or of its segment's start): {ms} epoch ms, {date} YYYY-MM-DD, {time} HH-MM-SS, {Y} {M} {D} {h} {m} {s}; may contain subdirectories",
     },
     start: { type: 'int', min: 0, default: 0, doc: 'First value of the %d index' },
     overwrite: { type: 'boolean', default: true, doc: 'Replace existing files; false: an existing file is an error (ERR_IO)' },
     segment: {
-      type: 'duration', min: 0, default: 0,
-      doc: 'Group files in segments of this length (by frame timestamps): time tokens show the segment start, and %d restarts per segment when the pattern has a time token '
-        + '(it continues instead when a segment\'s time text repeats an earlier one, so names stay unique); 0: time tokens show each frame\'s time',
+      type: 'duration',
+      min: 0,
+      default: 0,
+      doc:
+        'Group files in segments of this length (by frame timestamps): time tokens show the segment start, and %d restarts per segment when the pattern has a time token ' +
+        "(it continues instead when a segment's time text repeats an earlier one, so names stay unique); 0: time tokens show each frame's time",
     },
   },
   create(o, ctx) {

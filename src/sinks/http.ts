@@ -29,12 +29,15 @@ export const spec = defineStage<HttpSinkOptions, HttpSink>({
     port: portOption(8080, 'Port to listen on; 0 picks a free one (see the listening event and url())'),
     auth: { type: 'string', default: '', doc: "Require HTTP basic auth on every route, given as 'user:password'; '' = open" },
     maxQueue: {
-      type: 'int', min: 1, default: 2,
+      type: 'int',
+      min: 1,
+      default: 2,
       doc: "Frames queued per viewer; when a slow viewer's queue is full its oldest frame is dropped (counted in drops), so it always gets the newest",
     },
     maxViewers: { type: 'int', min: 1, default: 64, doc: 'Streams served at once; more get 503 and are logged' },
     lazy: {
-      type: 'boolean', default: false,
+      type: 'boolean',
+      default: false,
       doc: 'With no viewer, hold the next frame (backpressure) so the source pauses; the first viewer releases it. Pair with camera idle= to stop the camera between viewers',
     },
     linger: lingerOption('At the end, how long viewers get to receive their queued frames before their connections close'),

@@ -27,8 +27,17 @@ export const spec = defineStage<Mp4Options, Mp4Sink>({
       "Frame rate of the video; 0 = measured from the frames' timestamps, so the video plays at the speed it was captured: the first file's rate from its first frames (up to 30 frames or 1 s are held before ffmpeg starts; 30 when they give no span), each later file's from the whole previous one",
     ),
     crf: { type: 'int', min: 0, max: 51, default: 23, doc: 'libx264 constant rate factor: lower is better quality and bigger files' },
-    preset: { type: 'enum', values: X264_PRESETS, default: 'veryfast', doc: 'libx264 preset: slower presets give smaller files for more CPU' },
-    ffmpeg: { type: 'string', default: '', doc: 'ffmpeg to run (a path, or a name in PATH); empty = FRAME_PIPE_FFMPEG, then PATH, then the npm-shipped binary' },
+    preset: {
+      type: 'enum',
+      values: X264_PRESETS,
+      default: 'veryfast',
+      doc: 'libx264 preset: slower presets give smaller files for more CPU',
+    },
+    ffmpeg: {
+      type: 'string',
+      default: '',
+      doc: 'ffmpeg to run (a path, or a name in PATH); empty = FRAME_PIPE_FFMPEG, then PATH, then the npm-shipped binary',
+    },
   },
   create(o, ctx) {
     return new Mp4Sink(o, ctx)

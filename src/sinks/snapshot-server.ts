@@ -18,7 +18,8 @@ export const spec = defineStage<SnapshotServerOptions, SnapshotServer>({
   kind: 'sink',
   input: 'frames',
   output: 'frames',
-  description: "Keep the newest frame and send it to each client that asks (one byte 'G' per request, reply: native header + payload); a transport with its own framing",
+  description:
+    "Keep the newest frame and send it to each client that asks (one byte 'G' per request, reply: native header + payload); a transport with its own framing",
   passes: 'each Frame, unchanged, once it is the newest',
   options: {
     host: hostOption(),

@@ -20,9 +20,10 @@ export const spec = defineStage<StdoutOptions, Transform>({
     return new PacketWriter(process.stdout, ctx, {
       // Standard output belongs to the process, not to this stage.
       end: false,
-      describeError: (err) => (err as NodeJS.ErrnoException).code === 'EPIPE'
-        ? new FramePipeError('ERR_IO', 'the reader of standard output went away (EPIPE)', { stage: ctx.name, cause: err })
-        : new FramePipeError('ERR_IO', `cannot write to standard output: ${err.message}`, { stage: ctx.name, cause: err }),
+      describeError: (err) =>
+        (err as NodeJS.ErrnoException).code === 'EPIPE'
+          ? new FramePipeError('ERR_IO', 'the reader of standard output went away (EPIPE)', { stage: ctx.name, cause: err })
+          : new FramePipeError('ERR_IO', `cannot write to standard output: ${err.message}`, { stage: ctx.name, cause: err }),
     })
   },
 })

@@ -30,16 +30,21 @@ export const spec = defineStage<TcpClientSinkOptions, TcpClientSink>({
     host: serverHostOption(),
     port: serverPortOption(),
     reconnect: {
-      type: 'boolean', default: true,
+      type: 'boolean',
+      default: true,
       doc: 'When the server goes away, reconnect (backoff from retryMin to retryMax); a packet cut by the loss is dropped, never resumed',
     },
     waitForServer: { type: 'boolean', default: false, doc: 'Retry the first connection too, instead of failing when no server is there' },
     maxQueue: {
-      type: 'int', min: 1, default: 8,
+      type: 'int',
+      min: 1,
+      default: 8,
       doc: 'Packets kept while disconnected or while the server is slow; what happens when it is full is whenFull',
     },
     whenFull: {
-      type: 'enum', values: ['wait', 'drop'], default: 'wait',
+      type: 'enum',
+      values: ['wait', 'drop'],
+      default: 'wait',
       doc: 'Queue full: wait holds the source back (a live camera then drops its own oldest frames); drop discards the oldest queued packet (counted in drops) and never slows the source',
     },
     retryMin: { type: 'duration', min: 1, default: 100, doc: 'First delay before a retry; doubles on each failure' },
@@ -47,9 +52,12 @@ export const spec = defineStage<TcpClientSinkOptions, TcpClientSink>({
     connectTimeout: { type: 'duration', min: 1, default: 5000, doc: 'Give up a connection attempt after this long' },
     linger: lingerOption('At the end, how long to wait for the queue to reach the server before closing'),
     pause: {
-      type: 'duration', min: 0, default: 0,
-      doc: 'Wait this long between a packet\'s header and its payload (seed 002\'s receiver tells them apart only by this pause: pause=1s); '
-        + 'while pausing the next packet is held back (backpressure on the source), never dropped',
+      type: 'duration',
+      min: 0,
+      default: 0,
+      doc:
+        "Wait this long between a packet's header and its payload (seed 002's receiver tells them apart only by this pause: pause=1s); " +
+        'while pausing the next packet is held back (backpressure on the source), never dropped',
     },
   },
   create(o, ctx) {

@@ -18,9 +18,18 @@ export const spec = defineStage<FilesSourceOptions, PacedSource>({
   output: 'frames',
   description: 'Read image files (a directory or a glob such as shots/cam-*.jpg) as frames, in natural order',
   options: {
-    path: { type: 'string', required: true, doc: "A directory (every .jpg/.jpeg/.png/.webp in it) or a glob with * and ? in the file-name part, e.g. 'shots/cam-*.jpg'" },
+    path: {
+      type: 'string',
+      required: true,
+      doc: "A directory (every .jpg/.jpeg/.png/.webp in it) or a glob with * and ? in the file-name part, e.g. 'shots/cam-*.jpg'",
+    },
     loop: { type: 'boolean', default: false, doc: 'Start again from the first file after the last' },
-    fps: { type: 'number', min: 0, default: 0, doc: 'Frames per second on an absolute schedule; 0 = as fast as downstream takes them. One file is read per request from downstream' },
+    fps: {
+      type: 'number',
+      min: 0,
+      default: 0,
+      doc: 'Frames per second on an absolute schedule; 0 = as fast as downstream takes them. One file is read per request from downstream',
+    },
   },
   create(o, ctx) {
     return new FilesSource(o, ctx)

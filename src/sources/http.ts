@@ -22,22 +22,33 @@ export const spec = defineStage<HttpSourceOptions, HttpSource>({
   description: 'Read JPEG frames from an MJPEG stream (or a snapshot URL) over HTTP',
   options: {
     url: {
-      type: 'string', required: true,
+      type: 'string',
+      required: true,
       doc: 'http:// or https:// URL of a multipart/x-mixed-replace stream (e.g. …/stream.mjpg) or of a single image; user:password@ in it is sent as basic auth',
     },
     reconnect: {
-      type: 'boolean', default: true,
+      type: 'boolean',
+      default: true,
       doc: 'Retry a failed or lost connection with backoff from retryMin to retryMax (4xx answers other than 408/429 stay errors); off: a failure is an error and the server ending the stream ends it',
     },
     retryMin: { type: 'duration', min: 1, default: 250, doc: 'First delay before a retry; doubles on each failure' },
     retryMax: { type: 'duration', min: 1, default: 5000, doc: 'Longest delay between retries' },
-    timeout: { type: 'duration', min: 1, default: 10_000, doc: 'Give up on a connection that has sent nothing for this long (connecting included)' },
+    timeout: {
+      type: 'duration',
+      min: 1,
+      default: 10_000,
+      doc: 'Give up on a connection that has sent nothing for this long (connecting included)',
+    },
     maxFrameBytes: {
-      type: 'size', min: 1, default: 16 * 2 ** 20,
+      type: 'size',
+      min: 1,
+      default: 16 * 2 ** 20,
       doc: 'Largest frame accepted; a bigger Content-Length, or a part that grows past it before its boundary, is an error raised before memory is set aside',
     },
     every: {
-      type: 'duration', min: 0, default: 0,
+      type: 'duration',
+      min: 0,
+      default: 0,
       doc: 'For a URL that answers with one image (a snapshot): fetch it again this often; 0: fetch it once and end',
     },
   },

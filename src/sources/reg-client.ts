@@ -20,18 +20,28 @@ export const spec = defineStage<RegClientOptions, RegClientSource>({
   kind: 'source',
   input: null,
   output: 'frames',
-  description: 'Register a UDP port with a seed-004 server over TCP and receive one frame per datagram, answering each with continue (a transport with its own framing)',
+  description:
+    'Register a UDP port with a seed-004 server over TCP and receive one frame per datagram, answering each with continue (a transport with its own framing)',
   options: {
     host: serverHostOption('Server to register with'),
     port: serverPortOption(9999, 'Server TCP registration port'),
-    udpPort: { type: 'int', min: 0, max: 65535, default: 0, doc: 'UDP port to receive frames on (bound on the address the TCP connection uses, before registering); 0 = any free port' },
+    udpPort: {
+      type: 'int',
+      min: 0,
+      max: 65535,
+      default: 0,
+      doc: 'UDP port to receive frames on (bound on the address the TCP connection uses, before registering); 0 = any free port',
+    },
     timeout: {
-      type: 'duration', min: 1, default: 2000,
+      type: 'duration',
+      min: 1,
+      default: 2000,
       doc: 'No frame this long after a reply: send the reply again (counted in resends); when `retries` resends go unanswered too, fail with ERR_NETWORK (or end cleanly if the server has closed the registration connection)',
     },
     retries: { type: 'int', min: 0, default: 3, doc: 'Timeouts in a row tolerated before giving up' },
     dedupe: {
-      type: 'boolean', default: true,
+      type: 'boolean',
+      default: true,
       doc: 'A datagram byte-identical to the previous frame is a repeat (a resend after a lost reply, or a duplicated datagram): answered but not delivered, counted in repeats; false: deliver it (a source that really sends identical frames)',
     },
     connectTimeout: { type: 'duration', min: 1, default: 5000, doc: 'Give up connecting to the server after this long' },

@@ -21,11 +21,17 @@ export const spec = defineStage<SnapshotClientOptions, SnapshotClient>({
   kind: 'source',
   input: null,
   output: 'frames',
-  description: "Ask a snapshot-server for its newest frame once per period ('G' → native header + payload); a transport with its own framing",
+  description:
+    "Ask a snapshot-server for its newest frame once per period ('G' → native header + payload); a transport with its own framing",
   options: {
     host: serverHostOption(),
     port: serverPortOption(6811),
-    every: { type: 'duration', min: 0, default: 1000, doc: 'One request per period (absolute schedule), only while downstream wants frames; 0 = as fast as downstream takes them' },
+    every: {
+      type: 'duration',
+      min: 0,
+      default: 1000,
+      doc: 'One request per period (absolute schedule), only while downstream wants frames; 0 = as fast as downstream takes them',
+    },
     count: { type: 'int', min: 0, default: 0, doc: 'Frames to get, then end cleanly; 0 = until stopped' },
     timeout: { type: 'duration', min: 1, default: 2000, doc: 'Connecting, and each reply, must take less than this; else one clear error' },
     maxFrameBytes: { type: 'size', min: 1, default: 64 * 2 ** 20, doc: 'Largest frame accepted; a reply announcing more is an error' },

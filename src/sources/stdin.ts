@@ -24,7 +24,13 @@ export const stdin = stageFactory(spec)
 /** A byte source over your own Readable (a file stream, a child's stdout): a stage named 'readable'. */
 export function fromReadable(readable: Readable): Staged<Readable> {
   const counters = newCounters()
-  return tagStage(new ByteReader(readable, { name: 'readable', counters }), { name: 'readable', kind: 'source', input: null, output: 'bytes', counters })
+  return tagStage(new ByteReader(readable, { name: 'readable', counters }), {
+    name: 'readable',
+    kind: 'source',
+    input: null,
+    output: 'bytes',
+    counters,
+  })
 }
 
 /** Re-emits a byte Readable's chunks as Buffers on an object-mode edge, pausing it when downstream is full. */

@@ -25,14 +25,16 @@ export const spec = defineStage<TcpClientSourceOptions, TcpClientSource>({
     host: serverHostOption(),
     port: serverPortOption(),
     reconnect: {
-      type: 'boolean', default: false,
+      type: 'boolean',
+      default: false,
       doc: 'Retry a failed or lost connection (backoff from retryMin to retryMax), a Boundary marking each cut; off: a failed connection is an error and the server closing ends the stream',
     },
     retryMin: { type: 'duration', min: 1, default: 100, doc: 'First delay before a retry; doubles on each failure' },
     retryMax: { type: 'duration', min: 1, default: 5000, doc: 'Longest delay between retries' },
     connectTimeout: { type: 'duration', min: 1, default: 5000, doc: 'Give up a connection attempt after this long' },
     greeting: {
-      type: 'string', default: '',
+      type: 'string',
+      default: '',
       doc: 'Text (UTF-8) sent once right after each connection is made, e.g. greeting="hello Apple Cai!" as seed 001\'s client; nothing else is ever sent',
     },
   },

@@ -23,7 +23,9 @@ export const spec = defineStage<TcpServerSourceOptions, TcpServerSource>({
     port: portOption(9000),
     once: { type: 'boolean', default: false, doc: 'End the stream when the first client disconnects (scripts, tests)' },
     maxWaiting: {
-      type: 'int', min: 0, default: 16,
+      type: 'int',
+      min: 0,
+      default: 16,
       doc: 'Clients held (unread, in arrival order) while another is being served; more connections are closed and logged',
     },
   },

@@ -19,9 +19,20 @@ export const spec = defineStage<TestsrcOptions, PacedSource>({
   options: {
     width: { type: 'int', min: 16, max: 8192, default: 640, doc: 'Frame width in pixels' },
     height: { type: 'int', min: 16, max: 8192, default: 480, doc: 'Frame height in pixels' },
-    fps: { type: 'number', min: 0, max: 1000, default: 30, doc: 'Frames per second on an absolute schedule; 0 = as fast as downstream takes them. A slow consumer slows the source (one frame buffered); when behind, at most one frame is made up' },
+    fps: {
+      type: 'number',
+      min: 0,
+      max: 1000,
+      default: 30,
+      doc: 'Frames per second on an absolute schedule; 0 = as fast as downstream takes them. A slow consumer slows the source (one frame buffered); when behind, at most one frame is made up',
+    },
     count: { type: 'int', min: 0, default: 0, doc: 'Frames to produce before ending; 0 = endless' },
-    format: { type: 'enum', values: TESTSRC_FORMATS, default: 'raw', doc: 'raw: RGB pixels (3 channels); jpeg: encoded with sharp at `quality`' },
+    format: {
+      type: 'enum',
+      values: TESTSRC_FORMATS,
+      default: 'raw',
+      doc: 'raw: RGB pixels (3 channels); jpeg: encoded with sharp at `quality`',
+    },
     quality: { type: 'int', min: 1, max: 100, default: 80, doc: 'JPEG quality when format=jpeg' },
   },
   create(o, ctx) {

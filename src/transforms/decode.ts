@@ -19,15 +19,22 @@ export interface DecodeOptions {
 }
 
 export const spec = defineStage<DecodeOptions, Transform>({
-  name: 'decode', kind: 'transform', input: 'frames', output: 'frames',
+  name: 'decode',
+  kind: 'transform',
+  input: 'frames',
+  output: 'frames',
   description: 'Decode JPEG/PNG/WebP frames to raw pixels (raw frames pass through unchanged)',
   options: {
     channels: {
-      type: 'enum', values: DECODE_CHANNELS, default: '3',
+      type: 'enum',
+      values: DECODE_CHANNELS,
+      default: '3',
       doc: "Channels of the pixels: '3' RGB (alpha dropped, grey expanded), '4' RGBA (opaque alpha added), 'keep' what the image has",
     },
     onError: {
-      type: 'enum', values: DECODE_ON_ERROR, default: 'fail',
+      type: 'enum',
+      values: DECODE_ON_ERROR,
+      default: 'fail',
       doc: "A frame that does not decode: 'fail' stops the pipeline with ERR_DECODE; 'drop' skips it and counts it in drops (for lossy transports)",
     },
     maxPixels: {

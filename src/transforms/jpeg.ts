@@ -22,20 +22,30 @@ export interface JpegOptions {
 }
 
 export const spec = defineStage<JpegOptions, Transform>({
-  name: 'jpeg', kind: 'transform', input: 'frames', output: 'frames',
+  name: 'jpeg',
+  kind: 'transform',
+  input: 'frames',
+  output: 'frames',
   description: 'Encode frames as JPEG (raw pixels are encoded, PNG/WebP transcoded, JPEG passed through unchanged)',
   options: {
     quality: { type: 'int', min: 1, max: 100, default: 80, doc: 'JPEG quality' },
     progressive: { type: 'boolean', default: false, doc: 'Progressive (interlaced) scans' },
     chroma: {
-      type: 'enum', values: CHROMA_SUBSAMPLINGS, default: '4:2:0',
+      type: 'enum',
+      values: CHROMA_SUBSAMPLINGS,
+      default: '4:2:0',
       doc: 'Chroma subsampling; 4:4:4 keeps colour edges sharp (measured at 640x480 q80: +27-50% bytes, 0.75x speed)',
     },
     optimize: {
-      type: 'boolean', default: false,
+      type: 'boolean',
+      default: false,
       doc: 'Optimise Huffman tables (sharp defaults to on). Measured at 640x480 q80: 11-15% fewer bytes on camera-like pictures (32% on flat test patterns) for 1.75x the encode time; off suits live streaming',
     },
-    mozjpeg: { type: 'boolean', default: false, doc: "Use mozjpeg's defaults (trellis quantisation, optimised scans and tables): smallest files, several times slower" },
+    mozjpeg: {
+      type: 'boolean',
+      default: false,
+      doc: "Use mozjpeg's defaults (trellis quantisation, optimised scans and tables): smallest files, several times slower",
+    },
     maxPixels: MAX_PIXELS_OPTION,
     concurrency: CONCURRENCY_OPTION,
   },

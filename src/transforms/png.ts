@@ -15,11 +15,17 @@ export interface PngOptions {
 }
 
 export const spec = defineStage<PngOptions, Transform>({
-  name: 'png', kind: 'transform', input: 'frames', output: 'frames',
+  name: 'png',
+  kind: 'transform',
+  input: 'frames',
+  output: 'frames',
   description: 'Encode frames as PNG (raw pixels are encoded, JPEG/WebP transcoded, PNG passed through unchanged)',
   options: {
     compressionLevel: {
-      type: 'int', min: 0, max: 9, default: 3,
+      type: 'int',
+      min: 0,
+      max: 9,
+      default: 3,
       doc: 'zlib level: 0 stores, 9 is smallest. 3 suits streaming; sharp defaults to 6, which measured at 640x480 took twice as long on a flat test pattern for 35% fewer bytes, and gained nothing on a noisy camera-like picture',
     },
     palette: { type: 'boolean', default: false, doc: 'Quantise to a palette of up to 256 colours (lossy, small files, slow)' },

@@ -26,9 +26,10 @@ export const spec = defineStage<PrefixOptions, Transform>({
       type: 'enum',
       values: HEADER_FORMATS,
       default: 'u32be',
-      doc: 'Length header: u32be (seed 003), u32le, ii (seed 001), i64le (seed 000b), native (40 bytes with seq, timestamp, size, format), '
-        + 'ascii (seed 002: the length as decimal digits and nothing else; payloads must not be empty or start with a digit, which JPEG/PNG/WebP never do; '
-        + 'the seed 002 receiver also needs tcp-client pause=1s between digits and payload)',
+      doc:
+        'Length header: u32be (seed 003), u32le, ii (seed 001), i64le (seed 000b), native (40 bytes with seq, timestamp, size, format), ' +
+        'ascii (seed 002: the length as decimal digits and nothing else; payloads must not be empty or start with a digit, which JPEG/PNG/WebP never do; ' +
+        'the seed 002 receiver also needs tcp-client pause=1s between digits and payload)',
     },
     checksum: {
       type: 'boolean',

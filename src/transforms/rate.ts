@@ -19,7 +19,9 @@ export const spec = defineStage<RateOptions, Duplex>({
   description: 'Limit the frame rate, keeping the latest frame and dropping the ones in between',
   options: {
     fps: {
-      type: 'number', min: 0.001, default: 10,
+      type: 'number',
+      min: 0.001,
+      default: 10,
       doc: 'At most one frame per 1/fps slot. One frame is kept pending: a newer one replaces it (drop, counted), also while downstream is slow, so the frame sent is always the newest; the pending frame is sent at the end',
     },
   },
@@ -70,10 +72,13 @@ class RateLimiter extends Duplex {
       this.nextSlot = t - slot < this.interval ? slot + this.interval : t + this.interval
       this.send()
     } else if (!this.timer) {
-      this.timer = setTimeout(() => {
-        this.timer = undefined
-        this.tryEmit()
-      }, Math.max(1, Math.ceil(this.nextSlot - t)))
+      this.timer = setTimeout(
+        () => {
+          this.timer = undefined
+          this.tryEmit()
+        },
+        Math.max(1, Math.ceil(this.nextSlot - t)),
+      )
     }
   }
 

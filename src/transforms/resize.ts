@@ -22,13 +22,18 @@ export interface ResizeOptions {
 }
 
 export const spec = defineStage<ResizeOptions, Transform>({
-  name: 'resize', kind: 'transform', input: 'frames', output: 'frames',
+  name: 'resize',
+  kind: 'transform',
+  input: 'frames',
+  output: 'frames',
   description: 'Resize frames (raw or encoded in, raw pixels out: follow with jpeg/png/webp to re-encode)',
   options: {
     width: { type: 'int', min: 0, default: 0, doc: 'Target width; 0 = from height, keeping the aspect ratio' },
     height: { type: 'int', min: 0, default: 0, doc: 'Target height; 0 = from width, keeping the aspect ratio' },
     fit: {
-      type: 'enum', values: RESIZE_FITS, default: 'inside',
+      type: 'enum',
+      values: RESIZE_FITS,
+      default: 'inside',
       doc: 'When both are given: inside/outside keep the aspect ratio, cover crops, contain letterboxes (black), fill stretches',
     },
     kernel: { type: 'enum', values: RESIZE_KERNELS, default: 'lanczos3', doc: 'Resampling kernel: nearest is fastest, lanczos3 sharpest' },

@@ -23,8 +23,18 @@ export const spec = defineStage<StatsOptions, Duplex>({
   output: 'any',
   description: 'Pass everything through and measure frames, bytes, fps and latency',
   options: {
-    interval: { type: 'duration', min: 10, default: 1000, doc: "How often to emit a 'stats' event (and a log line); one more is emitted at the end" },
-    window: { type: 'duration', min: 10, default: 1000, doc: 'Span that fps, bytesPerSec and latency are measured over (sliding, in tenths)' },
+    interval: {
+      type: 'duration',
+      min: 10,
+      default: 1000,
+      doc: "How often to emit a 'stats' event (and a log line); one more is emitted at the end",
+    },
+    window: {
+      type: 'duration',
+      min: 10,
+      default: 1000,
+      doc: 'Span that fps, bytesPerSec and latency are measured over (sliding, in tenths)',
+    },
     log: { type: 'boolean', default: false, doc: 'Write each snapshot as one line to stderr' },
   },
   create(o, ctx) {

@@ -26,9 +26,10 @@ export const spec = defineStage<UnprefixOptions, Transform>({
       type: 'enum',
       values: UNPREFIX_HEADERS,
       default: 'u32be',
-      doc: 'Length header: u32be (seed 003), u32le, ii (seed 001), i64le (seed 000b), native (frame-pipe, carries seq/timestamp/size/format), '
-        + 'ascii (seed 002: decimal digits, ended by the payload\'s first byte, which must not be a digit), '
-        + 'auto (recognised from each peer\'s first bytes: native by its magic, the others only before JPEG/PNG/WebP payloads; an \'info\' event names it)',
+      doc:
+        'Length header: u32be (seed 003), u32le, ii (seed 001), i64le (seed 000b), native (frame-pipe, carries seq/timestamp/size/format), ' +
+        "ascii (seed 002: decimal digits, ended by the payload's first byte, which must not be a digit), " +
+        "auto (recognised from each peer's first bytes: native by its magic, the others only before JPEG/PNG/WebP payloads; an 'info' event names it)",
     },
     maxFrameBytes: {
       type: 'size',
@@ -53,10 +54,18 @@ export class Unprefixer extends Transform {
     super({ objectMode: true, readableHighWaterMark: 2 })
     this.ctx = ctx
     this.parser = new FrameParser({
-      ...o, stage: ctx.name, counters: ctx.counters,
-      onFrame: (frame: Frame) => { this.push(frame) },
-      onWarning: (err) => { this.emit('warning', err) },
-      onInfo: (message) => { this.emit('info', { message }) },
+      ...o,
+      stage: ctx.name,
+      counters: ctx.counters,
+      onFrame: (frame: Frame) => {
+        this.push(frame)
+      },
+      onWarning: (err) => {
+        this.emit('warning', err)
+      },
+      onInfo: (message) => {
+        this.emit('info', { message })
+      },
     })
   }
 

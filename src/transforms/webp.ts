@@ -16,13 +16,19 @@ export interface WebpOptions {
 }
 
 export const spec = defineStage<WebpOptions, Transform>({
-  name: 'webp', kind: 'transform', input: 'frames', output: 'frames',
+  name: 'webp',
+  kind: 'transform',
+  input: 'frames',
+  output: 'frames',
   description: 'Encode frames as WebP (raw pixels are encoded, JPEG/PNG transcoded, WebP passed through unchanged)',
   options: {
     quality: { type: 'int', min: 1, max: 100, default: 80, doc: 'WebP quality (ignored when lossless)' },
     lossless: { type: 'boolean', default: false, doc: 'Lossless compression' },
     effort: {
-      type: 'int', min: 0, max: 6, default: 2,
+      type: 'int',
+      min: 0,
+      max: 6,
+      default: 2,
       doc: 'CPU effort: 0 fastest, 6 smallest. 2 suits streaming; sharp defaults to 4, which measured at 640x480 took about twice as long for 8-16% fewer bytes',
     },
     maxPixels: MAX_PIXELS_OPTION,

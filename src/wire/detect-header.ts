@@ -8,7 +8,13 @@
 
 import { FramePipeError } from '../core/errors.js'
 import {
-  ASCII_MAX_DIGITS, decodeHeader, HEADER_BYTES, hex, isDigit, NATIVE_HEADER_BYTES, NATIVE_VERSION,
+  ASCII_MAX_DIGITS,
+  decodeHeader,
+  HEADER_BYTES,
+  hex,
+  isDigit,
+  NATIVE_HEADER_BYTES,
+  NATIVE_VERSION,
   type HeaderFormat,
 } from './headers.js'
 
@@ -37,7 +43,12 @@ const SIGNATURES: ReadonlyArray<readonly number[]> = [
  * up to `available` still allow one; `deadAt`: the offset by which the last
  * possible signature was excluded.
  */
-function imageStart(b: Buffer, start: number, length: number, available: number): { match: number } | { pending: true } | { deadAt: number } {
+function imageStart(
+  b: Buffer,
+  start: number,
+  length: number,
+  available: number,
+): { match: number } | { pending: true } | { deadAt: number } {
   let pending = false
   let deadAt = start + 1
   for (const sig of SIGNATURES) {
@@ -193,12 +204,19 @@ function firstBytes(b: Buffer): string {
 
 function noFit(b: Buffer, walks: readonly Walk[], stage: string): FramePipeError {
   const fits = walks.filter((w) => w.headerFitsAt <= b.length).map((w) => w.format)
-  const why = fits.length === 0
-    ? `fit none of ${AUTO_FORMATS.join(', ')}`
-    : `fit the length header of ${fits.join(', ')}, but no JPEG, PNG or WebP signature starts the payload, so auto cannot choose`
-  return new FramePipeError('ERR_BAD_HEADER', `header=auto cannot recognise ${firstBytes(b)}: they ${why}; give header= explicitly`, { stage })
+  const why =
+    fits.length === 0
+      ? `fit none of ${AUTO_FORMATS.join(', ')}`
+      : `fit the length header of ${fits.join(', ')}, but no JPEG, PNG or WebP signature starts the payload, so auto cannot choose`
+  return new FramePipeError('ERR_BAD_HEADER', `header=auto cannot recognise ${firstBytes(b)}: they ${why}; give header= explicitly`, {
+    stage,
+  })
 }
 
 function ambiguous(b: Buffer, walks: readonly Walk[], stage: string): FramePipeError {
-  return new FramePipeError('ERR_BAD_HEADER', `header=auto cannot choose: ${firstBytes(b)} fit ${walks.map((w) => w.format).join(', ')} equally well; give header= explicitly`, { stage })
+  return new FramePipeError(
+    'ERR_BAD_HEADER',
+    `header=auto cannot choose: ${firstBytes(b)} fit ${walks.map((w) => w.format).join(', ')} equally well; give header= explicitly`,
+    { stage },
+  )
 }

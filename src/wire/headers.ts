@@ -3,7 +3,7 @@
 // the frame's metadata and an optional CRC-32 of the payload.
 
 import { crc32 } from 'node:zlib'
-import {  FramePipeError } from '../core/errors.js'
+import { FramePipeError } from '../core/errors.js'
 import { FRAME_FORMATS, type Frame, type FrameFormat } from '../core/frame.js'
 
 export const HEADER_FORMATS = ['u32be', 'u32le', 'ii', 'i64le', 'native', 'ascii'] as const
@@ -34,7 +34,13 @@ export const NATIVE_FLAG_CRC = 0x01
 export const NATIVE_FORMAT_CODES: readonly FrameFormat[] = ['unknown', 'raw', 'jpeg', 'png', 'webp']
 
 /** Bytes a reader gathers before it can decode a header. A native header may announce more (see DecodedHeader.extra). */
-export const HEADER_BYTES: Readonly<Record<FixedHeaderFormat, number>> = { u32be: 4, u32le: 4, ii: 8, i64le: 8, native: NATIVE_HEADER_BYTES }
+export const HEADER_BYTES: Readonly<Record<FixedHeaderFormat, number>> = {
+  u32be: 4,
+  u32le: 4,
+  ii: 8,
+  i64le: 8,
+  native: NATIVE_HEADER_BYTES,
+}
 
 /** Largest payload each format can announce; a sender refuses bigger frames. */
 export const MAX_ENCODABLE: Readonly<Record<HeaderFormat, number>> = {
@@ -114,10 +120,18 @@ export function encodeHeader(format: HeaderFormat, frame: Frame, checksum: boole
 function encodeAscii(frame: Frame, stage: string): Buffer | FramePipeError {
   const data = frame.data
   if (data.length === 0) {
-    return new FramePipeError('ERR_BAD_FRAME', `frame seq ${frame.seq} is empty; the ascii header cannot carry an empty frame (the next frame's digits would join its length)`, { stage })
+    return new FramePipeError(
+      'ERR_BAD_FRAME',
+      `frame seq ${frame.seq} is empty; the ascii header cannot carry an empty frame (the next frame's digits would join its length)`,
+      { stage },
+    )
   }
   if (isDigit(data[0]!)) {
-    return new FramePipeError('ERR_BAD_FRAME', `frame seq ${frame.seq} starts with the digit '${String.fromCharCode(data[0]!)}'; the ascii header needs payloads that do not start with a digit (JPEG, PNG and WebP never do)`, { stage })
+    return new FramePipeError(
+      'ERR_BAD_FRAME',
+      `frame seq ${frame.seq} starts with the digit '${String.fromCharCode(data[0]!)}'; the ascii header needs payloads that do not start with a digit (JPEG, PNG and WebP never do)`,
+      { stage },
+    )
   }
   return Buffer.from(String(data.length), 'latin1')
 }
@@ -160,13 +174,15 @@ export function decodeHeader(format: FixedHeaderFormat, buf: Buffer, stage: stri
     case 'ii': {
       const a = buf.readInt32LE(0)
       const b = buf.readInt32LE(4)
-      if (a !== b) return new FramePipeError('ERR_BAD_HEADER', `ii header holds two different lengths (${a} and ${b}); they must be equal`, { stage })
+      if (a !== b)
+        return new FramePipeError('ERR_BAD_HEADER', `ii header holds two different lengths (${a} and ${b}); they must be equal`, { stage })
       if (a < 0) return new FramePipeError('ERR_BAD_HEADER', `ii header announces a negative length (${a})`, { stage })
       return plain(a)
     }
     case 'i64le': {
       const high = buf.readInt32LE(4)
-      if (high < 0) return new FramePipeError('ERR_BAD_HEADER', `i64le header announces a negative length (${buf.readBigInt64LE(0)})`, { stage })
+      if (high < 0)
+        return new FramePipeError('ERR_BAD_HEADER', `i64le header announces a negative length (${buf.readBigInt64LE(0)})`, { stage })
       return plain(high * 2 ** 32 + buf.readUInt32LE(0))
     }
     case 'native':
@@ -184,9 +200,11 @@ function decodeNative(buf: Buffer, stage: string): DecodedHeader | FramePipeErro
     return bad(`native header starts with ${hex(buf.subarray(0, 4))}, not the magic 46 52 4d 50 ("FRMP")`)
   }
   const version = buf[4]!
-  if (version !== NATIVE_VERSION) return bad(`native header version ${version} is not supported (this reader reads version ${NATIVE_VERSION})`)
+  if (version !== NATIVE_VERSION)
+    return bad(`native header version ${version} is not supported (this reader reads version ${NATIVE_VERSION})`)
   const headerLength = buf.readUInt16BE(6)
-  if (headerLength < NATIVE_HEADER_BYTES) return bad(`native header length ${headerLength} is less than the ${NATIVE_HEADER_BYTES} bytes of version 1`)
+  if (headerLength < NATIVE_HEADER_BYTES)
+    return bad(`native header length ${headerLength} is less than the ${NATIVE_HEADER_BYTES} bytes of version 1`)
   const flags = buf[5]!
   const code = buf[32]!
   return {

@@ -13,8 +13,17 @@ import type { Counters } from '../core/stage.js'
 import { detectHeader, DETECT_LIMIT } from './detect-header.js'
 import type { ByteParser, ByteParserOptions } from './parser.js'
 import {
-  ASCII_MAX_DIGITS, decodeHeader, HEADER_BYTES, hex, hex32, isDigit, isFixedFormat, plain,
-  type DecodedHeader, type HeaderFormat, type UnprefixHeader,
+  ASCII_MAX_DIGITS,
+  decodeHeader,
+  HEADER_BYTES,
+  hex,
+  hex32,
+  isDigit,
+  isFixedFormat,
+  plain,
+  type DecodedHeader,
+  type HeaderFormat,
+  type UnprefixHeader,
 } from './headers.js'
 
 export interface FrameParserOptions extends ByteParserOptions {
@@ -174,7 +183,11 @@ export class FrameParser implements ByteParser {
       const err = this.decide(true)
       if (err) return err
       if (this.state === 'detect') {
-        return new FramePipeError('ERR_UNEXPECTED_EOF', `stream ended after ${this.seenLength} bytes, too few for header=auto to recognise the header format`, { stage: this.stage })
+        return new FramePipeError(
+          'ERR_UNEXPECTED_EOF',
+          `stream ended after ${this.seenLength} bytes, too few for header=auto to recognise the header format`,
+          { stage: this.stage },
+        )
       }
     }
     if (this.state === 'header') {
@@ -208,9 +221,10 @@ export class FrameParser implements ByteParser {
     }
     let text: string
     if (this.state === 'header') {
-      text = this.format === 'ascii'
-        ? `${this.digits.length} header digit${this.digits.length === 1 ? '' : 's'} dropped`
-        : `${this.headFilled} of ${this.head.length} header bytes dropped`
+      text =
+        this.format === 'ascii'
+          ? `${this.digits.length} header digit${this.digits.length === 1 ? '' : 's'} dropped`
+          : `${this.headFilled} of ${this.head.length} header bytes dropped`
     } else {
       const header = this.header!
       const size = this.headerSize()
@@ -324,7 +338,11 @@ export class FrameParser implements ByteParser {
     if (header.crc >= 0) {
       const actual = crc32(data)
       if (actual !== header.crc) {
-        return new FramePipeError('ERR_CHECKSUM', `CRC-32 mismatch in frame seq ${meta?.seq} (${data.length} bytes): expected ${hex32(header.crc)}, actual ${hex32(actual)}`, { stage: this.stage })
+        return new FramePipeError(
+          'ERR_CHECKSUM',
+          `CRC-32 mismatch in frame seq ${meta?.seq} (${data.length} bytes): expected ${hex32(header.crc)}, actual ${hex32(actual)}`,
+          { stage: this.stage },
+        )
       }
     }
     let frame: Frame

@@ -143,12 +143,24 @@ export class MultipartParser implements ByteParser {
     while (pos < buf.length) {
       let next: number | FramePipeError
       switch (this.state) {
-        case 'sniff': next = this.sniff(buf, pos); break
-        case 'seek': next = this.seek(buf, pos); break
-        case 'line': next = this.line(buf, pos); break
-        case 'headers': next = this.readHeaders(buf, pos); break
-        case 'length': next = this.readCounted(buf, pos); break
-        case 'search': next = this.readUntilBoundary(buf, pos); break
+        case 'sniff':
+          next = this.sniff(buf, pos)
+          break
+        case 'seek':
+          next = this.seek(buf, pos)
+          break
+        case 'line':
+          next = this.line(buf, pos)
+          break
+        case 'headers':
+          next = this.readHeaders(buf, pos)
+          break
+        case 'length':
+          next = this.readCounted(buf, pos)
+          break
+        case 'search':
+          next = this.readUntilBoundary(buf, pos)
+          break
       }
       if (typeof next !== 'number') return next
       pos = next
@@ -210,7 +222,11 @@ export class MultipartParser implements ByteParser {
       this.sniffOverflow = false
     }
     if (this.sniffed > SNIFF_LIMIT) {
-      return new FramePipeError('ERR_BAD_HEADER', `no multipart boundary in the Content-Type and no '--boundary' line in the first ${SNIFF_LIMIT} bytes`, { stage: this.stage })
+      return new FramePipeError(
+        'ERR_BAD_HEADER',
+        `no multipart boundary in the Content-Type and no '--boundary' line in the first ${SNIFF_LIMIT} bytes`,
+        { stage: this.stage },
+      )
     }
     return stop
   }
@@ -231,7 +247,8 @@ export class MultipartParser implements ByteParser {
       }
     }
     if (found) {
-      if (this.strict && !this.flagged && this.junkAt >= 0 && this.junkAt < base + found.start) this.corrupted('unexpected bytes after a part')
+      if (this.strict && !this.flagged && this.junkAt >= 0 && this.junkAt < base + found.start)
+        this.corrupted('unexpected bytes after a part')
       this.toLine()
       return pos + found.end
     }
@@ -465,7 +482,11 @@ export class MultipartParser implements ByteParser {
   }
 
   private tooLarge(): FramePipeError {
-    return new FramePipeError('ERR_FRAME_TOO_LARGE', `a part without Content-Length grew past maxFrameBytes (${this.maxFrameBytes}) before its boundary`, { stage: this.stage })
+    return new FramePipeError(
+      'ERR_FRAME_TOO_LARGE',
+      `a part without Content-Length grew past maxFrameBytes (${this.maxFrameBytes}) before its boundary`,
+      { stage: this.stage },
+    )
   }
 
   private emit(body: Buffer, headers: PartHeaders): void {

@@ -11,14 +11,22 @@ import { tempDir, withTimeout } from '../helpers/index.js'
 
 const BIN = fileURLToPath(new URL('../../bin/frame-pipe.js', import.meta.url))
 
-interface Result { code: number | null; stdout: string; stderr: string }
+interface Result {
+  code: number | null
+  stdout: string
+  stderr: string
+}
 
 function start(args: string[]): { child: ChildProcess; done: Promise<Result>; stderr: () => string } {
   const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
-  child.stdout!.on('data', (d: Buffer) => { stdout += d })
-  child.stderr!.on('data', (d: Buffer) => { stderr += d })
+  child.stdout!.on('data', (d: Buffer) => {
+    stdout += d
+  })
+  child.stderr!.on('data', (d: Buffer) => {
+    stderr += d
+  })
   const done = new Promise<Result>((resolve, reject) => {
     child.on('error', reject)
     child.on('close', (code) => resolve({ code, stdout, stderr }))
@@ -53,7 +61,8 @@ test('--help prints usage and exits 0', async (t) => {
 test('inspect lists every kind, and one stage shows its options with defaults', async (t) => {
   const all = await run(['inspect'])
   t.is(all.code, 0)
-  for (const name of ['testsrc', 'jpeg', 'prefix', 'unprefix', 'tcp-server', 'tcp-client', 'files', 'null']) t.true(all.stdout.includes(name), name)
+  for (const name of ['testsrc', 'jpeg', 'prefix', 'unprefix', 'tcp-server', 'tcp-client', 'files', 'null'])
+    t.true(all.stdout.includes(name), name)
   const one = await run(['inspect', 'jpeg'])
   t.is(one.code, 0)
   t.regex(one.stdout, /quality\s+int 1\.\.100\s+.*\[default: 80\]/)
@@ -137,7 +146,10 @@ test('SIGINT stops the source, flushes the sink and exits 0; --json reports the 
   const r = await withTimeout(p.done, 10_000, 'exit after SIGINT')
   t.is(r.code, 0, r.stderr)
   const files = await readdir(dir)
-  t.false(files.some((f) => !f.endsWith('.jpg')), 'no temporary files left behind')
+  t.false(
+    files.some((f) => !f.endsWith('.jpg')),
+    'no temporary files left behind',
+  )
   const last = JSON.parse(r.stdout.trim().split('\n').pop()!) as { final: boolean; frames: number }
   t.true(last.final)
   t.is(last.frames, files.length)

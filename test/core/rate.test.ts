@@ -28,7 +28,13 @@ test.serial('each burst gives its first frame at once and its last at the next s
     const last = seq + 4
     for (let i = 0; i < 5; i++) r.write(frame(seq++))
     // Wait (bounded) for the burst's last frame, then one more slot, so the next burst starts on a free slot.
-    await withTimeout((async () => { while (out.at(-1)?.seq !== last) await sleep(5) })(), 5000, `burst ${burst}`)
+    await withTimeout(
+      (async () => {
+        while (out.at(-1)?.seq !== last) await sleep(5)
+      })(),
+      5000,
+      `burst ${burst}`,
+    )
     await sleep(50 + 20)
   }
   r.end()
@@ -115,7 +121,8 @@ async function feed(r: Duplex, bursts: number[], gaps: number[]): Promise<number
   return seq
 }
 
-testProp('never more frames out than in, in order, the last always out, drops account for the rest',
+testProp(
+  'never more frames out than in, in order, the last always out, drops account for the rest',
   [
     fc.array(fc.integer({ min: 1, max: 6 }), { minLength: 1, maxLength: 8 }),
     fc.array(fc.constantFrom(-1, 0, 1, 3), { minLength: 1, maxLength: 4 }),
@@ -139,4 +146,6 @@ testProp('never more frames out than in, in order, the last always out, drops ac
     for (let i = 1; i < out.length; i++) t.true(out[i]!.seq > out[i - 1]!.seq, 'a subsequence, in order')
     t.is(out[0]!.seq, 0, 'the first frame goes out at once')
     t.is(stageInfo(r)!.counters.drops + out.length, total)
-  }, { numRuns: 40 })
+  },
+  { numRuns: 40 },
+)

@@ -9,15 +9,27 @@ import { InvalidOptionError } from '../../src/core/errors.js'
 import { defineStage, formatDefault, formatType, isLiteralSecret, resolveOptions, type OptionSpec } from '../../src/core/spec.js'
 import { tempDir } from '../helpers/index.js'
 
-interface LockOptions { token?: string; label?: string }
+interface LockOptions {
+  token?: string
+  label?: string
+}
 const lock = defineStage<LockOptions, Readable>({
-  name: 'lock', kind: 'source', input: null, output: 'frames',
+  name: 'lock',
+  kind: 'source',
+  input: null,
+  output: 'frames',
   description: 'a stage with a secret, for these tests',
   options: {
     token: { type: 'secret', default: '', doc: 'the shared token' },
     label: { type: 'string', default: 'x', doc: 'not a secret' },
   },
-  create: () => new Readable({ objectMode: true, read() { this.push(null) } }),
+  create: () =>
+    new Readable({
+      objectMode: true,
+      read() {
+        this.push(null)
+      },
+    }),
 })
 
 test('a literal secret is taken as it is; the default is none', (t) => {
@@ -37,7 +49,9 @@ test('@FILE reads the secret from a file, without its trailing newline', async (
 
 test('env:NAME reads the secret from the environment', (t) => {
   process.env.FRAME_PIPE_TEST_TOKEN = 'from-env'
-  t.teardown(() => { delete process.env.FRAME_PIPE_TEST_TOKEN })
+  t.teardown(() => {
+    delete process.env.FRAME_PIPE_TEST_TOKEN
+  })
   t.is(resolveOptions(lock, { token: 'env:FRAME_PIPE_TEST_TOKEN' }).token, 'from-env')
 })
 

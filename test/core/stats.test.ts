@@ -36,7 +36,8 @@ test('the window slides: old frames leave the rates, not the totals', (t) => {
   t.deepEqual(w.snapshot(10_000), { frames: 110, bytes: 110, fps: 0, bytesPerSec: 0, latencyMs: null })
 })
 
-testProp('the windowed count never exceeds what was added in the last window and a tenth',
+testProp(
+  'the windowed count never exceeds what was added in the last window and a tenth',
   [fc.array(fc.integer({ min: 0, max: 5000 }), { maxLength: 200 }), fc.integer({ min: 0, max: 6000 })],
   (t, times, at) => {
     const sorted = [...times].sort((a, b) => a - b).filter((x) => x <= at)
@@ -52,11 +53,18 @@ testProp('the windowed count never exceeds what was added in the last window and
       t.true(s.fps * span <= inWindow + 1e-6)
       t.true(s.fps * span >= inStrictWindow - 1e-6)
     }
-  })
+  },
+)
 
 test('passes every chunk through unchanged: frames, packets, vectors and boundaries', async (t) => {
   const boundary: Boundary = { boundary: true, peer: '127.0.0.1:1', reason: 'end' }
-  const items: Array<Frame | ByteChunk> = [frame(0, 10), Buffer.from('abc'), [Buffer.from('12'), Buffer.from('3456')], boundary, frame(1, 5)]
+  const items: Array<Frame | ByteChunk> = [
+    frame(0, 10),
+    Buffer.from('abc'),
+    [Buffer.from('12'), Buffer.from('3456')],
+    boundary,
+    frame(1, 5),
+  ]
   const tap = stats()
   const out = await withTimeout(run(fromItems(items), tap), 5000, 'stats')
   t.is(out.length, items.length)
@@ -110,8 +118,13 @@ test.serial("a 'stats' event every interval and a final one at the end", async (
 test.serial('log=true writes one line per snapshot to stderr', async (t) => {
   const lines: string[] = []
   const write = process.stderr.write
-  process.stderr.write = ((chunk: string) => { lines.push(String(chunk)); return true }) as typeof process.stderr.write
-  t.teardown(() => { process.stderr.write = write })
+  process.stderr.write = ((chunk: string) => {
+    lines.push(String(chunk))
+    return true
+  }) as typeof process.stderr.write
+  t.teardown(() => {
+    process.stderr.write = write
+  })
   await run(fromItems([frame(0, 2048), frame(1, 2048)]), stats({ log: true, interval: 60_000 }))
   process.stderr.write = write
   t.is(lines.length, 1)
@@ -119,8 +132,10 @@ test.serial('log=true writes one line per snapshot to stderr', async (t) => {
 })
 
 test('formatSnapshot', (t) => {
-  t.is(formatSnapshot('stats', { frames: 300, bytes: 3 * 2 ** 20, fps: 30, bytesPerSec: 307200, latencyMs: { mean: 1.25, max: 3.4 } }),
-    'stats: 300 frames, 3.0 MiB, 30.0 fps, 300.0 KiB/s, latency 1.3 ms mean, 3.4 ms max')
+  t.is(
+    formatSnapshot('stats', { frames: 300, bytes: 3 * 2 ** 20, fps: 30, bytesPerSec: 307200, latencyMs: { mean: 1.25, max: 3.4 } }),
+    'stats: 300 frames, 3.0 MiB, 30.0 fps, 300.0 KiB/s, latency 1.3 ms mean, 3.4 ms max',
+  )
   t.is(formatSnapshot('stats', { frames: 0, bytes: 0, fps: 0, bytesPerSec: 0, latencyMs: null }), 'stats: 0 frames, 0 B, 0.0 fps, 0 B/s')
 })
 
@@ -141,19 +156,34 @@ test('the interval timer is cleared at end and on destroy: no events after', asy
   t.is(eventsB, 0)
 })
 
-testProp('any mix of chunks passes through in order, identical, and is counted',
-  [fc.array(fc.oneof(
-    fc.integer({ min: 0, max: 64 }).map((n) => frame(n, n) as Frame | ByteChunk),
-    fc.uint8Array({ maxLength: 32 }).map((a) => Buffer.from(a) as Frame | ByteChunk),
-    fc.array(fc.uint8Array({ maxLength: 8 }).map((a) => Buffer.from(a)), { maxLength: 3 }) as fc.Arbitrary<Frame | ByteChunk>,
-    fc.constant({ boundary: true, peer: 'p', reason: 'error' } as Frame | ByteChunk),
-  ), { maxLength: 30 })],
+testProp(
+  'any mix of chunks passes through in order, identical, and is counted',
+  [
+    fc.array(
+      fc.oneof(
+        fc.integer({ min: 0, max: 64 }).map((n) => frame(n, n) as Frame | ByteChunk),
+        fc.uint8Array({ maxLength: 32 }).map((a) => Buffer.from(a) as Frame | ByteChunk),
+        fc.array(
+          fc.uint8Array({ maxLength: 8 }).map((a) => Buffer.from(a)),
+          { maxLength: 3 },
+        ) as fc.Arbitrary<Frame | ByteChunk>,
+        fc.constant({ boundary: true, peer: 'p', reason: 'error' } as Frame | ByteChunk),
+      ),
+      { maxLength: 30 },
+    ),
+  ],
   async (t, items) => {
     const tap = stats()
     const out = await run(fromItems(items), tap)
     t.deepEqual(out, items)
     out.forEach((o, i) => t.is(o, items[i]))
     const counted = items.filter((x) => !('boundary' in x))
-    const bytes = counted.reduce((n: number, x) => n + ('data' in x ? x.data.length : Buffer.isBuffer(x) ? x.length : (x as Buffer[]).reduce((m, b) => m + b.length, 0)), 0)
+    const bytes = counted.reduce(
+      (n: number, x) =>
+        n + ('data' in x ? x.data.length : Buffer.isBuffer(x) ? x.length : (x as Buffer[]).reduce((m, b) => m + b.length, 0)),
+      0,
+    )
     t.like(stageInfo(tap)!.counters, { frames: counted.length, bytes })
-  }, { numRuns: 50 })
+  },
+  { numRuns: 50 },
+)

@@ -44,19 +44,25 @@ function slowWritable(delayMs: number, highWaterMark: number): Writable & { writ
 
 // ---------------------------------------------------------------- stdin / fromReadable
 
-testProp('fromReadable passes bytes through under any chunking', [fc.uint8Array({ maxLength: 5000 }), fc.integer({ min: 1, max: 300 }), fc.nat()], async (t, bytes, maxPiece, seed) => {
-  const input = Buffer.from(bytes)
-  const source = fromReadable(Readable.from(rechunk(input, seed, maxPiece), { objectMode: false }))
-  const out = await collect<Buffer>(source)
-  t.true(Buffer.concat(out).equals(input))
-  t.is(counters(source).bytes, input.length)
-  t.is(counters(source).frames, out.length)
-})
+testProp(
+  'fromReadable passes bytes through under any chunking',
+  [fc.uint8Array({ maxLength: 5000 }), fc.integer({ min: 1, max: 300 }), fc.nat()],
+  async (t, bytes, maxPiece, seed) => {
+    const input = Buffer.from(bytes)
+    const source = fromReadable(Readable.from(rechunk(input, seed, maxPiece), { objectMode: false }))
+    const out = await collect<Buffer>(source)
+    t.true(Buffer.concat(out).equals(input))
+    t.is(counters(source).bytes, input.length)
+    t.is(counters(source).frames, out.length)
+  },
+)
 
 test('fromReadable pauses its input when nobody reads', async (t) => {
   const input = new PassThrough({ highWaterMark: 1024 })
   const source = fromReadable(input)
-  t.teardown(() => { source.destroy() })
+  t.teardown(() => {
+    source.destroy()
+  })
   // Wants data (one _read), then never reads.
   source.once('readable', () => undefined)
   for (let i = 0; i < 200; i++) input.write(Buffer.alloc(1024))
@@ -68,7 +74,11 @@ test('fromReadable pauses its input when nobody reads', async (t) => {
 })
 
 test('fromReadable turns an input error into one line naming the stage', async (t) => {
-  const input = new Readable({ read() { this.destroy(new Error('disk on fire')) } })
+  const input = new Readable({
+    read() {
+      this.destroy(new Error('disk on fire'))
+    },
+  })
   const err = await t.throwsAsync(collect(fromReadable(input)))
   t.is(err!.message, 'readable: read failed: disk on fire')
 })
@@ -78,7 +88,9 @@ test('the stdin stage reads standard input until it ends', async (t) => {
   t.teardown(cleanup)
   const script = join(dir, 'stdin.mts')
   const src = (p: string) => pathToFileURL(join(process.cwd(), p)).href
-  await writeFile(script, `
+  await writeFile(
+    script,
+    `
     import { stdin } from '${src('src/sources/stdin.ts')}'
     import { unprefix } from '${src('src/transforms/unprefix.ts')}'
     import { nullSink } from '${src('src/sinks/null.ts')}'
@@ -87,11 +99,16 @@ test('the stdin stage reads standard input until it ends', async (t) => {
     const sink = nullSink()
     await pipeline(stdin(), unprefix(), sink)
     process.stderr.write(JSON.stringify(stageInfo(sink).counters))
-  `)
+  `,
+  )
   const child = spawn(process.execPath, ['--import', 'tsx', script], { stdio: ['pipe', 'ignore', 'pipe'] })
-  t.teardown(() => { child.kill('SIGKILL') })
+  t.teardown(() => {
+    child.kill('SIGKILL')
+  })
   let stderr = ''
-  child.stderr.on('data', (d: Buffer) => { stderr += d })
+  child.stderr.on('data', (d: Buffer) => {
+    stderr += d
+  })
   const input = Buffer.concat(Array.from({ length: 20 }, (_, i) => packet(i, 10_000)).flat())
   child.stdin.end(input)
   const [code] = await withTimeout(new Promise<[number | null]>((resolve) => child.on('close', (c) => resolve([c]))), 20_000, 'child')
@@ -106,7 +123,9 @@ test('the stdout sink writes every packet, and a reader that goes away (head) en
   t.teardown(cleanup)
   const script = join(dir, 'stdout.mts')
   const src = (p: string) => pathToFileURL(join(process.cwd(), p)).href
-  await writeFile(script, `
+  await writeFile(
+    script,
+    `
     import { Readable } from 'node:stream'
     import { stdout, isReaderGone } from '${src('src/sinks/stdout.ts')}'
     import { pipeline } from '${src('src/core/pipeline.ts')}'
@@ -121,22 +140,32 @@ test('the stdout sink writes every packet, and a reader that goes away (head) en
     } catch (err) {
       process.stderr.write(isReaderGone(err) ? 'reader gone after ' + i : 'error: ' + err.message)
     }
-  `)
-  const runChild = (count: number, keep: number) => withTimeout(new Promise<{ code: number | null; out: Buffer; stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', script, String(count)], { stdio: ['ignore', 'pipe', 'pipe'] })
-    t.teardown(() => { child.kill('SIGKILL') })
-    const out: Buffer[] = []
-    let got = 0
-    let stderr = ''
-    child.stdout.on('data', (d: Buffer) => {
-      out.push(d)
-      got += d.length
-      // Like `head -c keep`: stop reading and close the pipe.
-      if (got >= keep) child.stdout.destroy()
-    })
-    child.stderr.on('data', (d: Buffer) => { stderr += d })
-    child.on('close', (code) => resolve({ code, out: Buffer.concat(out), stderr }))
-  }), 20_000, 'child')
+  `,
+  )
+  const runChild = (count: number, keep: number) =>
+    withTimeout(
+      new Promise<{ code: number | null; out: Buffer; stderr: string }>((resolve) => {
+        const child = spawn(process.execPath, ['--import', 'tsx', script, String(count)], { stdio: ['ignore', 'pipe', 'pipe'] })
+        t.teardown(() => {
+          child.kill('SIGKILL')
+        })
+        const out: Buffer[] = []
+        let got = 0
+        let stderr = ''
+        child.stdout.on('data', (d: Buffer) => {
+          out.push(d)
+          got += d.length
+          // Like `head -c keep`: stop reading and close the pipe.
+          if (got >= keep) child.stdout.destroy()
+        })
+        child.stderr.on('data', (d: Buffer) => {
+          stderr += d
+        })
+        child.on('close', (code) => resolve({ code, out: Buffer.concat(out), stderr }))
+      }),
+      20_000,
+      'child',
+    )
 
   const whole = await runChild(50, Infinity)
   t.is(whole.code, 0)
@@ -174,14 +203,20 @@ test('toWritable with end: false leaves the writable open', async (t) => {
 })
 
 test('toWritable reports an error of the writable as its own', async (t) => {
-  const out = new Writable({ write(_c, _e, cb) { cb(new Error('ENOSPC')) } })
+  const out = new Writable({
+    write(_c, _e, cb) {
+      cb(new Error('ENOSPC'))
+    },
+  })
   const err = await t.throwsAsync(pipeline(fromItems([packet(1, 10), packet(2, 10)]), toWritable(out)))
   t.is(err!.message, 'writable: write failed: ENOSPC')
 })
 
 test('writePacket skips empty pieces and reports backpressure', (t) => {
   const out = slowWritable(1000, 8)
-  t.teardown(() => { out.destroy() })
+  t.teardown(() => {
+    out.destroy()
+  })
   const header = Buffer.alloc(4)
   t.true(writePacket(out, [header, Buffer.alloc(0)]))
   t.is(out.writes.length, 1)

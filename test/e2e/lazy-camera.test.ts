@@ -23,17 +23,28 @@ const tool = await findFfmpeg().catch((err: Error) => {
 const ffTest = tool ? test : test.skip
 
 function nextEvent(stream: NodeJS.EventEmitter, kind: FfmpegEvent['event'], ms: number): Promise<FfmpegEvent> {
-  return withTimeout(new Promise((resolve) => {
-    const on = (e: FfmpegEvent): void => { if (e.event === kind) { stream.off('ffmpeg', on); resolve(e) } }
-    stream.on('ffmpeg', on)
-  }), ms, `ffmpeg ${kind}`)
+  return withTimeout(
+    new Promise((resolve) => {
+      const on = (e: FfmpegEvent): void => {
+        if (e.event === kind) {
+          stream.off('ffmpeg', on)
+          resolve(e)
+        }
+      }
+      stream.on('ffmpeg', on)
+    }),
+    ms,
+    `ffmpeg ${kind}`,
+  )
 }
 
 ffTest('camera idle= with http lazy=true: ffmpeg runs only while a viewer watches', async (t) => {
   const cam = camera({ driver: 'lavfi', device: 'testsrc=size=160x120:rate=30', idle: 400 })
   const sink = httpSink({ port: 0, lazy: true })
   const stages = [cam, jpeg(), sink]
-  t.teardown(() => { for (const s of stages) s.destroy() })
+  t.teardown(() => {
+    for (const s of stages) s.destroy()
+  })
   const running = (): number => stageInfo(cam)!.counters.running ?? 0
 
   const firstStop = nextEvent(cam, 'stop', 10_000)
@@ -44,14 +55,25 @@ ffTest('camera idle= with http lazy=true: ffmpeg runs only while a viewer watche
   t.is(running(), 0, 'no viewer: the camera is off')
 
   const restarted = nextEvent(cam, 'start', 10_000)
-  const response = await withTimeout(new Promise<http.IncomingMessage>((resolve, reject) => {
-    http.get(`http://127.0.0.1:${address.port}/stream.mjpg`, resolve).on('error', reject)
-  }), 5000, 'viewer connects')
+  const response = await withTimeout(
+    new Promise<http.IncomingMessage>((resolve, reject) => {
+      http.get(`http://127.0.0.1:${address.port}/stream.mjpg`, resolve).on('error', reject)
+    }),
+    5000,
+    'viewer connects',
+  )
   await restarted
   let bytes = 0
-  await withTimeout(new Promise<void>((resolve) => {
-    response.on('data', (c: Buffer) => { bytes += c.length; if (bytes > 20_000) resolve() })
-  }), 10_000, 'the viewer receives frames')
+  await withTimeout(
+    new Promise<void>((resolve) => {
+      response.on('data', (c: Buffer) => {
+        bytes += c.length
+        if (bytes > 20_000) resolve()
+      })
+    }),
+    10_000,
+    'the viewer receives frames',
+  )
   t.is(running(), 1, 'a viewer: the camera is on')
 
   const stoppedAgain = nextEvent(cam, 'stop', 10_000)

@@ -16,8 +16,14 @@ import { tempDir, withTimeout } from '../helpers/index.js'
 const CHROMIUM = '/usr/bin/chromium'
 // Without the background-networking flags Chromium phones home, and this machine's closed network refuses it.
 const FLAGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
 ]
 const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url))
 
@@ -45,17 +51,23 @@ browserTest('the viewer page shows the live picture and its numbers move', async
     timeout: 30_000,
   })
   t.teardown(() => context.close())
-  const page = context.pages()[0] ?? await context.newPage()
+  const page = context.pages()[0] ?? (await context.newPage())
   const problems: string[] = []
   page.on('pageerror', (err) => problems.push(`page error: ${err.message}`))
-  page.on('console', (msg) => { if (msg.type() === 'error') problems.push(`console: ${msg.text()}`) })
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') problems.push(`console: ${msg.text()}`)
+  })
 
   await page.goto(sink.url()!, { timeout: 15_000 })
   // The picture: the MJPEG <img> has decoded a frame at the source's size.
   // (Page-side code is given as text: this project compiles without the DOM library.)
   await page.waitForFunction(`document.getElementById('view').naturalWidth === 640`, undefined, { timeout: 15_000 })
   // The numbers: fps above zero, one viewer, and the frame number moving.
-  await page.waitForFunction(`Number(document.getElementById('fps').textContent) > 0 && document.getElementById('viewers').textContent === '1'`, undefined, { timeout: 15_000 })
+  await page.waitForFunction(
+    `Number(document.getElementById('fps').textContent) > 0 && document.getElementById('viewers').textContent === '1'`,
+    undefined,
+    { timeout: 15_000 },
+  )
   const seq1 = Number(await page.textContent('#seq'))
   await page.waitForFunction(`Number(document.getElementById('seq').textContent) > ${seq1}`, undefined, { timeout: 15_000 })
   const seq2 = Number(await page.textContent('#seq'))

@@ -115,15 +115,31 @@ export function parseAvi(buf: Buffer): ParsedAvi {
   if (idx1C) {
     idx1 = []
     for (let at = idx1C.pos + 8; at < idx1C.pos + 8 + idx1C.size; at += 16) {
-      idx1.push({ id: buf.toString('latin1', at, at + 4), flags: buf.readUInt32LE(at + 4), offset: buf.readUInt32LE(at + 8), size: buf.readUInt32LE(at + 12) })
+      idx1.push({
+        id: buf.toString('latin1', at, at + 4),
+        flags: buf.readUInt32LE(at + 4),
+        offset: buf.readUInt32LE(at + 8),
+        size: buf.readUInt32LE(at + 12),
+      })
     }
   }
   return {
     riffs,
     frames,
     framesPerRiff,
-    avih: { usPerFrame: buf.readUInt32LE(a), flags: buf.readUInt32LE(a + 12), totalFrames: buf.readUInt32LE(a + 16), width: buf.readUInt32LE(a + 32), height: buf.readUInt32LE(a + 36) },
-    strh: { handler: buf.toString('latin1', s + 4, s + 8), scale: buf.readUInt32LE(s + 20), rate: buf.readUInt32LE(s + 24), length: buf.readUInt32LE(s + 32) },
+    avih: {
+      usPerFrame: buf.readUInt32LE(a),
+      flags: buf.readUInt32LE(a + 12),
+      totalFrames: buf.readUInt32LE(a + 16),
+      width: buf.readUInt32LE(a + 32),
+      height: buf.readUInt32LE(a + 36),
+    },
+    strh: {
+      handler: buf.toString('latin1', s + 4, s + 8),
+      scale: buf.readUInt32LE(s + 20),
+      rate: buf.readUInt32LE(s + 24),
+      length: buf.readUInt32LE(s + 32),
+    },
     strf: { width: buf.readInt32LE(f + 4), height: buf.readInt32LE(f + 8), compression: buf.toString('latin1', f + 16, f + 20) },
     indxId: indxC.id,
     superIndex,

@@ -19,7 +19,16 @@ export async function collect<T = unknown>(stream: NodeJS.ReadableStream | Reada
 /** Run `stages` as a pipeline and collect what the last one emits. */
 export async function run<T = unknown>(...stages: Stream[]): Promise<T[]> {
   const out: T[] = []
-  await pipeline([...stages, new Writable({ objectMode: true, write(chunk: T, _e, cb) { out.push(chunk); cb() } })] as any)
+  await pipeline([
+    ...stages,
+    new Writable({
+      objectMode: true,
+      write(chunk: T, _e, cb) {
+        out.push(chunk)
+        cb()
+      },
+    }),
+  ] as any)
   return out
 }
 
@@ -58,7 +67,9 @@ export function withTimeout<T>(promise: Promise<T>, ms: number, what = 'operatio
   let timer: NodeJS.Timeout
   return Promise.race([
     promise.finally(() => clearTimeout(timer)),
-    new Promise<T>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms) }),
+    new Promise<T>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms)
+    }),
   ])
 }
 
@@ -85,7 +96,10 @@ async function canBind(kind: 'tcp' | 'udp', port: number): Promise<boolean> {
   if (kind === 'udp') {
     const socket = createSocket('udp4')
     return new Promise((resolve) => {
-      socket.once('error', () => { socket.close(); resolve(false) })
+      socket.once('error', () => {
+        socket.close()
+        resolve(false)
+      })
       socket.bind(port, '127.0.0.1', () => socket.close(() => resolve(true)))
     })
   }

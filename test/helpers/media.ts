@@ -43,11 +43,24 @@ export interface Probe {
 }
 
 export async function probe(file: string): Promise<Probe> {
-  const { stdout } = await run(FFPROBE!, [
-    '-v', 'error', '-count_frames', '-select_streams', 'v:0',
-    '-show_entries', 'stream=nb_read_frames,nb_frames,width,height,r_frame_rate,codec_name',
-    '-show_entries', 'format=duration', '-of', 'json', file,
-  ], { timeout: 20_000 })
+  const { stdout } = await run(
+    FFPROBE!,
+    [
+      '-v',
+      'error',
+      '-count_frames',
+      '-select_streams',
+      'v:0',
+      '-show_entries',
+      'stream=nb_read_frames,nb_frames,width,height,r_frame_rate,codec_name',
+      '-show_entries',
+      'format=duration',
+      '-of',
+      'json',
+      file,
+    ],
+    { timeout: 20_000 },
+  )
   const j = JSON.parse(stdout) as { streams: Array<Record<string, string | number>>; format: { duration?: string } }
   const s = j.streams[0]
   if (!s) throw new Error(`ffprobe found no video stream in ${file}`)
@@ -105,7 +118,11 @@ export interface Recorder {
  * (ffmpeg children included).
  */
 export function startRecorder(t: ExecutionContext, kind: 'avi' | 'mp4', dir: string, flushMs = 250, group = false): Recorder {
-  const child = spawn(process.execPath, ['--import', 'tsx', CHILD, kind, dir, String(flushMs)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: group })
+  const child = spawn(process.execPath, ['--import', 'tsx', CHILD, kind, dir, String(flushMs)], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: group,
+  })
   const signal = (sig: NodeJS.Signals): void => {
     if (group) process.kill(-child.pid!, sig)
     else child.kill(sig)
@@ -138,14 +155,18 @@ export function startRecorder(t: ExecutionContext, kind: 'avi' | 'mp4', dir: str
     kill: signal,
     waitFor: (ok, what) => {
       let check: () => void = () => undefined
-      return withTimeout(new Promise<void>((resolve, reject) => {
-        check = () => {
-          if (ok(lines)) resolve()
-          else if (child.exitCode !== null || child.signalCode !== null) reject(new Error(`recorder exited before ${what}: ${stderr}`))
-        }
-        waiters.add(check)
-        check()
-      }), 20_000, `${what} (recorder stderr: ${stderr})`).finally(() => waiters.delete(check))
+      return withTimeout(
+        new Promise<void>((resolve, reject) => {
+          check = () => {
+            if (ok(lines)) resolve()
+            else if (child.exitCode !== null || child.signalCode !== null) reject(new Error(`recorder exited before ${what}: ${stderr}`))
+          }
+          waiters.add(check)
+          check()
+        }),
+        20_000,
+        `${what} (recorder stderr: ${stderr})`,
+      ).finally(() => waiters.delete(check))
     },
   }
 }

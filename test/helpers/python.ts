@@ -16,7 +16,10 @@ export function pythonWithOpenCV(): string | null {
   cached = null
   for (const exe of CANDIDATES) {
     const r = spawnSync(exe, ['-c', 'import cv2, numpy'], { stdio: 'ignore', timeout: 20_000 })
-    if (r.status === 0) { cached = exe; break }
+    if (r.status === 0) {
+      cached = exe
+      break
+    }
   }
   return cached
 }
@@ -46,21 +49,47 @@ export function startPeer(t: ExecutionContext, script: string, args: string[], o
   let out = ''
   let exitCode: number | null | undefined
   const waiters = new Set<() => void>()
-  const wake = (): void => { for (const w of waiters) w() }
-  child.stdout!.on('data', (d: Buffer) => { out += d; wake() })
-  child.stderr!.on('data', (d: Buffer) => { out += d; wake() })
-  child.on('close', (code) => { exitCode = code; wake() })
-  t.teardown(() => { if (exitCode === undefined) child.kill('SIGKILL') })
-  const wait = <T>(check: () => T | undefined, ms: number, what: string): Promise<T> => new Promise((resolve, reject) => {
-    const done = (): void => {
-      const v = check()
-      if (v !== undefined) { cleanup(); resolve(v) } else if (exitCode !== undefined && what !== 'exit') { cleanup(); reject(new Error(`${script} exited (${exitCode}) before ${what}; output:\n${out}`)) }
-    }
-    const timer = setTimeout(() => { cleanup(); reject(new Error(`${script}: timed out after ${ms} ms waiting for ${what}; output:\n${out}`)) }, ms)
-    const cleanup = (): void => { clearTimeout(timer); waiters.delete(done) }
-    waiters.add(done)
-    done()
+  const wake = (): void => {
+    for (const w of waiters) w()
+  }
+  child.stdout!.on('data', (d: Buffer) => {
+    out += d
+    wake()
   })
+  child.stderr!.on('data', (d: Buffer) => {
+    out += d
+    wake()
+  })
+  child.on('close', (code) => {
+    exitCode = code
+    wake()
+  })
+  t.teardown(() => {
+    if (exitCode === undefined) child.kill('SIGKILL')
+  })
+  const wait = <T>(check: () => T | undefined, ms: number, what: string): Promise<T> =>
+    new Promise((resolve, reject) => {
+      const done = (): void => {
+        const v = check()
+        if (v !== undefined) {
+          cleanup()
+          resolve(v)
+        } else if (exitCode !== undefined && what !== 'exit') {
+          cleanup()
+          reject(new Error(`${script} exited (${exitCode}) before ${what}; output:\n${out}`))
+        }
+      }
+      const timer = setTimeout(() => {
+        cleanup()
+        reject(new Error(`${script}: timed out after ${ms} ms waiting for ${what}; output:\n${out}`))
+      }, ms)
+      const cleanup = (): void => {
+        clearTimeout(timer)
+        waiters.delete(done)
+      }
+      waiters.add(done)
+      done()
+    })
   return {
     child,
     output: () => out,

@@ -19,9 +19,10 @@ const say = (record: object): void => {
 }
 
 const source = testsrc({ width: 160, height: 120, fps: 30, format: 'jpeg' })
-const sink = kind === 'avi'
-  ? avi({ dir, pattern: 'crash-{ms}.avi', flush: Number(flushText ?? 250) })
-  : mp4({ dir, pattern: 'crash-{ms}.mp4', fps: 30 })
+const sink =
+  kind === 'avi'
+    ? avi({ dir, pattern: 'crash-{ms}.avi', flush: Number(flushText ?? 250) })
+    : mp4({ dir, pattern: 'crash-{ms}.mp4', fps: 30 })
 for (const event of ['flush', 'segment', 'ffmpeg']) sink.on(event, (e: object) => say({ [event]: e }))
 const counters = stageInfo(sink)!.counters
 const ticker = setInterval(() => say({ written: counters.frames }), 100)

@@ -37,7 +37,13 @@ export async function readFiles(dir: string, prefix: string): Promise<Buffer[]> 
 
 /** Poll (every 5 ms) until `cond` holds. */
 export function until(cond: () => boolean, what: string, ms = 5000): Promise<void> {
-  return withTimeout((async () => { while (!cond()) await new Promise((r) => setTimeout(r, 5)) })(), ms, what)
+  return withTimeout(
+    (async () => {
+      while (!cond()) await new Promise((r) => setTimeout(r, 5))
+    })(),
+    ms,
+    what,
+  )
 }
 
 export function delay(ms: number): Promise<void> {
@@ -46,7 +52,13 @@ export function delay(ms: number): Promise<void> {
 
 /** A Writable that keeps what reaches it. */
 export function keep<T>(into: T[]): Writable {
-  return new Writable({ objectMode: true, write(chunk: T, _e, cb) { into.push(chunk); cb() } })
+  return new Writable({
+    objectMode: true,
+    write(chunk: T, _e, cb) {
+      into.push(chunk)
+      cb()
+    },
+  })
 }
 
 /** A loopback server of our own, closed (with its sockets) in teardown. */
@@ -68,7 +80,9 @@ export async function rawServer(t: ExecutionContext, onConnection: (s: Socket) =
 
 export async function rawClient(t: ExecutionContext, port: number): Promise<Socket> {
   const socket = net.connect({ host: '127.0.0.1', port })
-  t.teardown(() => { socket.destroy() })
+  t.teardown(() => {
+    socket.destroy()
+  })
   await withTimeout(once(socket, 'connect'), 5000, 'connect')
   return socket
 }

@@ -66,9 +66,9 @@ export function picture(seed: number, width = 160, height = 120): { raw: Buffer;
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
       const i = (y * width + x) * 3
-      raw[i] = (x * 255 / width + rand() * 24) & 0xff
-      raw[i + 1] = (y * 255 / height + rand() * 24) & 0xff
-      raw[i + 2] = ((x + y + seed * 40) + rand() * 24) & 0xff
+      raw[i] = ((x * 255) / width + rand() * 24) & 0xff
+      raw[i + 1] = ((y * 255) / height + rand() * 24) & 0xff
+      raw[i + 2] = (x + y + seed * 40 + rand() * 24) & 0xff
     }
   }
   return { raw, width, height }
@@ -76,13 +76,17 @@ export function picture(seed: number, width = 160, height = 120): { raw: Buffer;
 
 export async function pictureJpeg(seed: number): Promise<Buffer> {
   const p = picture(seed)
-  return sharp(p.raw, { raw: { width: p.width, height: p.height, channels: 3 } }).jpeg({ quality: 90 }).toBuffer()
+  return sharp(p.raw, { raw: { width: p.width, height: p.height, channels: 3 } })
+    .jpeg({ quality: 90 })
+    .toBuffer()
 }
 
 /** The picture as a PNG file (lossless: a peer's cv2.imread gets exactly these pixels). */
 export async function picturePng(seed: number, path: string): Promise<string> {
   const p = picture(seed)
-  await sharp(p.raw, { raw: { width: p.width, height: p.height, channels: 3 } }).png().toFile(path)
+  await sharp(p.raw, { raw: { width: p.width, height: p.height, channels: 3 } })
+    .png()
+    .toFile(path)
   return path
 }
 
@@ -90,21 +94,28 @@ export async function until(cond: () => boolean, ms = 5000, what = 'condition'):
   let timer: NodeJS.Timeout | undefined
   let done = false
   try {
-    await withTimeout(new Promise<void>((resolve) => {
-      const check = () => {
-        if (done) return
-        if (cond()) resolve()
-        else timer = setTimeout(check, 5)
-      }
-      check()
-    }), ms, what)
+    await withTimeout(
+      new Promise<void>((resolve) => {
+        const check = () => {
+          if (done) return
+          if (cond()) resolve()
+          else timer = setTimeout(check, 5)
+        }
+        check()
+      }),
+      ms,
+      what,
+    )
   } finally {
     done = true
     clearTimeout(timer)
   }
 }
 
-export interface Received { data: Buffer; rinfo: RemoteInfo }
+export interface Received {
+  data: Buffer
+  rinfo: RemoteInfo
+}
 
 export interface RawSocket {
   socket: Socket
@@ -119,8 +130,12 @@ export async function rawSocket(t: ExecutionContext): Promise<RawSocket> {
   const got: Received[] = []
   let open = true
   socket.on('message', (data, rinfo) => got.push({ data, rinfo }))
-  socket.on('close', () => { open = false })
-  t.teardown(() => { if (open) socket.close() })
+  socket.on('close', () => {
+    open = false
+  })
+  t.teardown(() => {
+    if (open) socket.close()
+  })
   socket.bind(0, '127.0.0.1')
   await once(socket, 'listening')
   return {
@@ -151,7 +166,16 @@ export async function startServer(t: ExecutionContext, options: UdpServerSourceO
   const frames: Frame[] = []
   const warnings: string[] = []
   server.on('warning', (m: string) => warnings.push(m))
-  const done = streamPipeline(server, new Writable({ objectMode: true, write(f: Frame, _e, cb) { frames.push(f); cb() } }))
+  const done = streamPipeline(
+    server,
+    new Writable({
+      objectMode: true,
+      write(f: Frame, _e, cb) {
+        frames.push(f)
+        cb()
+      },
+    }),
+  )
   let stopped = false
   const stop = async () => {
     stopped = true
@@ -164,7 +188,11 @@ export async function startServer(t: ExecutionContext, options: UdpServerSourceO
   return { server, port: server.address()!.port, frames, warnings, stop }
 }
 
-export interface ClientRun { counters: Counters; warnings: string[]; replies: string[] }
+export interface ClientRun {
+  counters: Counters
+  warnings: string[]
+  replies: string[]
+}
 
 /**
  * Send `frames` with a udp-client. With `holdUntil`, the source stays open
@@ -181,15 +209,18 @@ export async function send(frames: Frame[], options: UdpClientSinkOptions, holdU
   let holding = false
   const source = holdUntil
     ? new Readable({
-      objectMode: true,
-      read() {
-        const f = queue.shift()
-        if (f) return void this.push(f)
-        if (holding) return
-        holding = true
-        until(() => holdUntil(counters(client)), 10_000, 'the hold condition').then(() => this.push(null), (err: Error) => this.destroy(err))
-      },
-    })
+        objectMode: true,
+        read() {
+          const f = queue.shift()
+          if (f) return void this.push(f)
+          if (holding) return
+          holding = true
+          until(() => holdUntil(counters(client)), 10_000, 'the hold condition').then(
+            () => this.push(null),
+            (err: Error) => this.destroy(err),
+          )
+        },
+      })
     : fromItems(frames)
   await withTimeout(pipeline(source, client), 15_000, 'udp-client pipeline')
   return { counters: counters(client), warnings, replies }

@@ -67,7 +67,11 @@ function sink(write: (frame: Frame) => void | Promise<void> = () => {}): Writabl
   return new Writable({
     objectMode: true,
     highWaterMark: 1,
-    write(frame: Frame, _enc, cb) { Promise.resolve(frame).then(write).then(() => cb(), cb) },
+    write(frame: Frame, _enc, cb) {
+      Promise.resolve(frame)
+        .then(write)
+        .then(() => cb(), cb)
+    },
   })
 }
 
@@ -142,9 +146,18 @@ test('encoded input is transcoded, and input already in the target format passes
 test('output order is input order under concurrency 4 when big and small frames alternate', async (t) => {
   const input = Array.from({ length: 16 }, (_, i) => (i % 2 === 0 ? noiseFrame(800, 600, 3, i, i) : noiseFrame(8, 8, 3, i, i)))
   const out = await collect<Frame>(fromItems(input).pipe(jpeg({ concurrency: 4 })))
-  t.deepEqual(out.map((f) => f.seq), input.map((f) => f.seq))
-  t.deepEqual(out.map((f) => f.timestamp), input.map((f) => f.timestamp))
-  t.deepEqual(out.map((f) => f.width), input.map((f) => f.width))
+  t.deepEqual(
+    out.map((f) => f.seq),
+    input.map((f) => f.seq),
+  )
+  t.deepEqual(
+    out.map((f) => f.timestamp),
+    input.map((f) => f.timestamp),
+  )
+  t.deepEqual(
+    out.map((f) => f.width),
+    input.map((f) => f.width),
+  )
 })
 
 // ---- the ordered parallel machinery --------------------------------------
@@ -162,7 +175,10 @@ test('sharpStage keeps order when later frames finish first, with no more than c
   })
   const input = Array.from({ length: 40 }, (_, seq) => makeFrame(Buffer.alloc(1), { seq }))
   const out = await collect<Frame>(fromItems(input).pipe(stage))
-  t.deepEqual(out.map((f) => f.seq), input.map((f) => f.seq).filter((s) => s % 7 !== 3))
+  t.deepEqual(
+    out.map((f) => f.seq),
+    input.map((f) => f.seq).filter((s) => s % 7 !== 3),
+  )
   t.is(ctx.counters.drops, 6)
   t.is(maxInFlight, 4)
 })
@@ -172,11 +188,19 @@ test('backpressure: a slow consumer holds the source back', async (t) => {
     const source = frameSource({ count: 60 })
     let consumed = 0
     let maxAhead = 0
-    await withTimeout(pipeline(source, jpeg({ concurrency }), sink(async () => {
-      consumed++
-      maxAhead = Math.max(maxAhead, source.produced - consumed)
-      await sleep(3)
-    })), 20_000, 'slow consumer pipeline')
+    await withTimeout(
+      pipeline(
+        source,
+        jpeg({ concurrency }),
+        sink(async () => {
+          consumed++
+          maxAhead = Math.max(maxAhead, source.produced - consumed)
+          await sleep(3)
+        }),
+      ),
+      20_000,
+      'slow consumer pipeline',
+    )
     t.is(consumed, 60)
     // Inside jpeg: `concurrency` in flight, `concurrency` in its readable
     // buffer, 1 in its writable buffer; plus 1 in the source's buffer and 1
@@ -193,7 +217,11 @@ test('an empty stream ends cleanly', async (t) => {
 
 test('decode(jpeg(raw)) has the same dimensions and similar pixels', async (t) => {
   const input = gradientFrame(96, 64, 42)
-  const [out] = await collect<Frame>(fromItems([input]).pipe(jpeg({ quality: 90 })).pipe(decode()))
+  const [out] = await collect<Frame>(
+    fromItems([input])
+      .pipe(jpeg({ quality: 90 }))
+      .pipe(decode()),
+  )
   t.like(out, { format: 'raw', width: 96, height: 64, channels: 3, seq: 42, timestamp: input.timestamp })
   t.is(out!.data.length, input.data.length)
   const diff = meanAbsDiff(out!.data, input.data)
@@ -203,7 +231,11 @@ test('decode(jpeg(raw)) has the same dimensions and similar pixels', async (t) =
 test('decode channels: 3 drops alpha, 4 adds it, keep keeps it; raw input passes through', async (t) => {
   const rgba = noiseFrame(10, 6, 4, 9)
   const [encoded] = await collect<Frame>(fromItems([rgba]).pipe(png()))
-  for (const [channels, expected] of [['3', 3], ['4', 4], ['keep', 4]] as const) {
+  for (const [channels, expected] of [
+    ['3', 3],
+    ['4', 4],
+    ['keep', 4],
+  ] as const) {
     const [out] = await collect<Frame>(fromItems([encoded!]).pipe(decode({ channels })))
     t.is(out!.channels, expected)
     t.is(out!.data.length, 10 * 6 * expected)
@@ -219,15 +251,28 @@ test('decode reads the committed fixtures', async (t) => {
   const names = ['frame-1.jpg', 'frame-2.jpg', 'frame-3.jpg', 'frame-10.jpg', 'pattern.png', 'pattern.webp']
   const frames = await Promise.all(names.map(async (n, seq) => makeFrame(await readFile(new URL(n, FIXTURES)), { seq })))
   const out = await collect<Frame>(fromItems(frames).pipe(decode({ concurrency: 3 })))
-  t.deepEqual(out.map((f) => [f.seq, f.width, f.height, f.channels]), names.map((_, seq) => [seq, 64, 48, 3]))
+  t.deepEqual(
+    out.map((f) => [f.seq, f.width, f.height, f.channels]),
+    names.map((_, seq) => [seq, 64, 48, 3]),
+  )
 })
 
 testProp(
   'png then decode round-trips random raw frames exactly',
-  [fc.array(fc.record({ w: fc.integer({ min: 1, max: 64 }), h: fc.integer({ min: 1, max: 64 }), c: fc.constantFrom(3, 4), seed: fc.integer() }), { minLength: 1, maxLength: 4 }), fc.integer({ min: 1, max: 4 })],
+  [
+    fc.array(
+      fc.record({ w: fc.integer({ min: 1, max: 64 }), h: fc.integer({ min: 1, max: 64 }), c: fc.constantFrom(3, 4), seed: fc.integer() }),
+      { minLength: 1, maxLength: 4 },
+    ),
+    fc.integer({ min: 1, max: 4 }),
+  ],
   async (t, specs, concurrency) => {
     const input = specs.map((s, seq) => noiseFrame(s.w, s.h, s.c, s.seed, seq))
-    const out = await collect<Frame>(fromItems(input).pipe(png({ concurrency })).pipe(decode({ channels: 'keep', concurrency })))
+    const out = await collect<Frame>(
+      fromItems(input)
+        .pipe(png({ concurrency }))
+        .pipe(decode({ channels: 'keep', concurrency })),
+    )
     t.is(out.length, input.length)
     for (const [i, frame] of out.entries()) {
       const want = input[i]!
@@ -240,7 +285,15 @@ testProp(
 
 testProp(
   'jpeg never fails on random raw frames and keeps their dimensions',
-  [fc.record({ w: fc.integer({ min: 1, max: 64 }), h: fc.integer({ min: 1, max: 64 }), c: fc.constantFrom(3, 4), seed: fc.integer(), quality: fc.integer({ min: 1, max: 100 }) })],
+  [
+    fc.record({
+      w: fc.integer({ min: 1, max: 64 }),
+      h: fc.integer({ min: 1, max: 64 }),
+      c: fc.constantFrom(3, 4),
+      seed: fc.integer(),
+      quality: fc.integer({ min: 1, max: 100 }),
+    }),
+  ],
   async (t, s) => {
     const [out] = await collect<Frame>(fromItems([noiseFrame(s.w, s.h, s.c, s.seed)]).pipe(jpeg({ quality: s.quality })))
     const meta = await sharp(out!.data).metadata()
@@ -251,7 +304,10 @@ testProp(
 
 testProp(
   'decode of a randomly corrupted JPEG yields consistent pixels or ERR_DECODE, nothing else',
-  [fc.array(fc.record({ at: fc.nat(), byte: fc.integer({ min: 0, max: 255 }) }), { maxLength: 8 }), fc.option(fc.nat(), { nil: undefined })],
+  [
+    fc.array(fc.record({ at: fc.nat(), byte: fc.integer({ min: 0, max: 255 }) }), { maxLength: 8 }),
+    fc.option(fc.nat(), { nil: undefined }),
+  ],
   async (t, flips, cutAt) => {
     const [good] = await collect<Frame>(fromItems([gradientFrame(48, 32, 1)]).pipe(jpeg()))
     let data = Buffer.from(good!.data)
@@ -282,7 +338,11 @@ test('resize: one side keeps the aspect ratio, both sides follow fit, output is 
   const [cover] = await collect<Frame>(fromItems([input]).pipe(resize({ width: 20, height: 20, fit: 'cover' })))
   t.like(cover, { width: 20, height: 20 })
   const fixture = makeFrame(await readFile(new URL('frame-2.jpg', FIXTURES)), { seq: 2 })
-  const [fromJpeg] = await collect<Frame>(fromItems([fixture]).pipe(resize({ width: 128 })).pipe(jpeg()))
+  const [fromJpeg] = await collect<Frame>(
+    fromItems([fixture])
+      .pipe(resize({ width: 128 }))
+      .pipe(jpeg()),
+  )
   t.like(fromJpeg, { format: 'jpeg', width: 128, height: 96, seq: 2 })
 })
 
@@ -294,7 +354,10 @@ test('option validation goes through the spec', (t) => {
     code: 'ERR_INVALID_OPTION',
     message: 'jpeg: expected integer between 1 and 100 for quality but received 101 of type number',
   } as any)
-  t.throws(() => jpeg({ concurrency: 0 }), { code: 'ERR_INVALID_OPTION', message: 'jpeg: expected integer between 1 and 16 for concurrency but received 0 of type number' } as any)
+  t.throws(() => jpeg({ concurrency: 0 }), {
+    code: 'ERR_INVALID_OPTION',
+    message: 'jpeg: expected integer between 1 and 16 for concurrency but received 0 of type number',
+  } as any)
   t.throws(() => png({ compressionLevel: 10 }), { code: 'ERR_INVALID_OPTION', message: /compressionLevel/ } as any)
   t.throws(() => webp({ effort: 7 }), { code: 'ERR_INVALID_OPTION', message: /effort/ } as any)
   t.throws(() => jpeg({ chroma: '4:2:2' as any }), { code: 'ERR_INVALID_OPTION', message: /one of 4:2:0, 4:4:4/ } as any)
@@ -305,7 +368,11 @@ test('option validation goes through the spec', (t) => {
 
 test('a Buffer instead of a Frame is ERR_BAD_FRAME pointing at unprefix', async (t) => {
   const err = await t.throwsAsync(withTimeout(run(fromItems([Buffer.from([0xff, 0xd8, 0xff])]), jpeg()), 5000))
-  t.like(err, { code: 'ERR_BAD_FRAME', stage: 'jpeg', message: 'jpeg: expected a Frame but received a Buffer of 3 bytes; insert unprefix before jpeg' })
+  t.like(err, {
+    code: 'ERR_BAD_FRAME',
+    stage: 'jpeg',
+    message: 'jpeg: expected a Frame but received a Buffer of 3 bytes; insert unprefix before jpeg',
+  })
 })
 
 test('a raw frame whose length does not match its dimensions is ERR_BAD_FRAME with the numbers', async (t) => {
@@ -328,7 +395,10 @@ test('a corrupt JPEG: onError fail is ERR_DECODE naming stage, frame and size; d
 
   const stage = decode({ onError: 'drop' })
   const out = await withTimeout(run<Frame>(fromItems([{ ...good!, seq: 5 }, truncated, garbage, { ...good!, seq: 8 }]), stage), 5000)
-  t.deepEqual(out.map((f) => f.seq), [5, 8])
+  t.deepEqual(
+    out.map((f) => f.seq),
+    [5, 8],
+  )
   t.like(stageInfo(stage)!.counters, { frames: 2, drops: 2 })
 })
 
@@ -360,9 +430,19 @@ test('a failing downstream stage tears the encoder down', async (t) => {
   const source = frameSource()
   const stage = jpeg({ concurrency: 4 })
   let seen = 0
-  const err = await t.throwsAsync(withTimeout(pipeline(source, stage, sink((frame) => {
-    if (++seen === 5) throw new Error(`sink refused frame ${frame.seq}`)
-  })), 10_000, 'failing pipeline'))
+  const err = await t.throwsAsync(
+    withTimeout(
+      pipeline(
+        source,
+        stage,
+        sink((frame) => {
+          if (++seen === 5) throw new Error(`sink refused frame ${frame.seq}`)
+        }),
+      ),
+      10_000,
+      'failing pipeline',
+    ),
+  )
   t.is(err!.message, 'sink refused frame 4')
   t.true(stage.destroyed)
   t.true(source.destroyed)
@@ -383,7 +463,9 @@ test('destroying an encoder with an error reports that error', async (t) => {
 
 /** A 300x200 PNG (60000 pixels). */
 async function pngFrame(seq: number): Promise<Frame> {
-  const data = await sharp({ create: { width: 300, height: 200, channels: 3, background: { r: 10, g: 20, b: 30 } } }).png().toBuffer()
+  const data = await sharp({ create: { width: 300, height: 200, channels: 3, background: { r: 10, g: 20, b: 30 } } })
+    .png()
+    .toBuffer()
   return makeFrame(data, { seq })
 }
 
@@ -401,12 +483,25 @@ test('maxPixels: a PNG over the limit is ERR_DECODE naming stage, frame, size an
   const size = big.data.length
   const err = await t.throwsAsync(withTimeout(run(fromItems([big]), decode({ maxPixels: 10_000 })), 5000))
   t.true(err instanceof FramePipeError)
-  t.like(err, { code: 'ERR_DECODE', stage: 'decode', message: `decode: frame 3 (${size} bytes, format png) is 300x200 = 60000 pixels, more than maxPixels (10000)` })
+  t.like(err, {
+    code: 'ERR_DECODE',
+    stage: 'decode',
+    message: `decode: frame 3 (${size} bytes, format png) is 300x200 = 60000 pixels, more than maxPixels (10000)`,
+  })
 
   const dropping = decode({ maxPixels: 10_000, onError: 'drop' })
-  const small = makeFrame(await sharp({ create: { width: 100, height: 100, channels: 3, background: 'white' } }).png().toBuffer(), { seq: 4 })
+  const small = makeFrame(
+    await sharp({ create: { width: 100, height: 100, channels: 3, background: 'white' } })
+      .png()
+      .toBuffer(),
+    { seq: 4 },
+  )
   const out = await withTimeout(run<Frame>(fromItems([{ ...big, seq: 2 }, small, big]), dropping), 5000)
-  t.deepEqual(out.map((f) => [f.seq, f.width, f.height]), [[4, 100, 100]], '100x100 is exactly the limit')
+  t.deepEqual(
+    out.map((f) => [f.seq, f.width, f.height]),
+    [[4, 100, 100]],
+    '100x100 is exactly the limit',
+  )
   t.like(stageInfo(dropping)!.counters, { frames: 1, drops: 2 })
 
   const [ok] = await withTimeout(run<Frame>(fromItems([big]), decode({ maxPixels: 60_000 })), 5000)
@@ -422,11 +517,21 @@ test('maxPixels bounds transcoding and resizing of encoded input, not raw frames
     ['resize', () => resize({ width: 10, maxPixels: 10_000 })],
   ] as const) {
     const err = await t.throwsAsync(withTimeout(run(fromItems([big]), make()), 5000))
-    t.like(err, { code: 'ERR_DECODE', message: `${name}: frame 9 (${size} bytes, format png) is 300x200 = 60000 pixels, more than maxPixels (10000)` }, name)
+    t.like(
+      err,
+      {
+        code: 'ERR_DECODE',
+        message: `${name}: frame 9 (${size} bytes, format png) is 300x200 = 60000 pixels, more than maxPixels (10000)`,
+      },
+      name,
+    )
   }
   const asJpeg = (await collect<Frame>(fromItems([big]).pipe(jpeg())))[0]!
   const err = await t.throwsAsync(withTimeout(run(fromItems([asJpeg]), png({ maxPixels: 59_999 })), 5000))
-  t.like(err, { code: 'ERR_DECODE', message: `png: frame 9 (${asJpeg.data.length} bytes, format jpeg) is 300x200 = 60000 pixels, more than maxPixels (59999)` })
+  t.like(err, {
+    code: 'ERR_DECODE',
+    message: `png: frame 9 (${asJpeg.data.length} bytes, format jpeg) is 300x200 = 60000 pixels, more than maxPixels (59999)`,
+  })
 
   // Raw frames are already in memory: the bound is not theirs.
   const raw = gradientFrame(300, 200, 1)
@@ -442,15 +547,28 @@ test('a header announcing 10000x10000 is refused by the default maxPixels withou
   const hostile = makeFrame(announcing((await pngFrame(0)).data, 10_000, 10_000), { seq: 77 })
   t.like(await sharp(hostile.data, { limitInputPixels: false }).metadata(), { width: 10_000, height: 10_000 }, 'the forged header parses')
   const err = await t.throwsAsync(withTimeout(run(fromItems([hostile]), decode()), 5000))
-  t.like(err, { code: 'ERR_DECODE', message: `decode: frame 77 (${hostile.data.length} bytes, format png) is 10000x10000 = 100000000 pixels, more than maxPixels (50000000)` })
+  t.like(err, {
+    code: 'ERR_DECODE',
+    message: `decode: frame 77 (${hostile.data.length} bytes, format png) is 10000x10000 = 100000000 pixels, more than maxPixels (50000000)`,
+  })
   const err2 = await t.throwsAsync(withTimeout(run(fromItems([hostile]), resize({ width: 10 })), 5000))
-  t.like(err2, { code: 'ERR_DECODE', message: `resize: frame 77 (${hostile.data.length} bytes, format png) is 10000x10000 = 100000000 pixels, more than maxPixels (50000000)` })
+  t.like(err2, {
+    code: 'ERR_DECODE',
+    message: `resize: frame 77 (${hostile.data.length} bytes, format png) is 10000x10000 = 100000000 pixels, more than maxPixels (50000000)`,
+  })
 })
 
 test('maxPixels is an integer >= 1 with a default of 50 million on every stage that decodes', (t) => {
-  for (const [name, make] of [['decode', decode], ['resize', (o: object) => resize({ width: 1, ...o })], ['jpeg', jpeg], ['png', png], ['webp', webp]] as const) {
+  for (const [name, make] of [
+    ['decode', decode],
+    ['resize', (o: object) => resize({ width: 1, ...o })],
+    ['jpeg', jpeg],
+    ['png', png],
+    ['webp', webp],
+  ] as const) {
     t.throws(() => (make as (o: object) => unknown)({ maxPixels: 0 }), {
-      code: 'ERR_INVALID_OPTION', message: `${name}: expected integer >= 1 for maxPixels but received 0 of type number`,
+      code: 'ERR_INVALID_OPTION',
+      message: `${name}: expected integer >= 1 for maxPixels but received 0 of type number`,
     } as any)
     t.throws(() => (make as (o: object) => unknown)({ maxPixels: 1.5 }), { code: 'ERR_INVALID_OPTION' } as any)
   }

@@ -26,12 +26,22 @@ function rawSource(): { stream: Readable; produced: () => number } {
   return { stream, produced: () => n }
 }
 
-for (const [name, make] of [['jpeg', () => jpeg({ concurrency: 2 })], ['png', () => png({ concurrency: 4 })], ['decode after jpeg', () => decode({ concurrency: 3 })]] as const) {
+for (const [name, make] of [
+  ['jpeg', () => jpeg({ concurrency: 2 })],
+  ['png', () => png({ concurrency: 4 })],
+  ['decode after jpeg', () => decode({ concurrency: 3 })],
+] as const) {
   test(`${name}: a reader that stops holds the source back (bounded frames inside the stage)`, async (t) => {
     const { stream, produced } = rawSource()
     const stage = make()
     // A sink that takes one frame and then never calls back: the reader has stopped.
-    const stuck = new Writable({ objectMode: true, highWaterMark: 1, write() { /* never done */ } })
+    const stuck = new Writable({
+      objectMode: true,
+      highWaterMark: 1,
+      write() {
+        /* never done */
+      },
+    })
     const stages = name === 'decode after jpeg' ? [stream, jpeg({ concurrency: 1 }), stage, stuck] : [stream, stage, stuck]
     const done = pipeline(stages).catch(() => undefined)
     await new Promise((r) => setTimeout(r, 1500))
@@ -70,5 +80,8 @@ test('jpeg: a reader that pauses and resumes gets every frame, in order (no stal
     pipeline(src, jpeg({ concurrency: 2 }), sink),
     new Promise((_, reject) => setTimeout(() => reject(new Error(`stalled after ${seqs.length} frames`)), 15_000)),
   ])
-  t.deepEqual(seqs, Array.from({ length: total }, (_, i) => i))
+  t.deepEqual(
+    seqs,
+    Array.from({ length: total }, (_, i) => i),
+  )
 })

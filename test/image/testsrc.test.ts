@@ -25,7 +25,8 @@ function pixel(buf: Buffer, width: number, x: number, y: number): number[] {
   return [buf[i]!, buf[i + 1]!, buf[i + 2]!]
 }
 
-testProp('renderTestFrame is a pure function of (n, width, height) with w*h*3 bytes',
+testProp(
+  'renderTestFrame is a pure function of (n, width, height) with w*h*3 bytes',
   [fc.nat({ max: 2_000_000 }), fc.integer({ min: 16, max: 300 }), fc.integer({ min: 16, max: 200 })],
   (t, n, width, height) => {
     const a = renderTestFrame(n, width, height)
@@ -34,7 +35,8 @@ testProp('renderTestFrame is a pure function of (n, width, height) with w*h*3 by
     t.true(a.equals(b))
     t.not(a, b, 'a new buffer each call')
     t.false(a.equals(renderTestFrame(n + 1, width, height)), 'the next frame differs')
-  })
+  },
+)
 
 test('different frame numbers give different pictures (all pairs of the first 300 at 64x48)', (t) => {
   const seen = new Map<string, number>()
@@ -61,7 +63,7 @@ test('the frame number is drawn big in the bottom band, and the digits differ be
   }
   // Colour bars on top: white at the left edge, blue in the seventh eighth.
   t.deepEqual(pixel(a, w, 2, 2), [255, 255, 255])
-  t.deepEqual(pixel(a, w, Math.floor(w * 6.5 / 8), 2), [0, 0, 255])
+  t.deepEqual(pixel(a, w, Math.floor((w * 6.5) / 8), 2), [0, 0, 255])
 })
 
 test('the box moves with the frame number', (t) => {
@@ -92,7 +94,11 @@ test('count frames of raw RGB, seq 0.., identical to renderTestFrame; counters f
 })
 
 test('format=jpeg gives decodable JPEGs of the right size', async (t) => {
-  const frames = await withTimeout(collect<Frame>(testsrc({ width: 64, height: 48, fps: 0, count: 2, format: 'jpeg', quality: 50 })), 5000, 'testsrc')
+  const frames = await withTimeout(
+    collect<Frame>(testsrc({ width: 64, height: 48, fps: 0, count: 2, format: 'jpeg', quality: 50 })),
+    5000,
+    'testsrc',
+  )
   t.is(frames.length, 2)
   for (const f of frames) {
     t.is(f.format, 'jpeg')
@@ -127,12 +133,16 @@ test.serial('after a stall the schedule restarts instead of bursting to catch up
 test('stop() ends an endless source cleanly after the current frame', async (t) => {
   const src = testsrc({ width: 16, height: 16, fps: 0 })
   let n = 0
-  await withTimeout((async () => {
-    for await (const _ of src) {
-      n++
-      if (n === 3) src.stop()
-    }
-  })(), 5000, 'stopped testsrc')
+  await withTimeout(
+    (async () => {
+      for await (const _ of src) {
+        n++
+        if (n === 3) src.stop()
+      }
+    })(),
+    5000,
+    'stopped testsrc',
+  )
   t.true(n >= 3 && n <= 5, `got ${n} frames`)
   t.true(src.readableEnded)
 })

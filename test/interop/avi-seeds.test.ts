@@ -51,7 +51,11 @@ async function serveTestsrc(t: ExecutionContext, server: ReturnType<typeof cmdSe
 }
 
 /** Run client ! avi until the sink holds `frames` frames, then stop the client cleanly; returns the closed segments. */
-async function recordClient(source: Readable, options: Parameters<typeof avi>[0], frames: number): Promise<{ closed: AviSegmentEvent[]; written: number }> {
+async function recordClient(
+  source: Readable,
+  options: Parameters<typeof avi>[0],
+  frames: number,
+): Promise<{ closed: AviSegmentEvent[]; written: number }> {
   const sink = avi(options)
   const closed: AviSegmentEvent[] = []
   sink.on('segment', (e: AviSegmentEvent) => e.event === 'close' && closed.push(e))
@@ -81,7 +85,7 @@ async function checkSegments(t: ExecutionContext, closed: AviSegmentEvent[], wri
   t.is(total, written, 'the segments hold every frame the client delivered')
 }
 
-mediaTest('seed 003: cmd-client records cmd-server\'s stream to video_stream_{ms}.avi', async (t) => {
+mediaTest("seed 003: cmd-client records cmd-server's stream to video_stream_{ms}.avi", async (t) => {
   const dir = await tmp(t)
   const port = await serveTestsrc(t, cmdServer({ port: 0 }))
   const started = Date.now()
@@ -91,11 +95,11 @@ mediaTest('seed 003: cmd-client records cmd-server\'s stream to video_stream_{ms
   const name = closed[0]!.file.slice(dir.length + 1)
   t.regex(name, /^video_stream_\d{13}\.avi$/)
   const ms = Number(/\d+/.exec(name)![0])
-  t.true(ms >= started && ms <= Date.now(), 'named by the first frame\'s time in epoch ms')
+  t.true(ms >= started && ms <= Date.now(), "named by the first frame's time in epoch ms")
   await checkSegments(t, closed, written, [160, 120])
 })
 
-mediaTest('seed 004: reg-client records reg-server\'s stream to camera{time}.avi in short segments', async (t) => {
+mediaTest("seed 004: reg-client records reg-server's stream to camera{time}.avi in short segments", async (t) => {
   const dir = await tmp(t)
   const port = await serveTestsrc(t, regServer({ port: 0 }))
   const { closed, written } = await recordClient(regClient({ port }), { dir, pattern: 'camera{time}.avi', segment: 400 }, 45)
@@ -134,7 +138,19 @@ peerTest('seed 004 original server → reg-client → camera{time}.avi segments:
   await mkdir(join(dir, 'week13'))
   const dump = join(dir, 'sent')
   await mkdir(dump)
-  const peer = startPeer(t, 'seed004_server.py', ['--host', '127.0.0.1', '--port', '0', '--log', join(dir, 'week13', 'ServerLog.txt'), '--dump', dump, '--fps', '30', ...FRAME_FILES])
+  const peer = startPeer(t, 'seed004_server.py', [
+    '--host',
+    '127.0.0.1',
+    '--port',
+    '0',
+    '--log',
+    join(dir, 'week13', 'ServerLog.txt'),
+    '--dump',
+    dump,
+    '--fps',
+    '30',
+    ...FRAME_FILES,
+  ])
   const port = Number((await peer.waitFor(/listening (\d+)/, 15_000))[1])
   const src = regClient({ port })
   const { closed, written } = await recordClient(src, { dir: join(dir, 'rec'), pattern: 'camera{time}.avi', segment: 300 }, 30)

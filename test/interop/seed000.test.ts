@@ -9,9 +9,7 @@ import { join } from 'node:path'
 import { makeFrame, type Frame } from '../../src/core/frame.js'
 import { tempDir } from '../helpers/index.js'
 import { NO_PYTHON_REASON, pythonWithOpenCV, startPeer, type PeerProcess } from '../helpers/python.js'
-import {
-  counters, freePort, next1024, padJpeg, pictureJpeg, picturePng, send, sha256, startServer, until,
-} from '../helpers/udp.js'
+import { counters, freePort, next1024, padJpeg, pictureJpeg, picturePng, send, sha256, startServer, until } from '../helpers/udp.js'
 
 const python = pythonWithOpenCV()
 if (!python) console.warn(`skipping seed 000 peer tests: ${NO_PYTHON_REASON}`)
@@ -77,43 +75,58 @@ peerTest('000a: frame-pipe udp-client proto=whole sends to the Python server, wh
   const r = await send(frames, { port, proto: 'whole', whenFull: 'wait', ackTimeout: 5000 })
   t.like(r.counters, { frames: 3, acked: 3, unacked: 0 })
   t.deepEqual(r.replies, Array(3).fill('get message!!!'))
-  t.deepEqual((await written(dir)).map(sha256), frames.map((f) => sha256(f.data)))
+  t.deepEqual(
+    (await written(dir)).map(sha256),
+    frames.map((f) => sha256(f.data)),
+  )
 })
 
 // ---------------------------------------------------------------- 000b: header + 1024-byte chunks
 
-peerTest('000b: the Python client sends to frame-pipe udp-server proto=chunked, an image of a multiple of 1024 bytes (empty datagram) included', async (t) => {
-  const srv = await startServer(t, { proto: 'chunked' })
-  const dir = await scratch(t)
-  const pad = await pad1024Png(t, dir, 1)
-  t.is(pad.length % 1024, 0)
-  const plain = await picturePng(2, join(dir, 'plain.png'))
-  const clients: PeerProcess[] = []
-  for (const path of [plain, pad.path]) {
-    const client = startPeer(t, 'seed000b_client.py', ['127.0.0.1', String(srv.port), path])
-    t.is(await client.exited(PEER_MS), 0, client.output())
-    t.regex(client.output(), /^get message!!!$/m)
-    clients.push(client)
-  }
-  await srv.stop()
-  const sent = clients.flatMap(sentImages)
-  t.is(sent[1]!.length, pad.length)
-  t.deepEqual(srv.frames.map((f) => sha256(f.data)), sent.map((s) => s.sha))
-  t.like(counters(srv.server), { frames: 2, drops: 0, garbage: 0 })
-})
+peerTest(
+  '000b: the Python client sends to frame-pipe udp-server proto=chunked, an image of a multiple of 1024 bytes (empty datagram) included',
+  async (t) => {
+    const srv = await startServer(t, { proto: 'chunked' })
+    const dir = await scratch(t)
+    const pad = await pad1024Png(t, dir, 1)
+    t.is(pad.length % 1024, 0)
+    const plain = await picturePng(2, join(dir, 'plain.png'))
+    const clients: PeerProcess[] = []
+    for (const path of [plain, pad.path]) {
+      const client = startPeer(t, 'seed000b_client.py', ['127.0.0.1', String(srv.port), path])
+      t.is(await client.exited(PEER_MS), 0, client.output())
+      t.regex(client.output(), /^get message!!!$/m)
+      clients.push(client)
+    }
+    await srv.stop()
+    const sent = clients.flatMap(sentImages)
+    t.is(sent[1]!.length, pad.length)
+    t.deepEqual(
+      srv.frames.map((f) => sha256(f.data)),
+      sent.map((s) => s.sha),
+    )
+    t.like(counters(srv.server), { frames: 2, drops: 0, garbage: 0 })
+  },
+)
 
-peerTest('000b: frame-pipe udp-client proto=chunked sends to the Python server, an image of a multiple of 1024 bytes included', async (t) => {
-  const dir = await scratch(t)
-  const server = startPeer(t, 'seed000b_server.py', ['127.0.0.1', '0', dir])
-  const port = Number((await server.waitFor(/Bind UDP on (\d+)/, PEER_MS))[1])
-  const frames = await jpegFrames([4, 5])
-  frames.splice(1, 0, makeFrame(padJpeg(frames[0]!.data, next1024(frames[0]!.data)), { seq: 9 }))
-  t.is(frames[1]!.data.length % 1024, 0)
-  const r = await send(frames, { port, proto: 'chunked', whenFull: 'wait', ackTimeout: 5000 })
-  t.like(r.counters, { frames: 3, acked: 3, unacked: 0 })
-  t.deepEqual((await written(dir)).map(sha256), frames.map((f) => sha256(f.data)))
-  t.regex(server.output(), /^received \d+$/m)
-})
+peerTest(
+  '000b: frame-pipe udp-client proto=chunked sends to the Python server, an image of a multiple of 1024 bytes included',
+  async (t) => {
+    const dir = await scratch(t)
+    const server = startPeer(t, 'seed000b_server.py', ['127.0.0.1', '0', dir])
+    const port = Number((await server.waitFor(/Bind UDP on (\d+)/, PEER_MS))[1])
+    const frames = await jpegFrames([4, 5])
+    frames.splice(1, 0, makeFrame(padJpeg(frames[0]!.data, next1024(frames[0]!.data)), { seq: 9 }))
+    t.is(frames[1]!.data.length % 1024, 0)
+    const r = await send(frames, { port, proto: 'chunked', whenFull: 'wait', ackTimeout: 5000 })
+    t.like(r.counters, { frames: 3, acked: 3, unacked: 0 })
+    t.deepEqual(
+      (await written(dir)).map(sha256),
+      frames.map((f) => sha256(f.data)),
+    )
+    t.regex(server.output(), /^received \d+$/m)
+  },
+)
 
 // ---------------------------------------------------------------- 000c: camera client, JSON client, two-port server
 
@@ -130,7 +143,10 @@ peerTest("000c: the camera client's loop and the JSON client against frame-pipe 
   await json.waitFor(/(get the msg\s+){3}/, PEER_MS)
   await srv.stop()
   t.is((camera.output().match(/^get message!!!$/gm) ?? []).length, 4, 'one reply per frame')
-  t.deepEqual(srv.frames.map((f) => sha256(f.data)), sentImages(camera).map((s) => s.sha))
+  t.deepEqual(
+    srv.frames.map((f) => sha256(f.data)),
+    sentImages(camera).map((s) => s.sha),
+  )
   t.true(values.length >= 3)
   t.deepEqual(values[0], [0, 0, 0, 1])
   t.is(counters(srv.server).badMessages, 0)
@@ -141,28 +157,46 @@ peerTest('000c: frame-pipe udp-client sends frames and JSON messages to the Pyth
   const server = startPeer(t, 'seed000c_server.py', ['127.0.0.1', '0', '0', dir])
   const m = await server.waitFor(/^ports (\d+) (\d+)$/m, PEER_MS)
   const frames = await jpegFrames([10, 11, 12, 13])
-  const r = await send(frames, {
-    port: Number(m[1]), proto: 'chunked', whenFull: 'wait', ackTimeout: 5000, msgPort: Number(m[2]), msgInterval: 10,
-  }, (c) => c.msgReplies! >= 3)
+  const r = await send(
+    frames,
+    {
+      port: Number(m[1]),
+      proto: 'chunked',
+      whenFull: 'wait',
+      ackTimeout: 5000,
+      msgPort: Number(m[2]),
+      msgInterval: 10,
+    },
+    (c) => c.msgReplies! >= 3,
+  )
   t.like(r.counters, { frames: 4, acked: 4, unacked: 0, msgUnanswered: 0 })
-  t.deepEqual((await written(dir)).map(sha256), frames.map((f) => sha256(f.data)))
+  t.deepEqual(
+    (await written(dir)).map(sha256),
+    frames.map((f) => sha256(f.data)),
+  )
   await server.waitFor(/(^\[0, 0, 0, 1\]$[\s\S]*){3}/m, PEER_MS)
 })
 
-peerTest('000c: the original server swallows the image after one of a multiple of 1024 bytes (WIRE fragility 5); frame-pipe does not, and its sender times out instead of hanging', async (t) => {
-  const dir = await scratch(t)
-  const server = startPeer(t, 'seed000c_server.py', ['127.0.0.1', '0', '0', dir])
-  const port = Number((await server.waitFor(/^ports (\d+) (\d+)$/m, PEER_MS))[1])
-  const [first, second] = await jpegFrames([14, 15])
-  const frames = [makeFrame(padJpeg(first!.data, next1024(first!.data)), { seq: 0 }), second!]
-  const r = await send(frames, { port, proto: 'chunked', whenFull: 'wait', ackTimeout: 1500 })
-  t.like(r.counters, { frames: 2, acked: 1, unacked: 1 })
-  await server.waitFor(/imdecode failed/, PEER_MS)
-  t.is((await written(dir)).length, 1, 'the original kept only the first image')
-  // The same two images into frame-pipe's receiver: both arrive.
-  const srv = await startServer(t, { proto: 'chunked' })
-  const again = await send(frames, { port: srv.port, proto: 'chunked', whenFull: 'wait' })
-  t.like(again.counters, { acked: 2, unacked: 0 })
-  await srv.stop()
-  t.deepEqual(srv.frames.map((f) => sha256(f.data)), frames.map((f) => sha256(f.data)))
-})
+peerTest(
+  '000c: the original server swallows the image after one of a multiple of 1024 bytes (WIRE fragility 5); frame-pipe does not, and its sender times out instead of hanging',
+  async (t) => {
+    const dir = await scratch(t)
+    const server = startPeer(t, 'seed000c_server.py', ['127.0.0.1', '0', '0', dir])
+    const port = Number((await server.waitFor(/^ports (\d+) (\d+)$/m, PEER_MS))[1])
+    const [first, second] = await jpegFrames([14, 15])
+    const frames = [makeFrame(padJpeg(first!.data, next1024(first!.data)), { seq: 0 }), second!]
+    const r = await send(frames, { port, proto: 'chunked', whenFull: 'wait', ackTimeout: 1500 })
+    t.like(r.counters, { frames: 2, acked: 1, unacked: 1 })
+    await server.waitFor(/imdecode failed/, PEER_MS)
+    t.is((await written(dir)).length, 1, 'the original kept only the first image')
+    // The same two images into frame-pipe's receiver: both arrive.
+    const srv = await startServer(t, { proto: 'chunked' })
+    const again = await send(frames, { port: srv.port, proto: 'chunked', whenFull: 'wait' })
+    t.like(again.counters, { acked: 2, unacked: 0 })
+    await srv.stop()
+    t.deepEqual(
+      srv.frames.map((f) => sha256(f.data)),
+      frames.map((f) => sha256(f.data)),
+    )
+  },
+)

@@ -41,20 +41,32 @@ async function listening(sink: TcpServerSink): Promise<number> {
 }
 
 /** The frames of a seed 001 stream read by tcp-client ! unprefix: the first `n`, then stop(). */
-async function readFrames(port: number, n: number, options: UnprefixOptions = { header: 'ii' }): Promise<{ frames: Frame[]; infos: string[] }> {
+async function readFrames(
+  port: number,
+  n: number,
+  options: UnprefixOptions = { header: 'ii' },
+): Promise<{ frames: Frame[]; infos: string[] }> {
   const source = tcpClientSource({ port, greeting: GREETING })
   const cutter = unprefix(options)
   const infos: string[] = []
   cutter.on('info', (e: { message: string }) => infos.push(e.message))
   const frames: Frame[] = []
-  await withTimeout(pipeline(source, cutter, new Writable({
-    objectMode: true,
-    write(f: Frame, _e, cb) {
-      frames.push(f)
-      if (frames.length === n) stopSource(source)
-      cb()
-    },
-  })), 15_000, 'frame-pipe client')
+  await withTimeout(
+    pipeline(
+      source,
+      cutter,
+      new Writable({
+        objectMode: true,
+        write(f: Frame, _e, cb) {
+          frames.push(f)
+          if (frames.length === n) stopSource(source)
+          cb()
+        },
+      }),
+    ),
+    15_000,
+    'frame-pipe client',
+  )
   return { frames, infos }
 }
 
@@ -84,7 +96,10 @@ peerTest('frame-pipe server → the original client: every frame byte for byte, 
   const got = await readFiles(out, 'frame-')
   t.is(got.length, 5)
   got.forEach((g, i) => t.true(g.equals(frames[i]!.data), `frame ${i}`))
-  t.deepEqual(packets.map((p) => p[0]!.toString('hex')), frames.map((f) => ii(f.data.length).toString('hex')))
+  t.deepEqual(
+    packets.map((p) => p[0]!.toString('hex')),
+    frames.map((f) => ii(f.data.length).toString('hex')),
+  )
   t.false(peer.output().includes('imshow would fail'), 'no frame reached the client in pieces')
   t.is(events.filter((e) => e.event === 'leave' && e.reason !== 'end' && e.reason !== 'closed').length, 0)
 })
@@ -107,29 +122,41 @@ test('a client vanishing mid-frame disturbs neither the server nor the next clie
   const source = new Readable({
     objectMode: true,
     highWaterMark: 1,
-    read() { setTimeout(() => this.push(makeFrame(big, { seq: n++ })), 20) },
+    read() {
+      setTimeout(() => this.push(makeFrame(big, { seq: n++ })), 20)
+    },
   })
   const sink = tcpServerSink({ port: 0, linger: 200 })
   const events: ClientEvent[] = []
   sink.on('client', (e: ClientEvent) => events.push(e))
-  const done = pipeline(source, prefix({ header: 'ii' }), sink).then(() => undefined, (e: unknown) => e)
-  t.teardown(() => { source.destroy() })
+  const done = pipeline(source, prefix({ header: 'ii' }), sink).then(
+    () => undefined,
+    (e: unknown) => e,
+  )
+  t.teardown(() => {
+    source.destroy()
+  })
   const port = await listening(sink)
   const first = await rawClient(t, port)
   first.write(GREETING)
   // Leave as soon as a read ends inside a frame.
-  await withTimeout(new Promise<void>((resolve) => {
-    let received = Buffer.alloc(0)
-    let boundary = 0
-    first.on('data', (d: Buffer) => {
-      received = Buffer.concat([received, d])
-      while (received.length >= boundary + 8 && received.length >= boundary + 8 + received.readInt32LE(boundary)) boundary += 8 + received.readInt32LE(boundary)
-      if (received.length !== boundary) {
-        first.destroy()
-        resolve()
-      }
-    })
-  }), 5000, 'a read ending mid-frame')
+  await withTimeout(
+    new Promise<void>((resolve) => {
+      let received = Buffer.alloc(0)
+      let boundary = 0
+      first.on('data', (d: Buffer) => {
+        received = Buffer.concat([received, d])
+        while (received.length >= boundary + 8 && received.length >= boundary + 8 + received.readInt32LE(boundary))
+          boundary += 8 + received.readInt32LE(boundary)
+        if (received.length !== boundary) {
+          first.destroy()
+          resolve()
+        }
+      })
+    }),
+    5000,
+    'a read ending mid-frame',
+  )
   await until(() => events.some((e) => e.event === 'leave'), 'the client left')
   const next = await rawClient(t, port)
   next.write(GREETING)
@@ -161,7 +188,10 @@ proto._write = function (chunk, enc, cb) {
   writesFrom.get(this.localPort ?? -1)?.push([chunk.length])
   return _write.call(this, chunk, enc, cb)
 }
-test.after.always(() => { proto._writev = _writev; proto._write = _write })
+test.after.always(() => {
+  proto._writev = _writev
+  proto._write = _write
+})
 
 test('header and JPEG leave in one write (writev), never split between two', async (t) => {
   const frames = await jpegFrames(4)
@@ -170,15 +200,24 @@ test('header and JPEG leave in one write (writev), never split between two', asy
   const port = await listening(sink)
   const writes: number[][] = []
   writesFrom.set(port, writes)
-  t.teardown(() => { writesFrom.delete(port) })
+  t.teardown(() => {
+    writesFrom.delete(port)
+  })
   const client = await rawClient(t, port)
   client.write(GREETING)
   client.resume()
   await withTimeout(done, 10_000, 'server')
   t.true(writes.length >= 1)
   const sizes = writes.flat()
-  t.deepEqual(sizes, frames.flatMap((f) => [8, f.data.length]), 'every byte went through these writes')
-  t.true(writes.every((w) => w.length % 2 === 0), `each write holds whole [header, JPEG] pairs: ${JSON.stringify(writes)}`)
+  t.deepEqual(
+    sizes,
+    frames.flatMap((f) => [8, f.data.length]),
+    'every byte went through these writes',
+  )
+  t.true(
+    writes.every((w) => w.length % 2 === 0),
+    `each write holds whole [header, JPEG] pairs: ${JSON.stringify(writes)}`,
+  )
 })
 
 test('tcp-client greeting: sent once on each connection, nothing else ever', async (t) => {
@@ -186,26 +225,59 @@ test('tcp-client greeting: sent once on each connection, nothing else ever', asy
   let n = 0
   const { port } = await rawServer(t, (s) => {
     let text = ''
-    s.on('data', (d: Buffer) => { text += d.toString('utf8') })
+    s.on('data', (d: Buffer) => {
+      text += d.toString('utf8')
+    })
     s.on('end', () => got.push(text))
     const payload = Buffer.from([0xff, 0xd8, 0xff, n++])
     s.end(Buffer.concat([ii(4), payload]))
   })
   const source = tcpClientSource({ port, greeting: GREETING, reconnect: true, retryMin: 10 })
-  t.teardown(() => { source.destroy() })
+  t.teardown(() => {
+    source.destroy()
+  })
   const frames: Frame[] = []
-  await withTimeout(pipeline(source, unprefix({ header: 'ii' }), new Writable({
-    objectMode: true,
-    write(f: Frame, _e, cb) { frames.push(f); if (frames.length === 2) source.stop(); cb() },
-  })), 5000, 'pipeline')
+  await withTimeout(
+    pipeline(
+      source,
+      unprefix({ header: 'ii' }),
+      new Writable({
+        objectMode: true,
+        write(f: Frame, _e, cb) {
+          frames.push(f)
+          if (frames.length === 2) source.stop()
+          cb()
+        },
+      }),
+    ),
+    5000,
+    'pipeline',
+  )
   await until(() => got.length === 2, 'both connections ended')
   t.deepEqual(got, [GREETING, GREETING])
-  t.deepEqual(frames.map((f) => f.data[3]), [0, 1])
+  t.deepEqual(
+    frames.map((f) => f.data[3]),
+    [0, 1],
+  )
 })
 
 async function clientError(t: ExecutionContext, send: (s: Socket) => void): Promise<FramePipeError> {
   const { port } = await rawServer(t, send)
-  const err = await t.throwsAsync(withTimeout(pipeline(tcpClientSource({ port }), unprefix({ header: 'ii' }), new Writable({ objectMode: true, write(_f, _e, cb) { cb() } })), 5000))
+  const err = await t.throwsAsync(
+    withTimeout(
+      pipeline(
+        tcpClientSource({ port }),
+        unprefix({ header: 'ii' }),
+        new Writable({
+          objectMode: true,
+          write(_f, _e, cb) {
+            cb()
+          },
+        }),
+      ),
+      5000,
+    ),
+  )
   t.true(err instanceof FramePipeError, String(err))
   return err as FramePipeError
 }
@@ -215,12 +287,18 @@ test('short header reads: an ii stream written one byte at a time frames correct
   const bytes = Buffer.concat(payloads.flatMap((p) => [ii(p.length), p]))
   const { port } = await rawServer(t, (s) => {
     let i = 0
-    const next = (): void => { if (i < bytes.length) s.write(bytes.subarray(i, ++i), () => setImmediate(next)); else s.end() }
+    const next = (): void => {
+      if (i < bytes.length) s.write(bytes.subarray(i, ++i), () => setImmediate(next))
+      else s.end()
+    }
     next()
   })
   const frames: Frame[] = []
   await withTimeout(pipeline(tcpClientSource({ port }), unprefix({ header: 'ii' }), keep(frames)), 10_000)
-  t.deepEqual(frames.map((f) => f.data.toString('hex')), payloads.map((p) => p.toString('hex')))
+  t.deepEqual(
+    frames.map((f) => f.data.toString('hex')),
+    payloads.map((p) => p.toString('hex')),
+  )
 })
 
 test('EOF mid-frame is a clear error with the missing count', async (t) => {
@@ -247,10 +325,21 @@ test('a server that never half-closes: stop() cuts at a Boundary, a partial fram
   const warnings: Error[] = []
   cutter.on('warning', (w: Error) => warnings.push(w))
   const frames: Frame[] = []
-  await withTimeout(pipeline(source, cutter, new Writable({
-    objectMode: true,
-    write(f: Frame, _e, cb) { frames.push(f); setTimeout(() => source.stop(), 50); cb() },
-  })), 5000)
+  await withTimeout(
+    pipeline(
+      source,
+      cutter,
+      new Writable({
+        objectMode: true,
+        write(f: Frame, _e, cb) {
+          frames.push(f)
+          setTimeout(() => source.stop(), 50)
+          cb()
+        },
+      }),
+    ),
+    5000,
+  )
   t.is(frames.length, 1)
   t.is(warnings.length, 1)
   t.regex(warnings[0]!.message, /^unprefix: peer 127\.0\.0\.1:\d+ left mid-frame, 18 of 1008 bytes dropped$/)

@@ -26,9 +26,13 @@ if (!python) console.warn(`skipping seed 002 peer tests: ${NO_PYTHON_REASON}`)
 const peerTest = python ? test : test.skip
 
 /** tcp-server once ! unprefix header=ascii, collecting frames and warnings. */
-async function receiver(t: ExecutionContext): Promise<{ port: number; done: Promise<Frame[]>; warnings: Error[]; cutter: ReturnType<typeof unprefix> }> {
+async function receiver(
+  t: ExecutionContext,
+): Promise<{ port: number; done: Promise<Frame[]>; warnings: Error[]; cutter: ReturnType<typeof unprefix> }> {
   const source: TcpServerSource = tcpServerSource({ port: 0, once: true })
-  t.teardown(() => { source.destroy() })
+  t.teardown(() => {
+    source.destroy()
+  })
   const cutter = unprefix({ header: 'ascii' })
   const warnings: Error[] = []
   cutter.on('warning', (w: Error) => warnings.push(w))
@@ -75,7 +79,14 @@ peerTest('without the pause the original receiver fails: the pause is the only s
   const peer = startPeer(t, 'seed002_receiver.py', ['--port', '0', '--out', out])
   const port = Number((await peer.waitFor(/listening on (\d+)/, 15_000))[1])
   // Whatever the sink reports about the receiver dying, it settles.
-  const sent = pipeline(fromItems([frame!]), prefix({ header: 'ascii' }), tcpClientSink({ port, pause: 0, reconnect: false, linger: 500 })).then(() => undefined, (e: unknown) => e)
+  const sent = pipeline(
+    fromItems([frame!]),
+    prefix({ header: 'ascii' }),
+    tcpClientSink({ port, pause: 0, reconnect: false, linger: 500 }),
+  ).then(
+    () => undefined,
+    (e: unknown) => e,
+  )
   t.not(await peer.exited(10_000), 0)
   t.regex(peer.output(), /UnicodeDecodeError|ValueError/)
   await withTimeout(sent, 5000, 'sender settles')
@@ -83,12 +94,15 @@ peerTest('without the pause the original receiver fails: the pause is the only s
 
 // ---------------------------------------------------------------- frame-pipe to frame-pipe
 
-test('without a pause frame-pipe\'s receiver splits digits and image arriving in the same read', async (t) => {
+test("without a pause frame-pipe's receiver splits digits and image arriving in the same read", async (t) => {
   const frames = await jpegFrames(3)
   const r = await receiver(t)
   await withTimeout(pipeline(fromItems(frames), prefix({ header: 'ascii' }), tcpClientSink({ port: r.port })), 5000, 'sender')
   const got = await withTimeout(r.done, 5000, 'receiver')
-  t.deepEqual(got.map((f) => f.data.toString('hex')), frames.map((f) => f.data.toString('hex')))
+  t.deepEqual(
+    got.map((f) => f.data.toString('hex')),
+    frames.map((f) => f.data.toString('hex')),
+  )
 })
 
 /** tcp-client sink writes, by server port (one spy for all tests: they run side by side). */
@@ -99,20 +113,30 @@ net.Socket.prototype.write = function (this: Socket, ...args: Parameters<Socket[
   writesTo.get(this.remotePort ?? -1)?.push({ at: performance.now(), bytes: chunk.length, text: chunk.subarray(0, 12).toString('latin1') })
   return socketWrite.apply(this, args)
 } as Socket['write']
-test.after.always(() => { net.Socket.prototype.write = socketWrite })
+test.after.always(() => {
+  net.Socket.prototype.write = socketWrite
+})
 
 test('pause: the payload leaves `pause` after its digits; the next packet waits (backpressure, no drops)', async (t) => {
   const frames = await jpegFrames(3)
   const chunks: Buffer[] = []
-  const { port } = await rawServer(t, (s) => { s.on('data', (d: Buffer) => chunks.push(d)) })
+  const { port } = await rawServer(t, (s) => {
+    s.on('data', (d: Buffer) => chunks.push(d))
+  })
   const writes: Array<{ at: number; bytes: number; text: string }> = []
   writesTo.set(port, writes)
   const sink = tcpClientSink({ port, pause: 150, maxQueue: 1 })
   const started = performance.now()
   await withTimeout(pipeline(fromItems(frames), prefix({ header: 'ascii' }), sink), 10_000, 'sender')
   t.true(performance.now() - started >= 3 * 149, 'three pauses, one after the other')
-  t.deepEqual(writes.map((w) => w.bytes), frames.flatMap((f) => [String(f.data.length).length, f.data.length]))
-  t.deepEqual(writes.filter((_, i) => i % 2 === 0).map((w) => w.text), frames.map((f) => String(f.data.length)))
+  t.deepEqual(
+    writes.map((w) => w.bytes),
+    frames.flatMap((f) => [String(f.data.length).length, f.data.length]),
+  )
+  t.deepEqual(
+    writes.filter((_, i) => i % 2 === 0).map((w) => w.text),
+    frames.map((f) => String(f.data.length)),
+  )
   for (let i = 1; i < writes.length; i += 2) t.true(writes[i]!.at - writes[i - 1]!.at >= 149, `pause before payload ${(i - 1) / 2}`)
   t.is(stageInfo(sink)!.counters.drops, 0, 'maxQueue 1 and still nothing dropped: the source was held')
   t.true(Buffer.concat(chunks).equals(Buffer.concat(frames.flatMap((f) => [Buffer.from(String(f.data.length)), f.data]))))
@@ -127,7 +151,10 @@ test('short reads: digits and image written one byte at a time', async (t) => {
   const c = await rawClient(t, r.port)
   let i = 0
   await new Promise<void>((resolve) => {
-    const next = (): void => { if (i < 40) c.write(bytes.subarray(i, ++i), () => setImmediate(next)); else resolve() }
+    const next = (): void => {
+      if (i < 40) c.write(bytes.subarray(i, ++i), () => setImmediate(next))
+      else resolve()
+    }
     next()
   })
   c.end(bytes.subarray(i))
@@ -165,7 +192,10 @@ test('garbage: an image without its length, a length of 11 digits, a huge length
   const long = await receiverError(t, Buffer.from('12345678901'))
   t.like(long, { code: 'ERR_BAD_HEADER', message: 'unprefix: ascii header has more than 10 digits (12345678901…)' })
   const huge = await receiverError(t, Buffer.concat([Buffer.from('9999999999'), frame!.data]))
-  t.like(huge, { code: 'ERR_FRAME_TOO_LARGE', message: 'unprefix: header announces a frame of 9999999999 bytes, more than maxFrameBytes (67108864)' })
+  t.like(huge, {
+    code: 'ERR_FRAME_TOO_LARGE',
+    message: 'unprefix: header announces a frame of 9999999999 bytes, more than maxFrameBytes (67108864)',
+  })
 })
 
 test('EOF mid-image from a sender that closes cleanly: the image is dropped at the Boundary, the missing bytes named', async (t) => {

@@ -32,7 +32,10 @@ async function startCmdServer(t: ExecutionContext, fps = 20): Promise<{ server: 
   const source = testsrc({ width: 160, height: 120, fps, format: 'jpeg' })
   const server = cmdServer({ port: 0, linger: 200 })
   const passed: Frame[] = []
-  const done = pipeline(source, server, keep(passed)).then(() => undefined, (e: unknown) => e)
+  const done = pipeline(source, server, keep(passed)).then(
+    () => undefined,
+    (e: unknown) => e,
+  )
   t.teardown(async () => {
     stopSource(source)
     const err = await withTimeout(done, 5000, 'cmd-server pipeline end')
@@ -43,15 +46,25 @@ async function startCmdServer(t: ExecutionContext, fps = 20): Promise<{ server: 
 }
 
 /** A raw client of cmd-server that parses the u32be images it gets. */
-async function commandClient(t: ExecutionContext, port: number): Promise<{ socket: Socket; frames: Frame[]; errors: Error[]; closed: Promise<unknown> }> {
+async function commandClient(
+  t: ExecutionContext,
+  port: number,
+): Promise<{ socket: Socket; frames: Frame[]; errors: Error[]; closed: Promise<unknown> }> {
   const socket = await rawClient(t, port)
   const frames: Frame[] = []
   const errors: Error[] = []
   const parser = new FrameParser({
-    header: 'u32be', maxFrameBytes: 2 ** 20, stage: 'test', counters: newCounters(),
-    onFrame: (f) => frames.push(f), onWarning: (w) => errors.push(w),
+    header: 'u32be',
+    maxFrameBytes: 2 ** 20,
+    stage: 'test',
+    counters: newCounters(),
+    onFrame: (f) => frames.push(f),
+    onWarning: (w) => errors.push(w),
   })
-  socket.on('data', (c: Buffer) => { const err = parser.feed(c); if (err) errors.push(err) })
+  socket.on('data', (c: Buffer) => {
+    const err = parser.feed(c)
+    if (err) errors.push(err)
+  })
   const closed = once(socket, 'close')
   return { socket, frames, errors, closed }
 }
@@ -59,12 +72,18 @@ async function commandClient(t: ExecutionContext, port: number): Promise<{ socke
 /** Every received image is one the server took, and they come in the order it took them. */
 function inOrder(t: ExecutionContext, got: readonly Buffer[], passed: readonly Frame[]): number[] {
   const idx = got.map((b) => indexOfBytes(passed, b))
-  t.true(idx.every((i) => i >= 0), `every image is byte for byte one of the frames the server took (${idx.join(', ')})`)
+  t.true(
+    idx.every((i) => i >= 0),
+    `every image is byte for byte one of the frames the server took (${idx.join(', ')})`,
+  )
   for (let i = 1; i < idx.length; i++) t.true(idx[i]! >= idx[i - 1]!, `image ${i} is not older than image ${i - 1}`)
   return idx
 }
 
-async function originalServer(t: ExecutionContext, fps = 30): Promise<{ port: number; sentDir: string; peer: ReturnType<typeof startPeer> }> {
+async function originalServer(
+  t: ExecutionContext,
+  fps = 30,
+): Promise<{ port: number; sentDir: string; peer: ReturnType<typeof startPeer> }> {
   const dir = await tempDirFor(t)
   const files = await writeJpegs(dir, await jpegFrames(4))
   const sentDir = await tempDirFor(t)
@@ -161,7 +180,11 @@ test('cmd-server: merged commands are handled one by one (0, 10, 13, q2 in singl
   await until(() => c.frames.length >= 6, 'streaming after 13')
   c.socket.write('q2') // stop + close
   await withTimeout(c.closed, 5000, 'closed by q2')
-  inOrder(t, c.frames.map((f) => f.data), passed)
+  inOrder(
+    t,
+    c.frames.map((f) => f.data),
+    passed,
+  )
   t.deepEqual(c.errors, [])
   t.deepEqual(warnings, [])
 })
@@ -186,13 +209,22 @@ test('cmd-server: state is per connection; a client vanishing mid-stream disturb
   a.socket.write('3')
   b.socket.write('3')
   // a leaves in the middle of an image.
-  await new Promise<void>((resolve) => a.socket.once('data', () => { a.socket.destroy(); resolve() }))
+  await new Promise<void>((resolve) =>
+    a.socket.once('data', () => {
+      a.socket.destroy()
+      resolve()
+    }),
+  )
   const before = b.frames.length
   await until(() => b.frames.length >= before + 5, 'b goes on')
   await until(() => events.some((e) => e.event === 'leave'), 'a left')
   t.is(stageInfo(server)!.counters.clients, 2)
   t.deepEqual(b.errors, [])
-  inOrder(t, b.frames.map((f) => f.data), passed)
+  inOrder(
+    t,
+    b.frames.map((f) => f.data),
+    passed,
+  )
   t.is(idle.frames.length, 0, "another client's 3 does not make this one stream")
 })
 
@@ -209,8 +241,13 @@ test('cmd-server: a streaming client that stops reading loses its oldest images 
     },
   })
   const server = cmdServer({ port: 0, maxQueue: 2, linger: 100 })
-  const done = pipeline(source, server).then(() => undefined, (e: unknown) => e)
-  t.teardown(() => { source.destroy() })
+  const done = pipeline(source, server).then(
+    () => undefined,
+    (e: unknown) => e,
+  )
+  t.teardown(() => {
+    source.destroy()
+  })
   if (!server.address()) await withTimeout(once(server, 'listening'), 5000, 'listening')
   const port = server.address()!.port
   const stalled = await rawClient(t, port)
@@ -247,7 +284,10 @@ test('cmd-server: unknown bytes are logged and never written into the image stre
   t.true(indexOfBytes(passed, c.frames[0]!.data) >= 0)
   t.is(warnings.length, 1)
   t.true(warnings[0] instanceof FramePipeError)
-  t.regex(warnings[0]!.message, /^cmd-server: ignored 4 unknown command bytes from 127\.0\.0\.1:\d+: 78 79 7a ff \(commands are 0 1 2 3 q\)$/)
+  t.regex(
+    warnings[0]!.message,
+    /^cmd-server: ignored 4 unknown command bytes from 127\.0\.0\.1:\d+: 78 79 7a ff \(commands are 0 1 2 3 q\)$/,
+  )
 })
 
 test('cmd-server: once a second while sending, an info event FPS: <n>', async (t) => {
@@ -268,7 +308,10 @@ test('cmd-server: once a second while sending, an info event FPS: <n>', async (t
  * this server shares the test's event loop, so its reads can merge writes
  * that a server of its own (the Python one) reads apart.
  */
-async function fakeServer(t: ExecutionContext, onCommand: (s: Socket, c: string) => void): Promise<{ port: number; received: () => string; writes: Array<{ at: number; text: string }> }> {
+async function fakeServer(
+  t: ExecutionContext,
+  onCommand: (s: Socket, c: string) => void,
+): Promise<{ port: number; received: () => string; writes: Array<{ at: number; text: string }> }> {
   let received = ''
   const { port } = await rawServer(t, (s) => {
     s.on('data', (d: Buffer) => {
@@ -279,7 +322,9 @@ async function fakeServer(t: ExecutionContext, onCommand: (s: Socket, c: string)
   })
   const writes: Array<{ at: number; text: string }> = []
   writesTo.set(port, writes)
-  t.teardown(() => { writesTo.delete(port) })
+  t.teardown(() => {
+    writesTo.delete(port)
+  })
   return { port, received: () => received, writes }
 }
 
@@ -290,7 +335,9 @@ net.Socket.prototype.write = function (this: Socket, ...args: Parameters<Socket[
   writesTo.get(this.remotePort ?? -1)?.push({ at: performance.now(), text: Buffer.from(args[0] as string | Uint8Array).toString('latin1') })
   return socketWrite.apply(this, args)
 } as Socket['write']
-test.after.always(() => { net.Socket.prototype.write = socketWrite })
+test.after.always(() => {
+  net.Socket.prototype.write = socketWrite
+})
 
 function image(n: number, size = 300): Buffer {
   const body = Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.alloc(size - 4, n)])
@@ -300,18 +347,25 @@ function image(n: number, size = 300): Buffer {
 }
 
 async function failure(t: ExecutionContext, source: Readable): Promise<FramePipeError> {
-  t.teardown(() => { source.destroy() })
+  t.teardown(() => {
+    source.destroy()
+  })
   const err = await t.throwsAsync(withTimeout(collect(source), 5000, 'cmd-client'))
   t.true(err instanceof FramePipeError, String(err))
   return err as FramePipeError
 }
 
 test("cmd-client: the 'Unknown command' text in the image stream is a clear error, not a 1.4 GB allocation", async (t) => {
-  const { port } = await fakeServer(t, (s, c) => { if (c === '3') s.write('Unknown command') })
+  const { port } = await fakeServer(t, (s, c) => {
+    if (c === '3') s.write('Unknown command')
+  })
   const err = await failure(t, cmdClient({ port }))
   t.is(err.code, 'ERR_FRAME_TOO_LARGE')
-  t.is(err.message, 'cmd-client: header announces a frame of 1433299822 bytes, more than maxFrameBytes (67108864); the header bytes are the text "Unkn": the peer wrote text into the byte stream'
-    + " (seed 003's server answers a command it could not read, e.g. two that reached it in one read, with 'Unknown command'; a larger cmdGap keeps commands apart)")
+  t.is(
+    err.message,
+    'cmd-client: header announces a frame of 1433299822 bytes, more than maxFrameBytes (67108864); the header bytes are the text "Unkn": the peer wrote text into the byte stream' +
+      " (seed 003's server answers a command it could not read, e.g. two that reached it in one read, with 'Unknown command'; a larger cmdGap keeps commands apart)",
+  )
 })
 
 test('cmd-client: a header arriving one byte at a time (short reads) still frames every image', async (t) => {
@@ -319,15 +373,25 @@ test('cmd-client: a header arriving one byte at a time (short reads) still frame
     if (c !== '3') return
     const bytes = Buffer.concat([image(1), image(2)])
     let i = 0
-    const next = (): void => { if (i < bytes.length && !s.destroyed) { s.write(bytes.subarray(i, ++i)); setImmediate(next) } }
+    const next = (): void => {
+      if (i < bytes.length && !s.destroyed) {
+        s.write(bytes.subarray(i, ++i))
+        setImmediate(next)
+      }
+    }
     next()
   })
   const frames = await withTimeout(collect<Frame>(cmdClient({ port, count: 2, cmdGap: 10 })), 10_000, 'cmd-client')
-  t.deepEqual(frames.map((f) => f.data.toString('hex')), [image(1).subarray(4).toString('hex'), image(2).subarray(4).toString('hex')])
+  t.deepEqual(
+    frames.map((f) => f.data.toString('hex')),
+    [image(1).subarray(4).toString('hex'), image(2).subarray(4).toString('hex')],
+  )
 })
 
 test('cmd-client: the server closing mid-image is an error with the missing count', async (t) => {
-  const { port } = await fakeServer(t, (s, c) => { if (c === '3') s.end(image(1).subarray(0, 4 + 100)) })
+  const { port } = await fakeServer(t, (s, c) => {
+    if (c === '3') s.end(image(1).subarray(0, 4 + 100))
+  })
   const err = await failure(t, cmdClient({ port }))
   t.is(err.message, 'cmd-client: stream ended in the middle of a frame body: 200 bytes missing')
 })
@@ -346,9 +410,16 @@ test('cmd-client: each command in its own write, at least cmdGap apart', async (
     if (c === '0') s.write(image(7))
     if (c === '2') s.end()
   })
-  const frames = await withTimeout(collect<Frame>(cmdClient({ port, mode: 'snapshot', count: 2, every: 0, cmdGap: 80 })), 10_000, 'cmd-client')
+  const frames = await withTimeout(
+    collect<Frame>(cmdClient({ port, mode: 'snapshot', count: 2, every: 0, cmdGap: 80 })),
+    10_000,
+    'cmd-client',
+  )
   t.is(frames.length, 2)
-  t.deepEqual(writes.map((w) => w.text), ['0', '1', '0', '1', '2'])
+  t.deepEqual(
+    writes.map((w) => w.text),
+    ['0', '1', '0', '1', '2'],
+  )
   // Measured where they arrive: on a loaded machine a delayed read can bunch two
   // arrivals, so only half the gap is asserted; the separate reads above are
   // what the original server needs.
@@ -370,28 +441,50 @@ test('cmd-client ↔ cmd-server in both modes, byte for byte', async (t) => {
   const { port, passed } = await startCmdServer(t, 40)
   const streamed = await withTimeout(collect<Frame>(cmdClient({ port, count: 6 })), 10_000, 'stream')
   t.is(streamed.length, 6)
-  const idx = inOrder(t, streamed.map((f) => f.data), passed)
+  const idx = inOrder(
+    t,
+    streamed.map((f) => f.data),
+    passed,
+  )
   for (let i = 1; i < idx.length; i++) t.is(idx[i], idx[i - 1]! + 1, 'a stream that keeps up is every frame')
-  const snaps = await withTimeout(collect<Frame>(cmdClient({ port, mode: 'snapshot', count: 3, every: 60, cmdGap: 10 })), 10_000, 'snapshot')
+  const snaps = await withTimeout(
+    collect<Frame>(cmdClient({ port, mode: 'snapshot', count: 3, every: 60, cmdGap: 10 })),
+    10_000,
+    'snapshot',
+  )
   t.is(snaps.length, 3)
-  inOrder(t, snaps.map((f) => f.data), passed)
+  inOrder(
+    t,
+    snaps.map((f) => f.data),
+    passed,
+  )
 })
 
 test('cmd-client: stop() ends a stream cleanly with q and 2', async (t) => {
   const { port, received, writes } = await fakeServer(t, (s, c) => {
     if (c === '3') {
-      const timer = setInterval(() => { if (!s.destroyed) s.write(image(1)) }, 10)
+      const timer = setInterval(() => {
+        if (!s.destroyed) s.write(image(1))
+      }, 10)
       s.on('close', () => clearInterval(timer))
     }
     if (c === '2') s.end()
   })
   const client = cmdClient({ port, cmdGap: 20 })
-  t.teardown(() => { client.destroy() })
+  t.teardown(() => {
+    client.destroy()
+  })
   const frames: Frame[] = []
-  client.on('data', (f: Frame) => { frames.push(f); if (frames.length === 3) client.stop() })
+  client.on('data', (f: Frame) => {
+    frames.push(f)
+    if (frames.length === 3) client.stop()
+  })
   await withTimeout(once(client, 'end'), 5000, 'end')
   t.true(frames.length >= 3)
-  t.deepEqual(writes.map((w) => w.text), ['3', 'q', '2'])
+  t.deepEqual(
+    writes.map((w) => w.text),
+    ['3', 'q', '2'],
+  )
   t.is(received(), '3q2')
 })
 

@@ -42,19 +42,23 @@ async function tmp(t: ExecutionContext): Promise<string> {
 
 /** Wait (bounded) until the file's lines satisfy `ok`. */
 async function waitForLines(path: string, ok: (lines: string[]) => boolean, ms: number): Promise<string[]> {
-  return withTimeout((async () => {
-    for (;;) {
-      let text = ''
-      try {
-        text = await readFile(path, 'utf8')
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+  return withTimeout(
+    (async () => {
+      for (;;) {
+        let text = ''
+        try {
+          text = await readFile(path, 'utf8')
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+        }
+        const lines = text.split('\n').filter(Boolean)
+        if (ok(lines)) return lines
+        await new Promise((resolve) => setTimeout(resolve, 20))
       }
-      const lines = text.split('\n').filter(Boolean)
-      if (ok(lines)) return lines
-      await new Promise((resolve) => setTimeout(resolve, 20))
-    }
-  })(), ms, `lines in ${path}`)
+    })(),
+    ms,
+    `lines in ${path}`,
+  )
 }
 
 /** A UDP port that was free a moment ago (the original client needs a number to register). */
@@ -73,7 +77,19 @@ async function startOriginalServer(t: ExecutionContext, dir: string, fps = 30) {
   // The original dies on its first log write without week13/ (WIRE §5, fragility 4).
   await mkdir(join(dir, 'week13'))
   await mkdir(dump)
-  const peer = startPeer(t, 'seed004_server.py', ['--host', '127.0.0.1', '--port', '0', '--log', log, '--dump', dump, '--fps', String(fps), ...FRAME_FILES])
+  const peer = startPeer(t, 'seed004_server.py', [
+    '--host',
+    '127.0.0.1',
+    '--port',
+    '0',
+    '--log',
+    log,
+    '--dump',
+    dump,
+    '--fps',
+    String(fps),
+    ...FRAME_FILES,
+  ])
   const m = await peer.waitFor(/listening (\d+)/, 15_000)
   return { peer, port: Number(m[1]), log, dump }
 }
@@ -93,13 +109,17 @@ peerTest('reg-client ↔ original server: frames byte for byte, the extra frame 
   const src = regClient({ port: server.port })
   const got: Frame[] = []
   let udpPort = 0
-  await withTimeout((async () => {
-    for await (const f of src) {
-      if (got.length === 0) udpPort = src.udpAddress()!.port
-      got.push(f as Frame)
-      if (got.length === 8) stopSource(src)
-    }
-  })(), 15_000, 'reg-client')
+  await withTimeout(
+    (async () => {
+      for await (const f of src) {
+        if (got.length === 0) udpPort = src.udpAddress()!.port
+        got.push(f as Frame)
+        if (got.length === 8) stopSource(src)
+      }
+    })(),
+    15_000,
+    'reg-client',
+  )
   t.true(got.length >= 8)
   const lines = await waitForLines(server.log, (l) => l.length >= 2, 10_000)
   t.regex(lines[0]!, logLine(udpPort, '接入'))
@@ -124,7 +144,9 @@ peerTest('recording with rotation: reg-client ! files pattern=camera{date}_{time
   const src = regClient({ port: server.port })
   const sink = filesSink({ dir: rec, pattern: 'camera{date}_{time}/frame-%06d.{ext}', segment: 1000 })
   let udpPort = 0
-  src.once('data', () => { udpPort = src.udpAddress()!.port })
+  src.once('data', () => {
+    udpPort = src.udpAddress()!.port
+  })
   const timer = setTimeout(() => stopSource(src), 2400)
   t.teardown(() => clearTimeout(timer))
   await withTimeout(pipeline(src, sink), 15_000, 'recording')
@@ -140,7 +162,10 @@ peerTest('recording with rotation: reg-client ! files pattern=camera{date}_{time
     previous = start
     const names = (await readdir(join(rec, folder))).sort()
     // The counter restarts in each segment.
-    t.deepEqual(names, names.map((_, i) => `frame-${String(i).padStart(6, '0')}.jpg`))
+    t.deepEqual(
+      names,
+      names.map((_, i) => `frame-${String(i).padStart(6, '0')}.jpg`),
+    )
     for (const n of names) recorded.push(await readFile(join(rec, folder, n)))
   }
   t.is(recorded.length, stageInfo(sink)!.counters.frames)
@@ -168,7 +193,15 @@ peerTest('original client ↔ reg-server: byte for byte, its continue+end handle
   t.teardown(() => stopSource(src))
   await once(server, 'listening')
   const udpPort = await freeUdpPort()
-  const client = startPeer(t, 'seed004_client.py', ['127.0.0.1', String(server.address()!.port), String(udpPort), out, '10', '0.2', '127.0.0.1'])
+  const client = startPeer(t, 'seed004_client.py', [
+    '127.0.0.1',
+    String(server.address()!.port),
+    String(udpPort),
+    out,
+    '10',
+    '0.2',
+    '127.0.0.1',
+  ])
   t.is(await client.exited(15_000), 0, client.output())
   const lines = await waitForLines(log, (l) => l.length >= 2, 10_000)
   stopSource(src)
@@ -181,7 +214,13 @@ peerTest('original client ↔ reg-server: byte for byte, its continue+end handle
   t.regex(lines[0]!, logLine(udpPort, '接入'))
   t.regex(lines[1]!, logLine(udpPort, '退出'))
   t.is(lines.length, 2)
-  t.deepEqual(events.map((e) => [e.event, e.peer, e.reason]), [['join', `127.0.0.1:${udpPort}`, undefined], ['leave', `127.0.0.1:${udpPort}`, 'end']])
+  t.deepEqual(
+    events.map((e) => [e.event, e.peer, e.reason]),
+    [
+      ['join', `127.0.0.1:${udpPort}`, undefined],
+      ['leave', `127.0.0.1:${udpPort}`, 'end'],
+    ],
+  )
   const c = stageInfo(server)!.counters
   // Ten frames and the one after the final continue, plus any resend if a datagram was lost.
   t.is(c.sent! - c.resends!, 11)
@@ -203,7 +242,15 @@ peerTest('original client killed mid-stream: reg-server drops it once its regist
   const out = join(dir, 'a')
   await mkdir(out)
   const udpPort = await freeUdpPort()
-  const client = startPeer(t, 'seed004_client.py', ['127.0.0.1', String(server.address()!.port), String(udpPort), out, '0', '15', '127.0.0.1'])
+  const client = startPeer(t, 'seed004_client.py', [
+    '127.0.0.1',
+    String(server.address()!.port),
+    String(udpPort),
+    out,
+    '0',
+    '15',
+    '127.0.0.1',
+  ])
   await client.waitFor(/received \d+[\s\S]*received \d+/, 10_000)
   client.child.kill('SIGKILL')
   const lines = await waitForLines(log, (l) => l.length >= 2, 10_000)
@@ -213,7 +260,15 @@ peerTest('original client killed mid-stream: reg-server drops it once its regist
   // Still serving: a new original client gets frames.
   const out2 = join(dir, 'b')
   await mkdir(out2)
-  const second = startPeer(t, 'seed004_client.py', ['127.0.0.1', String(server.address()!.port), String(await freeUdpPort()), out2, '3', '15', '127.0.0.1'])
+  const second = startPeer(t, 'seed004_client.py', [
+    '127.0.0.1',
+    String(server.address()!.port),
+    String(await freeUdpPort()),
+    out2,
+    '3',
+    '15',
+    '127.0.0.1',
+  ])
   t.is(await second.exited(10_000), 0, second.output())
   t.is((await readdir(out2)).length, 3)
   stopSource(src)
@@ -221,9 +276,19 @@ peerTest('original client killed mid-stream: reg-server drops it once its regist
 })
 
 peerTest("pythonDatetime is Python's str(datetime), microseconds dropped when zero", (t) => {
-  const cases: Array<[number, number]> = [[1670167534, 123456], [1670167534, 0], [1700000000, 1], [1700000000, 999999], [946684800, 500000], [1719791999, 10]]
+  const cases: Array<[number, number]> = [
+    [1670167534, 123456],
+    [1670167534, 0],
+    [1700000000, 1],
+    [1700000000, 999999],
+    [946684800, 500000],
+    [1719791999, 10],
+  ]
   const script = `import sys, datetime\nfor a in sys.argv[1:]:\n  s, us = map(int, a.split(':'))\n  print(datetime.datetime.fromtimestamp(s) + datetime.timedelta(microseconds=us))`
   const r = spawnSync(python!, ['-c', script, ...cases.map(([s, us]) => `${s}:${us}`)], { encoding: 'utf8', timeout: 10_000 })
   t.is(r.status, 0, r.stderr)
-  t.deepEqual(cases.map(([s, us]) => pythonDatetime(s * 1000 + us / 1000)), r.stdout.trim().split('\n'))
+  t.deepEqual(
+    cases.map(([s, us]) => pythonDatetime(s * 1000 + us / 1000)),
+    r.stdout.trim().split('\n'),
+  )
 })

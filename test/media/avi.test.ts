@@ -23,7 +23,7 @@ import { FFMPEG, FFPLAY, FFPROBE, NO_FFMPEG_REASON, decodeErrors, play, probe, s
 const haveTools = FFPROBE !== undefined && FFMPEG !== undefined
 if (!haveTools) console.warn(`skipping the ffprobe checks of avi: ${NO_FFMPEG_REASON}`)
 const mediaTest = haveTools ? test : test.skip
-if (!FFPLAY) console.warn('skipping the ffplay check of avi: ffplay not found (Debian\'s ffmpeg package has it)')
+if (!FFPLAY) console.warn("skipping the ffplay check of avi: ffplay not found (Debian's ffmpeg package has it)")
 const playTest = FFPLAY ? test : test.skip
 
 async function tmp(t: ExecutionContext): Promise<string> {
@@ -59,7 +59,9 @@ async function jpegOf(n: number, width: number, height: number): Promise<Buffer>
   const key = `${n}:${width}x${height}`
   let data = jpegCache.get(key)
   if (!data) {
-    data = await sharp(renderTestFrame(n, width, height), { raw: { width, height, channels: 3 } }).jpeg({ quality: 75 }).toBuffer()
+    data = await sharp(renderTestFrame(n, width, height), { raw: { width, height, channels: 3 } })
+      .jpeg({ quality: 75 })
+      .toBuffer()
     jpegCache.set(key, data)
   }
   return data
@@ -67,7 +69,10 @@ async function jpegOf(n: number, width: number, height: number): Promise<Buffer>
 
 const T0 = Date.UTC(2024, 4, 1, 12, 0, 0)
 
-async function jpegFrames(count: number, o: { width?: number; height?: number; interval?: number; start?: number; seq?: number } = {}): Promise<Frame[]> {
+async function jpegFrames(
+  count: number,
+  o: { width?: number; height?: number; interval?: number; start?: number; seq?: number } = {},
+): Promise<Frame[]> {
   const { width = 160, height = 120, interval = 40, start = T0, seq = 0 } = o
   const out: Frame[] = []
   for (let i = 0; i < count; i++) {
@@ -99,7 +104,8 @@ async function record(dir: string, frames: Frame[], options: AviOptions = {}): P
 function checkFinished(t: ExecutionContext, buf: Buffer, expected?: Buffer[]): ReturnType<typeof parseAvi> {
   const p = parseAvi(buf)
   t.is(p.trailing, 0, 'nothing outside the RIFFs')
-  if (expected) t.true(p.frames.length === expected.length && p.frames.every((f, i) => f.equals(expected[i]!)), 'frames in order, byte for byte')
+  if (expected)
+    t.true(p.frames.length === expected.length && p.frames.every((f, i) => f.equals(expected[i]!)), 'frames in order, byte for byte')
   t.is(p.strh.length, p.frames.length, 'strh dwLength = all frames')
   t.is(p.avih.totalFrames, p.framesPerRiff[0], 'avih dwTotalFrames = first RIFF frames')
   t.truthy(p.avih.flags & 0x10, 'AVIF_HASINDEX')
@@ -110,7 +116,12 @@ function checkFinished(t: ExecutionContext, buf: Buffer, expected?: Buffer[]): R
   t.is(p.idx1!.length, p.framesPerRiff[0])
   p.idx1!.forEach((e, i) => {
     const pos = base + e.offset
-    if (buf.toString('latin1', pos, pos + 4) !== '00dc' || buf.readUInt32LE(pos + 4) !== e.size || e.flags !== 0x10 || e.size !== p.frames[i]!.length) {
+    if (
+      buf.toString('latin1', pos, pos + 4) !== '00dc' ||
+      buf.readUInt32LE(pos + 4) !== e.size ||
+      e.flags !== 0x10 ||
+      e.size !== p.frames[i]!.length
+    ) {
       t.fail(`idx1 entry ${i} does not point at frame ${i}`)
     }
   })
@@ -131,7 +142,11 @@ function checkFinished(t: ExecutionContext, buf: Buffer, expected?: Buffer[]): R
       for (let i = 0; i < n; i++, frame++) {
         const data = baseOffset + buf.readUInt32LE(e.offset + 32 + 8 * i)
         const size = buf.readUInt32LE(e.offset + 36 + 8 * i)
-        if (buf.toString('latin1', data - 8, data - 4) !== '00dc' || size !== p.frames[frame]!.length || !buf.subarray(data, data + size).equals(p.frames[frame]!)) {
+        if (
+          buf.toString('latin1', data - 8, data - 4) !== '00dc' ||
+          size !== p.frames[frame]!.length ||
+          !buf.subarray(data, data + size).equals(p.frames[frame]!)
+        ) {
           t.fail(`ix00 ${r} entry ${i} does not point at frame ${frame}`)
         }
       }
@@ -145,22 +160,35 @@ function checkFinished(t: ExecutionContext, buf: Buffer, expected?: Buffer[]): R
 // Layout engine (pure)
 
 test('jpegDimensions reads the frame header of baseline and progressive JPEGs', async (t) => {
-  for (const [w, h, progressive] of [[1, 1, false], [160, 120, false], [641, 479, true], [3000, 17, false]] as const) {
-    const jpeg = await sharp({ create: { width: w, height: h, channels: 3, background: '#369' } }).jpeg({ progressive }).toBuffer()
+  for (const [w, h, progressive] of [
+    [1, 1, false],
+    [160, 120, false],
+    [641, 479, true],
+    [3000, 17, false],
+  ] as const) {
+    const jpeg = await sharp({ create: { width: w, height: h, channels: 3, background: '#369' } })
+      .jpeg({ progressive })
+      .toBuffer()
     t.deepEqual(jpegDimensions(jpeg), { width: w, height: h })
   }
-  const png = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#000' } }).png().toBuffer()
+  const png = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#000' } })
+    .png()
+    .toBuffer()
   t.is(jpegDimensions(png), undefined)
   t.is(jpegDimensions(Buffer.from([0xff, 0xd8, 0xff, 0xda, 0, 2])), undefined, 'scan before any SOF')
   t.is(jpegDimensions(Buffer.alloc(0)), undefined)
 })
 
-testProp('jpegDimensions never throws on cut or corrupted JPEGs', [fc.nat(), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 8 })], async (t, cut, flips) => {
-  const jpeg = Buffer.from(await jpegOf(7, 64, 48))
-  for (const [at, v] of flips) jpeg[at % jpeg.length] = v
-  const r = jpegDimensions(jpeg.subarray(0, cut % (jpeg.length + 1)))
-  t.true(r === undefined || (r.width > 0 && r.height > 0))
-})
+testProp(
+  'jpegDimensions never throws on cut or corrupted JPEGs',
+  [fc.nat(), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 8 })],
+  async (t, cut, flips) => {
+    const jpeg = Buffer.from(await jpegOf(7, 64, 48))
+    for (const [at, v] of flips) jpeg[at % jpeg.length] = v
+    const r = jpegDimensions(jpeg.subarray(0, cut % (jpeg.length + 1)))
+    t.true(r === undefined || (r.width > 0 && r.height > 0))
+  },
+)
 
 test('rateOf keeps integer rates exact and others to 1/1000', (t) => {
   t.deepEqual(rateOf(30), { rate: 30, scale: 1 })
@@ -171,65 +199,69 @@ test('rateOf keeps integer rates exact and others to 1/1000', (t) => {
 
 const frameSizes = fc.array(fc.integer({ min: 1, max: 3000 }), { minLength: 1, maxLength: 60 })
 
-testProp('finished files tile exactly and every index points at its frame, with and without OpenDML', [
-  frameSizes, fc.oneof(fc.constant(2 ** 30), fc.integer({ min: 1000, max: 40_000 })), fc.integer({ min: 0, max: 2 ** 32 - 1 }),
-], (t, sizes, riffSize, seed) => {
-  const m = new AviMuxer({ width: 64, height: 48, fps: 25, riffSize, maxRiffs: 1000 })
-  const file = new MemFile()
-  file.apply(m.begin())
-  const frames = sizes.map((n, i) => Buffer.alloc(n, (seed + i) & 0xff))
-  let predicted = 0
-  frames.forEach((f, i) => {
-    predicted = m.sizeWith(f.length)
-    file.apply(m.add(f, i * 40))
-  })
-  file.apply(m.finish())
-  t.is(file.buf.length, m.size)
-  t.is(predicted, m.size, 'sizeWith predicted the finished size')
-  const p = checkFinished(t, file.buf, frames)
-  t.is(p.riffs.length, m.riffs)
-  t.deepEqual([p.strh.rate, p.strh.scale, p.avih.usPerFrame], [25, 1, 40_000])
-  for (const r of p.riffs) {
-    const n = p.framesPerRiff[p.riffs.indexOf(r)]!
-    if (n > 1) t.true(r.size + 8 <= riffSize, `RIFF at ${r.pos} of ${r.size + 8} bytes fits riffSize ${riffSize}`)
-  }
-})
+testProp(
+  'finished files tile exactly and every index points at its frame, with and without OpenDML',
+  [frameSizes, fc.oneof(fc.constant(2 ** 30), fc.integer({ min: 1000, max: 40_000 })), fc.integer({ min: 0, max: 2 ** 32 - 1 })],
+  (t, sizes, riffSize, seed) => {
+    const m = new AviMuxer({ width: 64, height: 48, fps: 25, riffSize, maxRiffs: 1000 })
+    const file = new MemFile()
+    file.apply(m.begin())
+    const frames = sizes.map((n, i) => Buffer.alloc(n, (seed + i) & 0xff))
+    let predicted = 0
+    frames.forEach((f, i) => {
+      predicted = m.sizeWith(f.length)
+      file.apply(m.add(f, i * 40))
+    })
+    file.apply(m.finish())
+    t.is(file.buf.length, m.size)
+    t.is(predicted, m.size, 'sizeWith predicted the finished size')
+    const p = checkFinished(t, file.buf, frames)
+    t.is(p.riffs.length, m.riffs)
+    t.deepEqual([p.strh.rate, p.strh.scale, p.avih.usPerFrame], [25, 1, 40_000])
+    for (const r of p.riffs) {
+      const n = p.framesPerRiff[p.riffs.indexOf(r)]!
+      if (n > 1) t.true(r.size + 8 <= riffSize, `RIFF at ${r.pos} of ${r.size + 8} bytes fits riffSize ${riffSize}`)
+    }
+  },
+)
 
-testProp('killed at any write after a patch, the file reads back at least the patched frames (what SIGKILL leaves)', [
-  frameSizes, fc.nat(), fc.nat(), fc.nat(), fc.oneof(fc.constant(2 ** 30), fc.integer({ min: 1000, max: 20_000 })),
-], (t, sizes, patchAtSeed, killSeed, tearSeed, riffSize) => {
-  const m = new AviMuxer({ width: 64, height: 48, fps: 0, riffSize, maxRiffs: 1000 })
-  const log: AviWrite[] = [...m.begin()]
-  const patchAt = patchAtSeed % (sizes.length + 1)
-  let afterPatch = 0
-  const frames = sizes.map((n, i) => Buffer.alloc(n, i & 0xff))
-  frames.forEach((f, i) => {
-    if (i === patchAt) {
+testProp(
+  'killed at any write after a patch, the file reads back at least the patched frames (what SIGKILL leaves)',
+  [frameSizes, fc.nat(), fc.nat(), fc.nat(), fc.oneof(fc.constant(2 ** 30), fc.integer({ min: 1000, max: 20_000 }))],
+  (t, sizes, patchAtSeed, killSeed, tearSeed, riffSize) => {
+    const m = new AviMuxer({ width: 64, height: 48, fps: 0, riffSize, maxRiffs: 1000 })
+    const log: AviWrite[] = [...m.begin()]
+    const patchAt = patchAtSeed % (sizes.length + 1)
+    let afterPatch = 0
+    const frames = sizes.map((n, i) => Buffer.alloc(n, i & 0xff))
+    frames.forEach((f, i) => {
+      if (i === patchAt) {
+        log.push(...m.patch())
+        afterPatch = log.length
+      }
+      log.push(...m.add(f, 1000 + i * 33))
+    })
+    if (patchAt === frames.length) {
       log.push(...m.patch())
       afterPatch = log.length
     }
-    log.push(...m.add(f, 1000 + i * 33))
-  })
-  if (patchAt === frames.length) {
-    log.push(...m.patch())
-    afterPatch = log.length
-  }
-  log.push(...m.finish())
-  // Killed before write k, or inside it: the kernel tears a write only at page boundaries.
-  const k = afterPatch + (killSeed % (log.length - afterPatch + 1))
-  const file = new MemFile()
-  file.apply(log.slice(0, k))
-  const torn = log[k]
-  if (torn) {
-    const bytes = Buffer.concat(torn.buffers)
-    const keep = Math.min(bytes.length, 4096 * (tearSeed % (Math.ceil(bytes.length / 4096) + 1)))
-    file.apply([{ position: torn.position, buffers: [bytes.subarray(0, keep)] }])
-  }
-  const p = parseAvi(file.buf)
-  t.true(p.frames.length >= patchAt, `a reader that honours sizes sees ${p.frames.length} frames, ${patchAt} were patched`)
-  t.true(p.strh.length >= patchAt, 'the header counts them')
-  p.frames.forEach((f, i) => t.true(f.equals(frames[i]!), `frame ${i} intact`))
-})
+    log.push(...m.finish())
+    // Killed before write k, or inside it: the kernel tears a write only at page boundaries.
+    const k = afterPatch + (killSeed % (log.length - afterPatch + 1))
+    const file = new MemFile()
+    file.apply(log.slice(0, k))
+    const torn = log[k]
+    if (torn) {
+      const bytes = Buffer.concat(torn.buffers)
+      const keep = Math.min(bytes.length, 4096 * (tearSeed % (Math.ceil(bytes.length / 4096) + 1)))
+      file.apply([{ position: torn.position, buffers: [bytes.subarray(0, keep)] }])
+    }
+    const p = parseAvi(file.buf)
+    t.true(p.frames.length >= patchAt, `a reader that honours sizes sees ${p.frames.length} frames, ${patchAt} were patched`)
+    t.true(p.strh.length >= patchAt, 'the header counts them')
+    p.frames.forEach((f, i) => t.true(f.equals(frames[i]!), `frame ${i} intact`))
+  },
+)
 
 test('the super index has a bound: fits() says when a new file is needed', (t) => {
   const m = new AviMuxer({ width: 8, height: 8, fps: 10, riffSize: 1000, maxRiffs: 2 })
@@ -267,12 +299,19 @@ mediaTest('60 frames make one file: exact count, size, rate and duration; ffmpeg
   const rec = await record(dir, frames, { pattern: 'one.avi' })
   t.deepEqual(rec.files, [join(dir, 'one.avi')])
   t.is(rec.passed.length, 60)
-  t.true(rec.passed.every((f, i) => f === frames[i]), 'passes each Frame on, unchanged')
+  t.true(
+    rec.passed.every((f, i) => f === frames[i]),
+    'passes each Frame on, unchanged',
+  )
   const p = await probe(rec.files[0]!)
   t.like(p, { frames: 60, declared: 60, width: 160, height: 120, rate: '25/1', codec: 'mjpeg' })
   t.true(Math.abs(p.duration - 60 / 25) < 0.001, `duration ${p.duration}`)
   t.is(await decodeErrors(rec.files[0]!), '')
-  checkFinished(t, await readFile(rec.files[0]!), frames.map((f) => f.data))
+  checkFinished(
+    t,
+    await readFile(rec.files[0]!),
+    frames.map((f) => f.data),
+  )
 })
 
 mediaTest('the fps option fixes the header rate', async (t) => {
@@ -283,11 +322,14 @@ mediaTest('the fps option fixes the header rate', async (t) => {
   t.true(Math.abs(p.duration - 2) < 0.001)
 })
 
-mediaTest('segment rotates by the frames\' timestamps; each file is complete and the counts add up', async (t) => {
+mediaTest("segment rotates by the frames' timestamps; each file is complete and the counts add up", async (t) => {
   const dir = await tmp(t)
   const frames = await jpegFrames(100, { interval: 40 })
   const rec = await record(dir, frames, { pattern: 'seg-%03d.avi', segment: 1000 })
-  t.deepEqual(rec.files.map((f) => f.slice(dir.length + 1)), ['seg-000.avi', 'seg-001.avi', 'seg-002.avi', 'seg-003.avi'])
+  t.deepEqual(
+    rec.files.map((f) => f.slice(dir.length + 1)),
+    ['seg-000.avi', 'seg-001.avi', 'seg-002.avi', 'seg-003.avi'],
+  )
   const counts = []
   for (const file of rec.files) {
     const p = await probe(file)
@@ -297,8 +339,14 @@ mediaTest('segment rotates by the frames\' timestamps; each file is complete and
     counts.push(p.frames)
   }
   t.deepEqual(counts, [25, 25, 25, 25])
-  t.deepEqual(rec.closed.map((e) => e.frames), counts)
-  t.deepEqual(rec.closed.map((e) => e.reason), ['segment of 1000 ms complete', 'segment of 1000 ms complete', 'segment of 1000 ms complete', 'end'])
+  t.deepEqual(
+    rec.closed.map((e) => e.frames),
+    counts,
+  )
+  t.deepEqual(
+    rec.closed.map((e) => e.reason),
+    ['segment of 1000 ms complete', 'segment of 1000 ms complete', 'segment of 1000 ms complete', 'end'],
+  )
 })
 
 mediaTest('segment with paced live frames: every closed file counts what its close event says, the sum is what was sent', async (t) => {
@@ -336,7 +384,10 @@ mediaTest('maxBytes rotates by size: no file exceeds it, the counts add up', asy
     total += p.frames
   }
   t.is(total, 80)
-  t.deepEqual(rec.closed.slice(0, -1).map((e) => e.reason), rec.closed.slice(0, -1).map(() => `maxBytes (${maxBytes}) reached`))
+  t.deepEqual(
+    rec.closed.slice(0, -1).map((e) => e.reason),
+    rec.closed.slice(0, -1).map(() => `maxBytes (${maxBytes}) reached`),
+  )
 })
 
 mediaTest('OpenDML: a small forced RIFF size makes AVIX extensions; ffprobe counts every frame', async (t) => {
@@ -345,7 +396,11 @@ mediaTest('OpenDML: a small forced RIFF size makes AVIX extensions; ffprobe coun
   const rec = await record(dir, frames, { pattern: 'big.avi', riffSize: 64 * 1024 })
   t.is(rec.files.length, 1)
   const buf = await readFile(rec.files[0]!)
-  const parsed = checkFinished(t, buf, frames.map((f) => f.data))
+  const parsed = checkFinished(
+    t,
+    buf,
+    frames.map((f) => f.data),
+  )
   t.true(parsed.riffs.length >= 4, `${parsed.riffs.length} RIFFs`)
   const p = await probe(rec.files[0]!)
   t.like(p, { frames: 150, declared: 150, width: 200, height: 150, rate: '25/1' })
@@ -362,9 +417,19 @@ mediaTest('a change of frame size starts a new segment; no frame is dropped', as
     ...(await jpegFrames(5, { width: 160, height: 120, seq: 17, start: T0 + 680 })),
   ]
   const rec = await record(dir, frames, { pattern: 'cam-%d.avi' })
-  t.deepEqual(rec.closed.map((e) => e.reason), ['frame size changed from 160x120 to 160x90', 'frame size changed from 160x90 to 160x120', 'end'])
+  t.deepEqual(
+    rec.closed.map((e) => e.reason),
+    ['frame size changed from 160x120 to 160x90', 'frame size changed from 160x90 to 160x120', 'end'],
+  )
   const probes = await Promise.all(rec.files.map(probe))
-  t.deepEqual(probes.map((p) => [p.frames, p.width, p.height]), [[10, 160, 120], [7, 160, 90], [5, 160, 120]])
+  t.deepEqual(
+    probes.map((p) => [p.frames, p.width, p.height]),
+    [
+      [10, 160, 120],
+      [7, 160, 90],
+      [5, 160, 120],
+    ],
+  )
 })
 
 test('raw frames are refused with the fix; so are PNG frames', async (t) => {
@@ -373,7 +438,11 @@ test('raw frames are refused with the fix; so are PNG frames', async (t) => {
   const err = await t.throwsAsync(record(dir, [raw]), { instanceOf: FramePipeError })
   t.is(err!.code, 'ERR_BAD_FRAME')
   t.is(err!.message, 'avi: frame 4 is raw pixels (16x8x3): AVI here holds JPEG (MJPEG); insert jpeg before avi')
-  const png = makeFrame(await sharp({ create: { width: 8, height: 8, channels: 3, background: '#000' } }).png().toBuffer())
+  const png = makeFrame(
+    await sharp({ create: { width: 8, height: 8, channels: 3, background: '#000' } })
+      .png()
+      .toBuffer(),
+  )
   await t.throwsAsync(record(dir, [png]), { message: /frame 0 is png: .*insert jpeg before avi/ })
   const notJpeg = makeFrame(Buffer.from([0xff, 0xd8, 0xff, 0xda, 0, 2, 0, 0]), { seq: 9 })
   await t.throwsAsync(record(dir, [notJpeg]), { message: /frame 9 \(8 bytes\) is not a JPEG with a frame header/ })
@@ -390,9 +459,15 @@ mediaTest('names never replace a file: _1, _2 … are added; the existing file i
   const dir = await tmp(t)
   await writeFile(join(dir, 'same.avi'), 'not mine')
   const rec = await record(dir, await jpegFrames(30, { interval: 100 }), { pattern: 'same.avi', segment: 1000 })
-  t.deepEqual(rec.files.map((f) => f.slice(dir.length + 1)), ['same_1.avi', 'same_2.avi', 'same_3.avi'])
+  t.deepEqual(
+    rec.files.map((f) => f.slice(dir.length + 1)),
+    ['same_1.avi', 'same_2.avi', 'same_3.avi'],
+  )
   t.is(await readFile(join(dir, 'same.avi'), 'utf8'), 'not mine')
-  t.deepEqual((await Promise.all(rec.files.map(probe))).map((p) => p.frames), [10, 10, 10])
+  t.deepEqual(
+    (await Promise.all(rec.files.map(probe))).map((p) => p.frames),
+    [10, 10, 10],
+  )
 })
 
 mediaTest("the seeds' names: video_stream_{ms}.avi (003) and camera{time}.avi with 15 s segments (004)", async (t) => {
@@ -401,9 +476,22 @@ mediaTest("the seeds' names: video_stream_{ms}.avi (003) and camera{time}.avi wi
   const r3 = await record(dir, await jpegFrames(5, { start }), { pattern: 'video_stream_{ms}.avi' })
   t.deepEqual(r3.files, [join(dir, `video_stream_${start}.avi`)])
   // 40 s of frames at 10 fps, as seed 004's client records them.
-  const r4 = await record(dir, await jpegFrames(400, { start, interval: 100, width: 64, height: 48 }), { pattern: 'camera{time}.avi', segment: 15_000 })
-  t.deepEqual(r4.files.map((f) => f.slice(dir.length + 1)), ['camera23-25-34.avi', 'camera23-25-49.avi', 'camera23-26-04.avi'])
-  t.deepEqual((await Promise.all(r4.files.map(probe))).map((p) => [p.frames, p.rate]), [[150, '10/1'], [150, '10/1'], [100, '10/1']])
+  const r4 = await record(dir, await jpegFrames(400, { start, interval: 100, width: 64, height: 48 }), {
+    pattern: 'camera{time}.avi',
+    segment: 15_000,
+  })
+  t.deepEqual(
+    r4.files.map((f) => f.slice(dir.length + 1)),
+    ['camera23-25-34.avi', 'camera23-25-49.avi', 'camera23-26-04.avi'],
+  )
+  t.deepEqual(
+    (await Promise.all(r4.files.map(probe))).map((p) => [p.frames, p.rate]),
+    [
+      [150, '10/1'],
+      [150, '10/1'],
+      [100, '10/1'],
+    ],
+  )
 })
 
 mediaTest('flush=0 patches after every frame', async (t) => {
@@ -412,7 +500,10 @@ mediaTest('flush=0 patches after every frame', async (t) => {
   const flushes: AviFlushEvent[] = []
   sink.on('flush', (e: AviFlushEvent) => flushes.push(e))
   await pipeline(fromItems(await jpegFrames(5)), sink)
-  t.deepEqual(flushes.map((f) => f.frames), [1, 2, 3, 4, 5])
+  t.deepEqual(
+    flushes.map((f) => f.frames),
+    [1, 2, 3, 4, 5],
+  )
   t.is((await probe(join(dir, 'f.avi'))).frames, 5)
 })
 
@@ -429,14 +520,19 @@ mediaTest('a destroyed pipeline still leaves a finalised file', async (t) => {
         return
       }
       // Fail once the sink has every frame, so the test knows what the file must hold.
-      const fail = () => (stageInfo(sink)!.counters.frames === frames.length ? this.destroy(new Error('camera unplugged')) : setTimeout(fail, 5))
+      const fail = () =>
+        stageInfo(sink)!.counters.frames === frames.length ? this.destroy(new Error('camera unplugged')) : setTimeout(fail, 5)
       fail()
     },
   })
   await t.throwsAsync(withTimeout(pipeline(source, sink), 10_000, 'pipeline'), { message: 'camera unplugged' })
   await withTimeout(new Promise((resolve) => (sink.closed ? resolve(undefined) : sink.once('close', resolve))), 5000, 'sink close')
   const buf = await readFile(join(dir, 'cut.avi'))
-  checkFinished(t, buf, frames.map((f) => f.data))
+  checkFinished(
+    t,
+    buf,
+    frames.map((f) => f.data),
+  )
   t.like(await probe(join(dir, 'cut.avi')), { frames: 12, declared: 12 })
 })
 
@@ -486,7 +582,9 @@ mediaTest('SIGKILL: the file opens and plays at least up to the last flush', asy
   t.like(p, { width: 160, height: 120 })
   t.true(p.declared! >= last.frames, `header declares ${p.declared}, last flush ${last.frames}`)
   t.true(p.frames >= p.declared!, `ffprobe counts ${p.frames} >= declared ${p.declared}`)
-  t.log(`SIGKILL after ${flushes.length} flushes: last flush ${last.frames} frames; header ${p.declared}; ffprobe -count_frames ${p.frames}; file ${buf.length} bytes`)
+  t.log(
+    `SIGKILL after ${flushes.length} flushes: last flush ${last.frames} frames; header ${p.declared}; ffprobe -count_frames ${p.frames}; file ${buf.length} bytes`,
+  )
 })
 
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {

@@ -37,7 +37,6 @@ function ffmpeg(args: string[]): Promise<Buffer> {
   return ffmpegOutput(tool!.path, args)
 }
 
-
 /** Record a stage's events. */
 function events(stream: NodeJS.EventEmitter) {
   const log = { ffmpeg: [] as FfmpegEvent[], warning: [] as Error[], retry: [] as Array<{ message: string }> }
@@ -58,7 +57,14 @@ const starts = (log: ReturnType<typeof events>) => log.ffmpeg.filter((e) => e.ev
 /** A sink that calls `onFrame` with each frame and how many came so far. */
 function probeSink(onFrame: (frame: Frame, n: number) => void): Writable {
   let n = 0
-  return new Writable({ objectMode: true, highWaterMark: 1, write(frame: Frame, _e, cb) { onFrame(frame, ++n); cb() } })
+  return new Writable({
+    objectMode: true,
+    highWaterMark: 1,
+    write(frame: Frame, _e, cb) {
+      onFrame(frame, ++n)
+      cb()
+    },
+  })
 }
 
 let dir = ''
@@ -73,7 +79,23 @@ test.before(async () => {
   if (!tool) return
   mjpegAvi = join(dir, 'rec.avi')
   mpeg4 = join(dir, 'rec.mp4')
-  await ffmpeg(['-f', 'lavfi', '-i', 'testsrc=size=320x240:rate=30:duration=0.5', '-c:v', 'mjpeg', '-q:v', '4', '-threads', '4', '-thread_type', 'slice', '-slices', '4', mjpegAvi])
+  await ffmpeg([
+    '-f',
+    'lavfi',
+    '-i',
+    'testsrc=size=320x240:rate=30:duration=0.5',
+    '-c:v',
+    'mjpeg',
+    '-q:v',
+    '4',
+    '-threads',
+    '4',
+    '-thread_type',
+    'slice',
+    '-slices',
+    '4',
+    mjpegAvi,
+  ])
   await ffmpeg(['-f', 'lavfi', '-i', 'testsrc=size=320x240:rate=30:duration=0.5', '-c:v', 'mpeg4', mpeg4])
 })
 test.after.always(() => cleanup())
@@ -83,7 +105,10 @@ test.after.always(() => cleanup())
 
 ffTest('FRAME_PIPE_FFMPEG is used when no option is given; a missing file there is an error, not a fallback', async (t) => {
   const saved = process.env.FRAME_PIPE_FFMPEG
-  t.teardown(() => { if (saved === undefined) delete process.env.FRAME_PIPE_FFMPEG; else process.env.FRAME_PIPE_FFMPEG = saved })
+  t.teardown(() => {
+    if (saved === undefined) delete process.env.FRAME_PIPE_FFMPEG
+    else process.env.FRAME_PIPE_FFMPEG = saved
+  })
   process.env.FRAME_PIPE_FFMPEG = tool!.path
   const found = await findFfmpeg()
   t.like(found, { path: tool!.path, from: 'env' })
@@ -98,8 +123,10 @@ ffTest('with nothing in PATH and no variable, the npm-shipped ffmpeg and ffprobe
   const saved = { PATH: process.env.PATH, a: process.env.FRAME_PIPE_FFMPEG, b: process.env.FRAME_PIPE_FFPROBE }
   t.teardown(() => {
     process.env.PATH = saved.PATH
-    if (saved.a === undefined) delete process.env.FRAME_PIPE_FFMPEG; else process.env.FRAME_PIPE_FFMPEG = saved.a
-    if (saved.b === undefined) delete process.env.FRAME_PIPE_FFPROBE; else process.env.FRAME_PIPE_FFPROBE = saved.b
+    if (saved.a === undefined) delete process.env.FRAME_PIPE_FFMPEG
+    else process.env.FRAME_PIPE_FFMPEG = saved.a
+    if (saved.b === undefined) delete process.env.FRAME_PIPE_FFPROBE
+    else process.env.FRAME_PIPE_FFPROBE = saved.b
   })
   process.env.PATH = dir
   delete process.env.FRAME_PIPE_FFMPEG
@@ -131,10 +158,21 @@ const argsOf = (o: CameraOptions) => cameraPlans(opts(o)).map((p) => [p.label, p
 
 test('plans: v4l2 asks for MJPEG first and falls back to raw; size and rate go to the device', (t) => {
   t.deepEqual(argsOf({ driver: 'v4l2', width: 1280, height: 720, fps: 30 }), [
-    ['v4l2 /dev/video0 (MJPEG passthrough)', 'mjpeg', '-f v4l2 -input_format mjpeg -video_size 1280x720 -framerate 30 -i /dev/video0 -map 0:v:0 -c:v copy -f mjpeg -flush_packets 1 pipe:1'],
-    ['v4l2 /dev/video0 (raw)', 'raw', '-f v4l2 -video_size 1280x720 -framerate 30 -i /dev/video0 -map 0:v:0 -f rawvideo -pix_fmt rgb24 pipe:1'],
+    [
+      'v4l2 /dev/video0 (MJPEG passthrough)',
+      'mjpeg',
+      '-f v4l2 -input_format mjpeg -video_size 1280x720 -framerate 30 -i /dev/video0 -map 0:v:0 -c:v copy -f mjpeg -flush_packets 1 pipe:1',
+    ],
+    [
+      'v4l2 /dev/video0 (raw)',
+      'raw',
+      '-f v4l2 -video_size 1280x720 -framerate 30 -i /dev/video0 -map 0:v:0 -f rawvideo -pix_fmt rgb24 pipe:1',
+    ],
   ])
-  t.deepEqual(argsOf({ driver: 'v4l2', pixelFormat: 'mjpeg', device: '/dev/video2' }).map((p) => p[0]), ['v4l2 /dev/video2 (MJPEG passthrough)'])
+  t.deepEqual(
+    argsOf({ driver: 'v4l2', pixelFormat: 'mjpeg', device: '/dev/video2' }).map((p) => p[0]),
+    ['v4l2 /dev/video2 (MJPEG passthrough)'],
+  )
   t.deepEqual(argsOf({ driver: 'v4l2', pixelFormat: 'YUYV422' }), [
     ['v4l2 /dev/video0 (raw yuyv422)', 'raw', '-f v4l2 -input_format yuyv422 -i /dev/video0 -map 0:v:0 -f rawvideo -pix_fmt rgb24 pipe:1'],
   ])
@@ -144,17 +182,33 @@ test('plans: avfoundation (no MJPEG, 30 fps unless told), dshow (MJPEG pin by co
   t.deepEqual(argsOf({ driver: 'avfoundation' }), [
     ['avfoundation 0 (raw)', 'raw', '-f avfoundation -framerate 30 -i 0 -map 0:v:0 -f rawvideo -pix_fmt rgb24 pipe:1'],
   ])
-  t.deepEqual(argsOf({ driver: 'avfoundation', pixelFormat: 'nv12', fps: 15 })[0]![2], '-f avfoundation -pixel_format nv12 -framerate 15 -i 0 -map 0:v:0 -f rawvideo -pix_fmt rgb24 pipe:1')
-  t.deepEqual(argsOf({ driver: 'dshow', device: 'Integrated Camera' }).map((p) => p[2]), [
-    '-f dshow -vcodec mjpeg -i video=Integrated Camera -map 0:v:0 -c:v copy -f mjpeg -flush_packets 1 pipe:1',
-    '-f dshow -i video=Integrated Camera -map 0:v:0 -f rawvideo -pix_fmt rgb24 pipe:1',
-  ])
+  t.deepEqual(
+    argsOf({ driver: 'avfoundation', pixelFormat: 'nv12', fps: 15 })[0]![2],
+    '-f avfoundation -pixel_format nv12 -framerate 15 -i 0 -map 0:v:0 -f rawvideo -pix_fmt rgb24 pipe:1',
+  )
+  t.deepEqual(
+    argsOf({ driver: 'dshow', device: 'Integrated Camera' }).map((p) => p[2]),
+    [
+      '-f dshow -vcodec mjpeg -i video=Integrated Camera -map 0:v:0 -c:v copy -f mjpeg -flush_packets 1 pipe:1',
+      '-f dshow -i video=Integrated Camera -map 0:v:0 -f rawvideo -pix_fmt rgb24 pipe:1',
+    ],
+  )
   t.is(argsOf({ driver: 'dshow', device: 'video=Cam' })[0]![0], 'dshow video=Cam (MJPEG passthrough)')
   t.deepEqual(argsOf({ driver: 'lavfi', width: 320, height: 240, fps: 10 }), [
-    ['lavfi testsrc=size=320x240:rate=10 (raw)', 'raw', '-re -f lavfi -i testsrc=size=320x240:rate=10 -map 0:v:0 -f rawvideo -pix_fmt rgb24 pipe:1'],
+    [
+      'lavfi testsrc=size=320x240:rate=10 (raw)',
+      'raw',
+      '-re -f lavfi -i testsrc=size=320x240:rate=10 -map 0:v:0 -f rawvideo -pix_fmt rgb24 pipe:1',
+    ],
   ])
-  t.deepEqual(argsOf({ driver: 'file', device: 'rec.avi' }).map((p) => p[0]), ['file rec.avi (MJPEG passthrough)', 'file rec.avi (raw)'])
-  t.deepEqual([platformDriver('linux'), platformDriver('darwin'), platformDriver('win32'), platformDriver('freebsd')], ['v4l2', 'avfoundation', 'dshow', 'v4l2'])
+  t.deepEqual(
+    argsOf({ driver: 'file', device: 'rec.avi' }).map((p) => p[0]),
+    ['file rec.avi (MJPEG passthrough)', 'file rec.avi (raw)'],
+  )
+  t.deepEqual(
+    [platformDriver('linux'), platformDriver('darwin'), platformDriver('win32'), platformDriver('freebsd')],
+    ['v4l2', 'avfoundation', 'dshow', 'v4l2'],
+  )
 })
 
 test('option errors are thrown when the stage is made, before any process runs', (t) => {
@@ -165,7 +219,10 @@ test('option errors are thrown when the stage is made, before any process runs',
   }
   check({ driver: 'dshow' }, 'camera: dshow needs device=<camera name>; list the names with: ffmpeg -list_devices true -f dshow -i dummy')
   check({ driver: 'lavfi', pixelFormat: 'mjpeg' }, 'camera: pixelFormat=mjpeg is not available with driver=lavfi; use auto or raw')
-  check({ driver: 'avfoundation', pixelFormat: 'mjpeg' }, 'camera: pixelFormat=mjpeg is not available with driver=avfoundation; use auto or raw')
+  check(
+    { driver: 'avfoundation', pixelFormat: 'mjpeg' },
+    'camera: pixelFormat=mjpeg is not available with driver=avfoundation; use auto or raw',
+  )
   check({ driver: 'file' }, 'camera: driver=file needs device=<path of a recording>')
   check({ driver: 'v4l2', fps: -1 }, 'camera: expected number between 0 and 1000 for fps but received -1 of type number')
 })
@@ -173,20 +230,32 @@ test('option errors are thrown when the stage is made, before any process runs',
 // ---------------------------------------------------------------------------
 // Through ffmpeg.
 
-ffTest('lavfi testsrc goes through the camera code path: raw frames byte-identical to ffmpeg\'s own, then a clean end with a message', async (t) => {
-  const device = 'testsrc=size=160x120:rate=30:duration=0.5'
-  const expected = await ffmpeg(['-f', 'lavfi', '-i', device, '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'])
-  const cam = camera({ driver: 'lavfi', device })
-  const log = events(cam)
-  const frames = await withTimeout(run<Frame>(cam), TIMEOUT, 'camera')
-  t.is(frames.length, 15)
-  t.true(Buffer.concat(frames.map((f) => f.data)).equals(expected))
-  t.deepEqual(frames.map((f) => f.seq), [...Array(15).keys()])
-  for (const f of frames) t.like(f, { format: 'raw', width: 160, height: 120, channels: 3 })
-  t.deepEqual(log.warning.map((e) => e.message), [`camera: lavfi ${device} (raw) stopped after 15 frames: the input ended; ending`])
-  t.deepEqual(log.ffmpeg.map((e) => e.event), ['found', 'start'])
-  t.like(stageInfo(cam)!.counters, { frames: 15, bytes: expected.length, drops: 0, running: 0 })
-})
+ffTest(
+  "lavfi testsrc goes through the camera code path: raw frames byte-identical to ffmpeg's own, then a clean end with a message",
+  async (t) => {
+    const device = 'testsrc=size=160x120:rate=30:duration=0.5'
+    const expected = await ffmpeg(['-f', 'lavfi', '-i', device, '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'])
+    const cam = camera({ driver: 'lavfi', device })
+    const log = events(cam)
+    const frames = await withTimeout(run<Frame>(cam), TIMEOUT, 'camera')
+    t.is(frames.length, 15)
+    t.true(Buffer.concat(frames.map((f) => f.data)).equals(expected))
+    t.deepEqual(
+      frames.map((f) => f.seq),
+      [...Array(15).keys()],
+    )
+    for (const f of frames) t.like(f, { format: 'raw', width: 160, height: 120, channels: 3 })
+    t.deepEqual(
+      log.warning.map((e) => e.message),
+      [`camera: lavfi ${device} (raw) stopped after 15 frames: the input ended; ending`],
+    )
+    t.deepEqual(
+      log.ffmpeg.map((e) => e.event),
+      ['found', 'start'],
+    )
+    t.like(stageInfo(cam)!.counters, { frames: 15, bytes: expected.length, drops: 0, running: 0 })
+  },
+)
 
 ffTest('MJPEG passthrough: the JPEGs the camera stage emits are the bytes in the recording, packet for packet', async (t) => {
   // Reference 1: ffmpeg's own split of the AVI into one file per packet.
@@ -204,12 +273,21 @@ ffTest('MJPEG passthrough: the JPEGs the camera stage emits are the bytes in the
   const log = events(cam)
   const frames = await withTimeout(run<Frame>(cam), TIMEOUT, 'camera')
   t.is(packets.length, 15)
-  t.true(packets.every((p) => p.includes(Buffer.from([0xff, 0xd0]))), 'the scans carry restart markers')
+  t.true(
+    packets.every((p) => p.includes(Buffer.from([0xff, 0xd0]))),
+    'the scans carry restart markers',
+  )
   t.is(frames.length, packets.length)
-  t.true(frames.every((f, i) => f.data.equals(packets[i]!)), 'bytes in = bytes out')
+  t.true(
+    frames.every((f, i) => f.data.equals(packets[i]!)),
+    'bytes in = bytes out',
+  )
   t.true(parsed.length === packets.length && parsed.every((p, i) => p.equals(packets[i]!)))
   for (const f of frames) t.like(f, { format: 'jpeg', width: 320, height: 240, channels: 3 })
-  t.deepEqual(starts(log).map((e) => e.message.replace(/pid \d+/, 'pid N')), [`started ffmpeg (pid N): file ${mjpegAvi} (MJPEG passthrough)`])
+  t.deepEqual(
+    starts(log).map((e) => e.message.replace(/pid \d+/, 'pid N')),
+    [`started ffmpeg (pid N): file ${mjpegAvi} (MJPEG passthrough)`],
+  )
   t.is(stageInfo(cam)!.counters.skipped, 0)
 })
 
@@ -219,9 +297,10 @@ ffTest('pixelFormat=auto falls back to raw when the input has no MJPEG; pixelFor
   const frames = await withTimeout(run<Frame>(cam), TIMEOUT, 'camera')
   t.is(frames.length, 15)
   for (const f of frames) t.like(f, { format: 'raw', width: 320, height: 240, channels: 3 })
-  t.deepEqual(log.ffmpeg.filter((e) => e.event === 'fallback').map((e) => e.message), [
-    `file ${mpeg4} (MJPEG passthrough) failed (the input is mpeg4, not mjpeg); trying file ${mpeg4} (raw)`,
-  ])
+  t.deepEqual(
+    log.ffmpeg.filter((e) => e.event === 'fallback').map((e) => e.message),
+    [`file ${mpeg4} (MJPEG passthrough) failed (the input is mpeg4, not mjpeg); trying file ${mpeg4} (raw)`],
+  )
   const strict = camera({ driver: 'file', device: mpeg4, pixelFormat: 'mjpeg' })
   const err = await t.throwsAsync(withTimeout(pipeline(strict, nullSink()), TIMEOUT, 'pipeline'), { instanceOf: FramePipeError })
   t.is(err?.message, `camera: file ${mpeg4} (MJPEG passthrough): the input is mpeg4, not mjpeg`)
@@ -230,7 +309,7 @@ ffTest('pixelFormat=auto falls back to raw when the input has no MJPEG; pixelFor
 const linuxTest = tool && process.platform === 'linux' ? test.serial : test.skip
 if (process.platform !== 'linux') console.warn('skipping the v4l2 missing-device tests: not Linux')
 
-linuxTest('a missing device is one clear error with ffmpeg\'s reason, and no ffmpeg is left running', async (t) => {
+linuxTest("a missing device is one clear error with ffmpeg's reason, and no ffmpeg is left running", async (t) => {
   const cam = camera({ driver: 'v4l2', device: '/dev/video99' })
   const log = events(cam)
   const err = await t.throwsAsync(withTimeout(pipeline(cam, nullSink()), TIMEOUT, 'pipeline'), { instanceOf: FramePipeError })
@@ -248,7 +327,10 @@ linuxTest('retry=true keeps trying a missing device (logged), and stop() still e
   while (log.retry.length < 2) await once(cam, 'retry')
   stopSource(cam)
   await done
-  t.is(log.retry[0]!.message, 'v4l2 /dev/video99 (raw): ffmpeg exited with code 1: /dev/video99: No such file or directory; retrying in 50 ms')
+  t.is(
+    log.retry[0]!.message,
+    'v4l2 /dev/video99 (raw): ffmpeg exited with code 1: /dev/video99: No such file or directory; retrying in 50 ms',
+  )
   t.is(stageInfo(cam)!.counters.frames, 0)
   t.false(starts(log).some((e) => pidAlive(e.pid!)))
 })
@@ -257,34 +339,55 @@ ffTest('a camera that goes away mid-stream (ffmpeg killed) ends the pipeline cle
   const cam = camera({ driver: 'lavfi', device: 'testsrc=size=64x48:rate=30' })
   const log = events(cam)
   let pid = 0
-  await withTimeout(pipeline(cam, probeSink((_f, n) => {
-    if (n === 3) {
-      pid = cam.pid!
-      process.kill(pid, 'SIGKILL')
-    }
-  })), TIMEOUT, 'pipeline')
+  await withTimeout(
+    pipeline(
+      cam,
+      probeSink((_f, n) => {
+        if (n === 3) {
+          pid = cam.pid!
+          process.kill(pid, 'SIGKILL')
+        }
+      }),
+    ),
+    TIMEOUT,
+    'pipeline',
+  )
   t.true(pid > 0)
   t.false(pidAlive(pid))
   t.is(log.warning.length, 1)
-  t.regex(log.warning[0]!.message, /^camera: lavfi testsrc=size=64x48:rate=30 \(raw\) stopped after \d+ frames: ffmpeg was killed by SIGKILL; ending$/)
+  t.regex(
+    log.warning[0]!.message,
+    /^camera: lavfi testsrc=size=64x48:rate=30 \(raw\) stopped after \d+ frames: ffmpeg was killed by SIGKILL; ending$/,
+  )
 })
 
 ffTest('retry=true: a camera that goes away is started again and frames go on', async (t) => {
   const cam = camera({ driver: 'lavfi', device: 'testsrc=size=64x48:rate=30', retry: true, retryDelay: 50 })
   const log = events(cam)
   const seqs: number[] = []
-  await withTimeout(pipeline(cam, probeSink((f, n) => {
-    seqs.push(f.seq)
-    if (n === 3) process.kill(cam.pid!, 'SIGKILL')
-    if (n === 8) stopSource(cam)
-  })), TIMEOUT, 'pipeline')
+  await withTimeout(
+    pipeline(
+      cam,
+      probeSink((f, n) => {
+        seqs.push(f.seq)
+        if (n === 3) process.kill(cam.pid!, 'SIGKILL')
+        if (n === 8) stopSource(cam)
+      }),
+    ),
+    TIMEOUT,
+    'pipeline',
+  )
   const pids = starts(log).map((e) => e.pid!)
   t.is(pids.length, 2)
   t.not(pids[0], pids[1])
   t.is(log.retry.length, 1)
   t.regex(log.retry[0]!.message, /ffmpeg was killed by SIGKILL; retrying in 50 ms$/)
   t.true(seqs.length >= 8)
-  t.deepEqual(seqs, [...seqs].sort((a, b) => a - b), 'seq keeps counting over the restart')
+  t.deepEqual(
+    seqs,
+    [...seqs].sort((a, b) => a - b),
+    'seq keeps counting over the restart',
+  )
   t.false(pids.some(pidAlive))
 })
 
@@ -303,7 +406,13 @@ ffTest('destroy() kills ffmpeg and waits for it', async (t) => {
 ffTest('a failing sink tears the pipeline down and ffmpeg with it', async (t) => {
   const cam = camera({ driver: 'lavfi', device: 'testsrc=size=64x48:rate=30' })
   let pid = 0
-  const sink = new Writable({ objectMode: true, write(_f, _e, cb) { pid = cam.pid!; cb(new Error('disk full')) } })
+  const sink = new Writable({
+    objectMode: true,
+    write(_f, _e, cb) {
+      pid = cam.pid!
+      cb(new Error('disk full'))
+    },
+  })
   await t.throwsAsync(withTimeout(pipeline(cam, sink), TIMEOUT, 'pipeline'), { message: 'disk full' })
   await closed(cam)
   t.false(pidAlive(pid))
@@ -318,7 +427,15 @@ ffTest('idle: ffmpeg stops when nobody reads and starts again on the next read',
   await withTimeout(it.next(), TIMEOUT, 'frame')
   const first = cam.pid!
   // Nobody reads now.
-  await withTimeout(new Promise<void>((resolve) => cam.on('ffmpeg', (e: FfmpegEvent) => { if (e.event === 'stop') resolve() })), TIMEOUT, 'idle stop')
+  await withTimeout(
+    new Promise<void>((resolve) =>
+      cam.on('ffmpeg', (e: FfmpegEvent) => {
+        if (e.event === 'stop') resolve()
+      }),
+    ),
+    TIMEOUT,
+    'idle stop',
+  )
   t.false(pidAlive(first))
   t.is(stageInfo(cam)!.counters.running, 0)
   t.is(cam.pid, undefined)
@@ -351,5 +468,9 @@ ffTest('a slow reader: the oldest frames are dropped (counted), the newest kept,
   t.true(got.length <= 4, `${got.length} frames read: the one taken, one in the stream buffer, two queued`)
   t.is(frames, got.length)
   t.is(drops + got.length, total)
-  t.deepEqual(got.slice(-2).map((f) => f.seq), [total - 2, total - 1], 'the newest frames are the ones kept')
+  t.deepEqual(
+    got.slice(-2).map((f) => f.seq),
+    [total - 2, total - 1],
+    'the newest frames are the ones kept',
+  )
 })

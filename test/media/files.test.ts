@@ -27,7 +27,9 @@ async function tmp(t: { teardown: (fn: () => Promise<void>) => void }): Promise<
 
 /** A small image whose width tells which file it came from. */
 function image(width: number, format: 'jpeg' | 'png' | 'webp'): Promise<Buffer> {
-  return sharp({ create: { width, height: 8, channels: 3, background: { r: width, g: 0, b: 0 } } }).toFormat(format).toBuffer()
+  return sharp({ create: { width, height: 8, channels: 3, background: { r: width, g: 0, b: 0 } } })
+    .toFormat(format)
+    .toBuffer()
 }
 
 /** A directory with frame-1.jpg, frame-2.jpg, frame-10.jpg, frame-3.png, shot.webp and things that are not images. */
@@ -52,9 +54,16 @@ test('a directory gives its images in natural order, described from their header
   const dir = await imageDir(t)
   const src = filesSource({ path: dir })
   const frames = await withTimeout(collect<Frame>(src), 5000, 'files')
-  t.deepEqual(frames.map((f) => [f.width, f.format, f.seq]), [
-    [11, 'jpeg', 0], [12, 'jpeg', 1], [13, 'png', 2], [20, 'jpeg', 3], [30, 'webp', 4],
-  ])
+  t.deepEqual(
+    frames.map((f) => [f.width, f.format, f.seq]),
+    [
+      [11, 'jpeg', 0],
+      [12, 'jpeg', 1],
+      [13, 'png', 2],
+      [20, 'jpeg', 3],
+      [30, 'webp', 4],
+    ],
+  )
   for (const f of frames) {
     t.is(f.height, 8)
     t.is(f.channels, 3)
@@ -65,7 +74,10 @@ test('a directory gives its images in natural order, described from their header
 
 test('the shared fixtures come in natural order: 1, 2, 3, 10, then pattern.png, pattern.webp', async (t) => {
   const frames = await withTimeout(collect<Frame>(filesSource({ path: FIXTURES })), 5000, 'files')
-  t.deepEqual(frames.map((f) => f.format), ['jpeg', 'jpeg', 'jpeg', 'jpeg', 'png', 'webp'])
+  t.deepEqual(
+    frames.map((f) => f.format),
+    ['jpeg', 'jpeg', 'jpeg', 'jpeg', 'png', 'webp'],
+  )
   const names = (await listImages(FIXTURES)).map((p) => p.slice(FIXTURES.length))
   t.deepEqual(names, ['frame-1.jpg', 'frame-2.jpg', 'frame-3.jpg', 'frame-10.jpg', 'pattern.png', 'pattern.webp'])
   for (const f of frames) t.like(f, { width: 64, height: 48 })
@@ -87,22 +99,35 @@ test('a glob matches * and ? in the file name', async (t) => {
 test('a single file path gives that file', async (t) => {
   const dir = await imageDir(t)
   const frames = await collect<Frame>(filesSource({ path: join(dir, 'frame-3.png') }))
-  t.deepEqual(frames.map((f) => f.width), [13])
+  t.deepEqual(
+    frames.map((f) => f.width),
+    [13],
+  )
 })
 
 test('loop=true starts again after the last file, seq keeps running', async (t) => {
   const dir = await imageDir(t)
   const src = filesSource({ path: join(dir, 'frame-*.jpg'), loop: true })
   const frames: Frame[] = []
-  await withTimeout((async () => {
-    for await (const f of src) {
-      frames.push(f as Frame)
-      if (frames.length === 7) src.stop()
-    }
-  })(), 5000, 'looping files')
+  await withTimeout(
+    (async () => {
+      for await (const f of src) {
+        frames.push(f as Frame)
+        if (frames.length === 7) src.stop()
+      }
+    })(),
+    5000,
+    'looping files',
+  )
   t.true(frames.length >= 7 && frames.length <= 9)
-  t.deepEqual(frames.slice(0, 7).map((f) => f.width), [11, 12, 20, 11, 12, 20, 11])
-  t.deepEqual(frames.map((f) => f.seq), frames.map((_, i) => i))
+  t.deepEqual(
+    frames.slice(0, 7).map((f) => f.width),
+    [11, 12, 20, 11, 12, 20, 11],
+  )
+  t.deepEqual(
+    frames.map((f) => f.seq),
+    frames.map((_, i) => i),
+  )
 })
 
 test('no match is one clear error', async (t) => {
@@ -218,14 +243,22 @@ test('files are renamed into place: a watcher sees whole files only, no temporar
   await run(fromItems(input), filesSink({ dir, pattern: 'f%d.{ext}' }))
   writing = false
   await watch
-  t.deepEqual([...seenSizes].filter((s) => s !== size), [])
-  t.deepEqual((await readdir(dir)).sort(), input.map((_, i) => `f${i}.raw`))
+  t.deepEqual(
+    [...seenSizes].filter((s) => s !== size),
+    [],
+  )
+  t.deepEqual(
+    (await readdir(dir)).sort(),
+    input.map((_, i) => `f${i}.raw`),
+  )
 })
 
 test('overwrite=false refuses an existing file with ERR_IO naming it and leaves it alone', async (t) => {
   const dir = await tmp(t)
   await writeFile(join(dir, 'frame-000001.png'), 'keep me')
-  const err = await t.throwsAsync(run(fromItems([frameOf('png', 0), frameOf('png', 1)]), filesSink({ dir, overwrite: false })), { instanceOf: FramePipeError })
+  const err = await t.throwsAsync(run(fromItems([frameOf('png', 0), frameOf('png', 1)]), filesSink({ dir, overwrite: false })), {
+    instanceOf: FramePipeError,
+  })
   t.is(err!.code, 'ERR_IO')
   t.is(err!.message, `files: '${join(dir, 'frame-000001.png')}' already exists and overwrite is false`)
   t.is(await readFile(join(dir, 'frame-000001.png'), 'utf8'), 'keep me')
@@ -244,7 +277,9 @@ test('overwrite=true (default) replaces an existing file', async (t) => {
 test('a directory that cannot be made is ERR_IO', async (t) => {
   const dir = await tmp(t)
   await writeFile(join(dir, 'file'), 'x')
-  const err = await t.throwsAsync(run(fromItems([frameOf('png', 0)]), filesSink({ dir: join(dir, 'file', 'sub') })), { instanceOf: FramePipeError })
+  const err = await t.throwsAsync(run(fromItems([frameOf('png', 0)]), filesSink({ dir: join(dir, 'file', 'sub') })), {
+    instanceOf: FramePipeError,
+  })
   t.is(err!.code, 'ERR_IO')
   t.true(err!.message.includes(join(dir, 'file', 'sub')))
 })
@@ -266,7 +301,10 @@ test('destroy during a write waits for it: no temporary file remains', async (t)
   sink.write(frameOf('raw', 1, 64 * 2 ** 20))
   sink.destroy()
   await new Promise((resolve) => sink.once('close', resolve))
-  t.deepEqual((await readdir(dir)).filter((n) => n.endsWith('.tmp')), [])
+  t.deepEqual(
+    (await readdir(dir)).filter((n) => n.endsWith('.tmp')),
+    [],
+  )
 })
 
 test('a bad pattern is refused when the stage is made', (t) => {
@@ -282,8 +320,14 @@ test('round trip: what the sink writes, the source reads back in the same order'
   const input = await Promise.all(Array.from({ length: 12 }, async (_, i) => makeFrame(await image(10 + i, 'png'), { seq: i })))
   await run(fromItems(input), filesSink({ dir, pattern: 'f-%d.{ext}' }))
   const back = await collect<Frame>(filesSource({ path: dir }))
-  t.deepEqual(back.map((f) => f.data), input.map((f) => f.data))
-  t.deepEqual(back.map((f) => f.width), input.map((_, i) => 10 + i))
+  t.deepEqual(
+    back.map((f) => f.data),
+    input.map((f) => f.data),
+  )
+  t.deepEqual(
+    back.map((f) => f.width),
+    input.map((_, i) => 10 + i),
+  )
 })
 
 // ---------------------------------------------------------------------------
@@ -300,7 +344,10 @@ test('pattern tokens', (t) => {
 })
 
 const piece = fc.oneof(
-  fc.record({ kind: fc.constant('literal' as const), text: fc.string({ unit: fc.constantFrom('a', 'b', '-', '_', '.', '/', '}', 'é', '0') , minLength: 1, maxLength: 5 }) }),
+  fc.record({
+    kind: fc.constant('literal' as const),
+    text: fc.string({ unit: fc.constantFrom('a', 'b', '-', '_', '.', '/', '}', 'é', '0'), minLength: 1, maxLength: 5 }),
+  }),
   fc.record({ kind: fc.constant('index' as const), width: fc.integer({ min: 0, max: 12 }) }),
   fc.constant({ kind: 'seq' as const }),
   fc.constant({ kind: 'ext' as const }),
@@ -308,26 +355,43 @@ const piece = fc.oneof(
 )
 type Piece = typeof piece extends fc.Arbitrary<infer P> ? P : never
 
-testProp('a pattern expands piece by piece like a reference printf', [fc.array(piece, { minLength: 1, maxLength: 8 }), fc.nat(), fc.nat(), fc.constantFrom('jpg', 'png', 'bin')],
+testProp(
+  'a pattern expands piece by piece like a reference printf',
+  [fc.array(piece, { minLength: 1, maxLength: 8 }), fc.nat(), fc.nat(), fc.constantFrom('jpg', 'png', 'bin')],
   (t, pieces: Piece[], index, seq, ext) => {
     let pattern = ''
     let expected = ''
     for (const p of pieces) {
-      if (p.kind === 'literal') { pattern += p.text; expected += p.text }
-      else if (p.kind === 'index') { pattern += p.width ? `%0${p.width}d` : '%d'; expected += String(index).padStart(p.width, '0') }
-      else if (p.kind === 'seq') { pattern += '{seq}'; expected += String(seq) }
-      else if (p.kind === 'ext') { pattern += '{ext}'; expected += ext }
-      else { pattern += '%%'; expected += '%' }
+      if (p.kind === 'literal') {
+        pattern += p.text
+        expected += p.text
+      } else if (p.kind === 'index') {
+        pattern += p.width ? `%0${p.width}d` : '%d'
+        expected += String(index).padStart(p.width, '0')
+      } else if (p.kind === 'seq') {
+        pattern += '{seq}'
+        expected += String(seq)
+      } else if (p.kind === 'ext') {
+        pattern += '{ext}'
+        expected += ext
+      } else {
+        pattern += '%%'
+        expected += '%'
+      }
     }
     t.is(compilePattern(pattern)({ index, seq, ext, timestamp: 0 }), expected)
-  })
+  },
+)
 
-testProp('a % not followed by d, 0Nd or % is refused', [fc.string({ maxLength: 4 }), fc.constantFrom('%', '%x', '%0d', '%5d', '%-3d', '%0')],
+testProp(
+  'a % not followed by d, 0Nd or % is refused',
+  [fc.string({ maxLength: 4 }), fc.constantFrom('%', '%x', '%0d', '%5d', '%-3d', '%0')],
   (t, prefix, bad) => {
     const clean = prefix.replace(/[%{]/g, '')
     const err = t.throws(() => compilePattern(clean + bad), { instanceOf: FramePipeError })
     t.is(err!.code, 'ERR_INVALID_OPTION')
-  })
+  },
+)
 
 // ---------------------------------------------------------------------------
 // files sink: time tokens and segments (seed 004's recorder rotates every 15 s)
@@ -352,8 +416,11 @@ test('segment=15s: each segment in its own folder named by its start, the counte
   const sink = filesSink({ dir, pattern: '{date}_{time}/frame-%06d.{ext}', segment: 15_000 })
   await run(fromItems(input), sink)
   t.deepEqual(await tree(dir), [
-    '2024-03-01_12-00-00/frame-000000.jpg', '2024-03-01_12-00-00/frame-000001.jpg', '2024-03-01_12-00-00/frame-000002.jpg',
-    '2024-03-01_12-00-15/frame-000000.jpg', '2024-03-01_12-00-15/frame-000001.jpg',
+    '2024-03-01_12-00-00/frame-000000.jpg',
+    '2024-03-01_12-00-00/frame-000001.jpg',
+    '2024-03-01_12-00-00/frame-000002.jpg',
+    '2024-03-01_12-00-15/frame-000000.jpg',
+    '2024-03-01_12-00-15/frame-000001.jpg',
     '2024-03-01_12-00-31/frame-000000.jpg',
   ])
   t.true((await readFile(join(dir, '2024-03-01_12-00-15/frame-000001.jpg'))).equals(input[4]!.data))
@@ -365,21 +432,28 @@ test('segments starting in the same second do not overwrite each other: the coun
   const base = localAt(12, 0, 0, 0)
   const input = stamped([base, base + 300, base + 600, base + 900, base + 1200])
   await run(fromItems(input), filesSink({ dir, pattern: 'camera{time}/frame-%d.{ext}', segment: 300 }))
-  t.deepEqual(await tree(dir), ['camera12-00-00/frame-0.jpg', 'camera12-00-00/frame-1.jpg', 'camera12-00-00/frame-2.jpg', 'camera12-00-00/frame-3.jpg', 'camera12-00-01/frame-0.jpg'])
+  t.deepEqual(await tree(dir), [
+    'camera12-00-00/frame-0.jpg',
+    'camera12-00-00/frame-1.jpg',
+    'camera12-00-00/frame-2.jpg',
+    'camera12-00-00/frame-3.jpg',
+    'camera12-00-01/frame-0.jpg',
+  ])
   for (const [i, name] of ['camera12-00-00/frame-3.jpg', 'camera12-00-01/frame-0.jpg'].entries()) {
     t.true((await readFile(join(dir, name))).equals(input[3 + i]!.data))
   }
 })
 
-test('without segment, time tokens use each frame\'s own timestamp; {ms} names are the capture times', async (t) => {
+test("without segment, time tokens use each frame's own timestamp; {ms} names are the capture times", async (t) => {
   const dir = await tmp(t)
   const base = localAt(23, 59, 59, 500)
   const input = stamped([base, base + 250.75, base + 600])
   await run(fromItems(input), filesSink({ dir, pattern: '{Y}{M}{D}/{h}{m}{s}_{ms}.{ext}' }))
   const ms = (x: number) => Math.floor(x)
-  t.deepEqual(await tree(dir), [
-    `20240301/235959_${ms(base)}.jpg`, `20240301/235959_${ms(base + 250.75)}.jpg`, `20240302/000000_${ms(base + 600)}.jpg`,
-  ].sort())
+  t.deepEqual(
+    await tree(dir),
+    [`20240301/235959_${ms(base)}.jpg`, `20240301/235959_${ms(base + 250.75)}.jpg`, `20240302/000000_${ms(base + 600)}.jpg`].sort(),
+  )
 })
 
 test('segment must be a duration >= 0', (t) => {

@@ -23,7 +23,10 @@ test('time tokens in local time', (t) => {
 })
 
 test('flags: which patterns use time and the counter', (t) => {
-  const flags = (p: string) => { const fn = compilePattern(p); return [fn.usesTime, fn.usesIndex] }
+  const flags = (p: string) => {
+    const fn = compilePattern(p)
+    return [fn.usesTime, fn.usesIndex]
+  }
   t.deepEqual(flags('frame-%06d.{ext}'), [false, true])
   t.deepEqual(flags('{time}.jpg'), [true, false])
   t.deepEqual(flags('{seq}-{ms}-%d'), [true, true])
@@ -41,17 +44,35 @@ test('unknown or unclosed time tokens are refused', (t) => {
 })
 
 /** Reference local time from Intl, not from the Date getters the implementation uses. */
-const local = new Intl.DateTimeFormat('en-CA', { year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' })
+const local = new Intl.DateTimeFormat('en-CA', {
+  year: 'numeric',
+  month: '2-digit',
+  day: '2-digit',
+  hour: '2-digit',
+  minute: '2-digit',
+  second: '2-digit',
+  hourCycle: 'h23',
+})
 function reference(ts: number): Record<string, string> {
   const p = Object.fromEntries(local.formatToParts(new Date(ts)).map((x) => [x.type, x.value]))
   return {
-    ms: String(Math.floor(ts)), date: `${p.year}-${p.month}-${p.day}`, time: `${p.hour}-${p.minute}-${p.second}`,
-    Y: p.year!, M: p.month!, D: p.day!, h: p.hour!, m: p.minute!, s: p.second!,
+    ms: String(Math.floor(ts)),
+    date: `${p.year}-${p.month}-${p.day}`,
+    time: `${p.hour}-${p.minute}-${p.second}`,
+    Y: p.year!,
+    M: p.month!,
+    D: p.day!,
+    h: p.hour!,
+    m: p.minute!,
+    s: p.second!,
   }
 }
 
 const piece = fc.oneof(
-  fc.record({ kind: fc.constant('literal' as const), text: fc.string({ unit: fc.constantFrom('a', '-', '_', '.', '/', '}', '0'), minLength: 1, maxLength: 4 }) }),
+  fc.record({
+    kind: fc.constant('literal' as const),
+    text: fc.string({ unit: fc.constantFrom('a', '-', '_', '.', '/', '}', '0'), minLength: 1, maxLength: 4 }),
+  }),
   fc.record({ kind: fc.constant('index' as const), width: fc.integer({ min: 0, max: 8 }) }),
   fc.record({ kind: fc.constant('time' as const), token: fc.constantFrom('ms', 'date', 'time', 'Y', 'M', 'D', 'h', 'm', 's') }),
   fc.constant({ kind: 'seq' as const }),
@@ -60,28 +81,45 @@ type Piece = typeof piece extends fc.Arbitrary<infer P> ? P : never
 /** 2000-01-01 .. 2100-01-01, with sub-millisecond parts. */
 const timestamp = fc.double({ min: 946684800000, max: 4102444800000, noNaN: true })
 
-testProp('a pattern with time tokens expands piece by piece like a reference', [fc.array(piece, { minLength: 1, maxLength: 8 }), fc.nat(), fc.nat(), timestamp],
+testProp(
+  'a pattern with time tokens expands piece by piece like a reference',
+  [fc.array(piece, { minLength: 1, maxLength: 8 }), fc.nat(), fc.nat(), timestamp],
   (t, pieces: Piece[], index, seq, ts) => {
     const ref = reference(ts)
     let pattern = ''
     let expected = ''
     for (const p of pieces) {
-      if (p.kind === 'literal') { pattern += p.text; expected += p.text }
-      else if (p.kind === 'index') { pattern += p.width ? `%0${p.width}d` : '%d'; expected += String(index).padStart(p.width, '0') }
-      else if (p.kind === 'time') { pattern += `{${p.token}}`; expected += ref[p.token] }
-      else { pattern += '{seq}'; expected += String(seq) }
+      if (p.kind === 'literal') {
+        pattern += p.text
+        expected += p.text
+      } else if (p.kind === 'index') {
+        pattern += p.width ? `%0${p.width}d` : '%d'
+        expected += String(index).padStart(p.width, '0')
+      } else if (p.kind === 'time') {
+        pattern += `{${p.token}}`
+        expected += ref[p.token]
+      } else {
+        pattern += '{seq}'
+        expected += String(seq)
+      }
     }
     t.is(compilePattern(pattern)({ index, seq, ext: 'jpg', timestamp: ts }), expected)
-  })
+  },
+)
 
 // ---------------------------------------------------------------- FrameNamer
 
 const named = (namer: FrameNamer, stamps: number[]) => stamps.map((ts, seq) => namer.name({ seq, ext: 'jpg', timestamp: ts }))
 
-test('without segment: time tokens show each frame\'s own time, the counter runs on', (t) => {
+test("without segment: time tokens show each frame's own time, the counter runs on", (t) => {
   const base = at(2024, 3, 1, 12, 0, 0)
   const namer = new FrameNamer({ pattern: '{time}/f%d.{ext}' })
-  t.deepEqual(named(namer, [base, base + 500, base + 1000, base + 61_000]), ['12-00-00/f0.jpg', '12-00-00/f1.jpg', '12-00-01/f2.jpg', '12-01-01/f3.jpg'])
+  t.deepEqual(named(namer, [base, base + 500, base + 1000, base + 61_000]), [
+    '12-00-00/f0.jpg',
+    '12-00-00/f1.jpg',
+    '12-00-01/f2.jpg',
+    '12-01-01/f3.jpg',
+  ])
   t.is(namer.segments, 0)
 })
 
@@ -89,8 +127,11 @@ test('segment: time tokens show the segment start; a segment starts once `segmen
   const base = at(2024, 3, 1, 12, 0, 0, 700)
   const namer = new FrameNamer({ pattern: 'camera{time}/frame-%02d.{ext}', segment: 15_000, start: 1 })
   t.deepEqual(named(namer, [base, base + 5_000, base + 14_999, base + 15_000, base + 29_000, base + 31_000]), [
-    'camera12-00-00/frame-01.jpg', 'camera12-00-00/frame-02.jpg', 'camera12-00-00/frame-03.jpg',
-    'camera12-00-15/frame-01.jpg', 'camera12-00-15/frame-02.jpg',
+    'camera12-00-00/frame-01.jpg',
+    'camera12-00-00/frame-02.jpg',
+    'camera12-00-00/frame-03.jpg',
+    'camera12-00-15/frame-01.jpg',
+    'camera12-00-15/frame-02.jpg',
     'camera12-00-31/frame-01.jpg',
   ])
   t.is(namer.segments, 3)
@@ -108,9 +149,13 @@ test('two segments starting in the same second share the time text: the counter 
   const base = at(2024, 3, 1, 12, 0, 0, 0)
   const namer = new FrameNamer({ pattern: '{date}_{time}/frame-%d.{ext}', segment: 300 })
   t.deepEqual(named(namer, [base, base + 200, base + 300, base + 650, base + 999, base + 1300, base + 1400]), [
-    '2024-03-01_12-00-00/frame-0.jpg', '2024-03-01_12-00-00/frame-1.jpg',
-    '2024-03-01_12-00-00/frame-2.jpg', '2024-03-01_12-00-00/frame-3.jpg', '2024-03-01_12-00-00/frame-4.jpg',
-    '2024-03-01_12-00-01/frame-0.jpg', '2024-03-01_12-00-01/frame-1.jpg',
+    '2024-03-01_12-00-00/frame-0.jpg',
+    '2024-03-01_12-00-00/frame-1.jpg',
+    '2024-03-01_12-00-00/frame-2.jpg',
+    '2024-03-01_12-00-00/frame-3.jpg',
+    '2024-03-01_12-00-00/frame-4.jpg',
+    '2024-03-01_12-00-01/frame-0.jpg',
+    '2024-03-01_12-00-01/frame-1.jpg',
   ])
   t.is(namer.segments, 5)
 })
@@ -124,16 +169,23 @@ test('a clock stepped back by a segment or more starts a new segment; small jitt
   t.is(namer.segments, 3)
 })
 
-testProp('with %d in the pattern, names never repeat, whatever the timestamps and segment length',
-  [fc.array(fc.integer({ min: 0, max: 4000 }), { minLength: 1, maxLength: 60 }), fc.integer({ min: 0, max: 3000 }), fc.constantFrom('{time}/%d', '{s}-%d', '%d', '{ms}-%d', '{date}{h}%d')],
+testProp(
+  'with %d in the pattern, names never repeat, whatever the timestamps and segment length',
+  [
+    fc.array(fc.integer({ min: 0, max: 4000 }), { minLength: 1, maxLength: 60 }),
+    fc.integer({ min: 0, max: 3000 }),
+    fc.constantFrom('{time}/%d', '{s}-%d', '%d', '{ms}-%d', '{date}{h}%d'),
+  ],
   (t, steps, segment, pattern) => {
     const namer = new FrameNamer({ pattern, segment })
     let ts = at(2024, 3, 1, 12, 0, 0)
     const names = steps.map((step, seq) => namer.name({ seq, ext: 'jpg', timestamp: (ts += step) }))
     t.is(new Set(names).size, names.length)
-  })
+  },
+)
 
-testProp('segments: each starts with a frame `segment` or more after the previous start, and its names show that frame\'s time',
+testProp(
+  "segments: each starts with a frame `segment` or more after the previous start, and its names show that frame's time",
   [fc.array(fc.integer({ min: 0, max: 2500 }), { minLength: 1, maxLength: 60 }), fc.integer({ min: 1, max: 5000 })],
   (t, steps, segment) => {
     const namer = new FrameNamer({ pattern: '{ms}|%d', segment })
@@ -143,8 +195,12 @@ testProp('segments: each starts with a frame `segment` or more after the previou
     for (const [seq, step] of steps.entries()) {
       ts += step
       const [shown, index] = namer.name({ seq, ext: 'jpg', timestamp: ts }).split('|').map(Number)
-      if (ts - start >= segment) { start = ts; expectedIndex = 0 }
+      if (ts - start >= segment) {
+        start = ts
+        expectedIndex = 0
+      }
       t.is(shown, start)
       t.is(index, expectedIndex++)
     }
-  })
+  },
+)

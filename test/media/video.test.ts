@@ -35,7 +35,6 @@ function ffmpeg(args: string[]): Promise<Buffer> {
   return ffmpegOutput(tools!.ffmpeg.path, args)
 }
 
-
 function closed(stream: NodeJS.EventEmitter & { closed?: boolean }): Promise<void> {
   if (stream.closed) return Promise.resolve()
   return withTimeout(new Promise((resolve) => stream.once('close', () => resolve())), TIMEOUT, 'close')
@@ -43,7 +42,9 @@ function closed(stream: NodeJS.EventEmitter & { closed?: boolean }): Promise<voi
 
 function startPids(stream: NodeJS.EventEmitter): number[] {
   const pids: number[] = []
-  stream.on('ffmpeg', (e: FfmpegEvent) => { if (e.event === 'start') pids.push(e.pid!) })
+  stream.on('ffmpeg', (e: FfmpegEvent) => {
+    if (e.event === 'start') pids.push(e.pid!)
+  })
   return pids
 }
 
@@ -70,13 +71,15 @@ ffTest('probeVideo reads codec, size, rate and duration', async (t) => {
   t.true(Math.abs(p.duration - 0.5) < 0.05)
 })
 
-ffTest('an MJPEG file passes through: the frames are the file\'s packets, byte for byte', async (t) => {
+ffTest("an MJPEG file passes through: the frames are the file's packets, byte for byte", async (t) => {
   await ffmpeg(['-i', avi, '-c:v', 'copy', '-f', 'image2', join(dir, 'pkt-%03d.jpg')])
   const names = (await readdir(dir)).filter((n) => n.startsWith('pkt-')).sort()
   const packets = await Promise.all(names.map((n) => readFile(join(dir, n))))
   const v = video({ path: avi, realtime: false })
   const labels: string[] = []
-  v.on('ffmpeg', (e: FfmpegEvent) => { if (e.event === 'start') labels.push(e.message.replace(/pid \d+/, 'pid N')) })
+  v.on('ffmpeg', (e: FfmpegEvent) => {
+    if (e.event === 'start') labels.push(e.message.replace(/pid \d+/, 'pid N'))
+  })
   const frames = await withTimeout(run<Frame>(v), TIMEOUT, 'video')
   t.is(packets.length, 15)
   t.is(frames.length, 15)
@@ -105,9 +108,15 @@ ffTest('output=raw gives the RGB frames ffmpeg decodes, byte for byte', async (t
   t.true(Buffer.concat(frames.map((f) => f.data)).equals(expected))
 })
 
-ffTest('realtime plays at the file\'s rate; fast mode stamps frames 1/fps apart', async (t) => {
+ffTest("realtime plays at the file's rate; fast mode stamps frames 1/fps apart", async (t) => {
   const arrivals: number[] = []
-  const sink = new Writable({ objectMode: true, write(_f, _e, cb) { arrivals.push(performance.now()); cb() } })
+  const sink = new Writable({
+    objectMode: true,
+    write(_f, _e, cb) {
+      arrivals.push(performance.now())
+      cb()
+    },
+  })
   const v = video({ path: avi })
   const t0 = performance.now()
   await withTimeout(pipeline(v, sink), TIMEOUT, 'video')
@@ -125,14 +134,21 @@ ffTest('loop starts again at the end until stopped; the repeat is the same bytes
   const v = video({ path: avi, realtime: false, loop: true })
   const pids = startPids(v)
   const frames: Frame[] = []
-  await withTimeout(pipeline(v, new Writable({
-    objectMode: true,
-    write(f: Frame, _e, cb) {
-      frames.push(f)
-      if (frames.length === 40) stopSource(v)
-      cb()
-    },
-  })), TIMEOUT, 'video')
+  await withTimeout(
+    pipeline(
+      v,
+      new Writable({
+        objectMode: true,
+        write(f: Frame, _e, cb) {
+          frames.push(f)
+          if (frames.length === 40) stopSource(v)
+          cb()
+        },
+      }),
+    ),
+    TIMEOUT,
+    'video',
+  )
   t.true(frames.length >= 40)
   t.true(frames[15]!.data.equals(frames[0]!.data) && frames[31]!.data.equals(frames[1]!.data))
   t.is(pids.length, 1)
@@ -142,27 +158,43 @@ ffTest('loop starts again at the end until stopped; the repeat is the same bytes
 ffTest('a slow reader holds ffmpeg back: nothing is dropped', async (t) => {
   const v = video({ path: mp4, realtime: false, output: 'raw' })
   let n = 0
-  await withTimeout(pipeline(v, new Writable({
-    objectMode: true,
-    highWaterMark: 1,
-    write(_f, _e, cb) { n++; setTimeout(cb, 30) },
-  })), TIMEOUT, 'video')
+  await withTimeout(
+    pipeline(
+      v,
+      new Writable({
+        objectMode: true,
+        highWaterMark: 1,
+        write(_f, _e, cb) {
+          n++
+          setTimeout(cb, 30)
+        },
+      }),
+    ),
+    TIMEOUT,
+    'video',
+  )
   t.is(n, 15)
   t.is(stageInfo(v)!.counters.drops, 0)
 })
 
 ffTest('a missing file is one clear error from ffprobe', async (t) => {
   const missing = join(dir, 'missing.mp4')
-  const err = await t.throwsAsync(withTimeout(pipeline(video({ path: missing }), nullSink()), TIMEOUT, 'video'), { instanceOf: FramePipeError })
+  const err = await t.throwsAsync(withTimeout(pipeline(video({ path: missing }), nullSink()), TIMEOUT, 'video'), {
+    instanceOf: FramePipeError,
+  })
   t.is(err?.code, 'ERR_IO')
   t.is(err?.message, `video: cannot read ${missing}: ffprobe exited with code 1: ${missing}: No such file or directory`)
 })
 
 ffTest('no ffmpeg or no ffprobe where the options point: one clear error', async (t) => {
   const nope = join(dir, 'bin', 'ffmpeg')
-  const a = await t.throwsAsync(withTimeout(pipeline(video({ path: avi, ffmpeg: nope }), nullSink()), TIMEOUT, 'video'), { instanceOf: FramePipeError })
+  const a = await t.throwsAsync(withTimeout(pipeline(video({ path: avi, ffmpeg: nope }), nullSink()), TIMEOUT, 'video'), {
+    instanceOf: FramePipeError,
+  })
   t.is(a?.message, `video: ffmpeg option '${nope}' does not exist`)
-  const b = await t.throwsAsync(withTimeout(pipeline(video({ path: avi, ffprobe: dir }), nullSink()), TIMEOUT, 'video'), { instanceOf: FramePipeError })
+  const b = await t.throwsAsync(withTimeout(pipeline(video({ path: avi, ffprobe: dir }), nullSink()), TIMEOUT, 'video'), {
+    instanceOf: FramePipeError,
+  })
   t.is(b?.message, `video: ffprobe option '${dir}' is not a file`)
 })
 

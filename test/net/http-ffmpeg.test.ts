@@ -37,7 +37,10 @@ const FFMPEGS = [
 const FFPROBE = existsSync('/usr/bin/ffprobe') ? '/usr/bin/ffprobe' : npmTool('@ffprobe-installer/ffprobe')
 
 const ok = FFMPEGS.length > 0 && FFPROBE !== undefined
-if (!ok) console.warn('skipping http-ffmpeg tests: ffmpeg/ffprobe not found (apt-get install ffmpeg, or npm install the optional @ffmpeg-installer/@ffprobe-installer packages)')
+if (!ok)
+  console.warn(
+    'skipping http-ffmpeg tests: ffmpeg/ffprobe not found (apt-get install ffmpeg, or npm install the optional @ffmpeg-installer/@ffprobe-installer packages)',
+  )
 const toolTest = ok ? test : test.skip
 
 async function startSink(t: ExecutionContext): Promise<string> {
@@ -59,8 +62,14 @@ for (const [label, ffmpeg] of FFMPEGS.length > 0 ? FFMPEGS : [['ffmpeg', 'ffmpeg
     t.teardown(cleanup)
     const out = join(dir, 'copy.mjpg')
     // Copy 20 parts untouched, then count and decode them.
-    await run(ffmpeg, ['-nostdin', '-v', 'error', '-i', url, '-frames:v', '20', '-c:v', 'copy', '-f', 'mjpeg', '-y', out], { timeout: 20_000 })
-    const { stdout } = await run(FFPROBE!, ['-v', 'error', '-count_frames', '-show_entries', 'stream=nb_read_frames,width,height,codec_name', '-of', 'json', out], { timeout: 20_000 })
+    await run(ffmpeg, ['-nostdin', '-v', 'error', '-i', url, '-frames:v', '20', '-c:v', 'copy', '-f', 'mjpeg', '-y', out], {
+      timeout: 20_000,
+    })
+    const { stdout } = await run(
+      FFPROBE!,
+      ['-v', 'error', '-count_frames', '-show_entries', 'stream=nb_read_frames,width,height,codec_name', '-of', 'json', out],
+      { timeout: 20_000 },
+    )
     const stream = (JSON.parse(stdout) as { streams: Array<Record<string, string | number>> }).streams[0]!
     t.like(stream, { codec_name: 'mjpeg', width: 320, height: 240, nb_read_frames: '20' })
     const decoded = await run(ffmpeg, ['-nostdin', '-v', 'error', '-i', out, '-f', 'null', '-'], { timeout: 20_000 })
@@ -69,22 +78,49 @@ for (const [label, ffmpeg] of FFMPEGS.length > 0 ? FFMPEGS : [['ffmpeg', 'ffmpeg
 
   toolTest(`the http source reads ${label}'s MJPEG server (-f mpjpeg -listen 1)`, async (t) => {
     const port = await freePort()
-    const child = spawn(ffmpeg, [
-      '-nostdin', '-v', 'error', '-re', '-f', 'lavfi', '-i', 'testsrc=size=160x120:rate=25', '-frames:v', '30',
-      '-c:v', 'mjpeg', '-f', 'mpjpeg', '-listen', '1', `http://127.0.0.1:${port}/feed.mjpg`,
-    ], { stdio: ['ignore', 'ignore', 'pipe'] })
+    const child = spawn(
+      ffmpeg,
+      [
+        '-nostdin',
+        '-v',
+        'error',
+        '-re',
+        '-f',
+        'lavfi',
+        '-i',
+        'testsrc=size=160x120:rate=25',
+        '-frames:v',
+        '30',
+        '-c:v',
+        'mjpeg',
+        '-f',
+        'mpjpeg',
+        '-listen',
+        '1',
+        `http://127.0.0.1:${port}/feed.mjpg`,
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    )
     let stderr = ''
-    child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d })
-    t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d
+    })
+    t.teardown(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+    })
     // ffmpeg needs a moment to listen: retry quickly until it does.
     const source = httpSource({ url: `http://127.0.0.1:${port}/feed.mjpg`, retryMin: 50, retryMax: 200 })
     const frames: Frame[] = []
-    await withTimeout((async () => {
-      for await (const f of source as AsyncIterable<Frame>) {
-        frames.push(f)
-        if (frames.length === 10) stopSource(source)
-      }
-    })(), 15_000, `10 frames from ffmpeg (stderr: ${stderr})`)
+    await withTimeout(
+      (async () => {
+        for await (const f of source as AsyncIterable<Frame>) {
+          frames.push(f)
+          if (frames.length === 10) stopSource(source)
+        }
+      })(),
+      15_000,
+      `10 frames from ffmpeg (stderr: ${stderr})`,
+    )
     // Frames already buffered when stop() was called still come out.
     t.true(frames.length >= 10)
     for (const f of frames) {
@@ -93,5 +129,3 @@ for (const [label, ffmpeg] of FFMPEGS.length > 0 ? FFMPEGS : [['ffmpeg', 'ffmpeg
     }
   })
 }
-
-

@@ -25,9 +25,12 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 /** A JPEG-shaped payload carrying its index: FF D8 FF, u32 index, filler, FF D9. */
 function fakeJpeg(i: number, size: number): Buffer {
   const b = Buffer.alloc(Math.max(size, 9), (i * 7) & 0xff)
-  b[0] = 0xff; b[1] = 0xd8; b[2] = 0xff
+  b[0] = 0xff
+  b[1] = 0xd8
+  b[2] = 0xff
   b.writeUInt32BE(i, 3)
-  b[b.length - 2] = 0xff; b[b.length - 1] = 0xd9
+  b[b.length - 2] = 0xff
+  b[b.length - 1] = 0xd9
   return b
 }
 const indexOf = (data: Buffer): number => data.readUInt32BE(3)
@@ -38,18 +41,27 @@ function frameOf(i: number, size = 1000): Frame {
 
 /** Frames 0..n-1, one every `interval` ms, pulled on demand; `gate` holds the first. */
 function paced(n: number, interval: number, size: (i: number) => number, gate?: Promise<unknown>, onFrame?: (i: number) => void): Readable {
-  return Readable.from((async function* () {
-    await gate
-    for (let i = 0; i < n; i++) {
-      if (i > 0) await sleep(interval)
-      onFrame?.(i)
-      yield frameOf(i, size(i))
-    }
-  })(), { objectMode: true, highWaterMark: 1 })
+  return Readable.from(
+    (async function* () {
+      await gate
+      for (let i = 0; i < n; i++) {
+        if (i > 0) await sleep(interval)
+        onFrame?.(i)
+        yield frameOf(i, size(i))
+      }
+    })(),
+    { objectMode: true, highWaterMark: 1 },
+  )
 }
 
 async function until(what: string, cond: () => boolean, ms = 5000): Promise<void> {
-  await withTimeout((async () => { while (!cond()) await sleep(10) })(), ms, what)
+  await withTimeout(
+    (async () => {
+      while (!cond()) await sleep(10)
+    })(),
+    ms,
+    what,
+  )
 }
 
 interface Running {
@@ -67,7 +79,10 @@ async function serve(t: ExecutionContext, source: Readable, options: Parameters<
   const done = pipeline(source, sink)
   // Failures are asserted where they are awaited; keep an early one from being unhandled.
   done.catch(() => undefined)
-  t.teardown(() => { source.destroy(); sink.destroy() })
+  t.teardown(() => {
+    source.destroy()
+    sink.destroy()
+  })
   if (!sink.address()) await withTimeout(once(sink, 'listening'), 5000, 'listening')
   return { sink, url: sink.url()!, done, events }
 }
@@ -83,7 +98,11 @@ async function take(source: Staged<HttpSource>, n = Infinity): Promise<Frame[]> 
 }
 
 /** A hand-made TCP server that answers each connection with `serveOne`; closed at teardown. */
-async function rawServer(t: ExecutionContext, serveOne: (socket: Socket, n: number) => void, port = 0): Promise<{ port: number; close: () => Promise<void>; connections: () => number }> {
+async function rawServer(
+  t: ExecutionContext,
+  serveOne: (socket: Socket, n: number) => void,
+  port = 0,
+): Promise<{ port: number; close: () => Promise<void>; connections: () => number }> {
   const sockets = new Set<Socket>()
   let n = 0
   const server = net.createServer((socket) => {
@@ -185,7 +204,9 @@ test('/stats: the numbers as JSON, with viewers and per-viewer counts', async (t
   t.true(s.latencyMs!.mean >= 0 && s.latencyMs!.max >= s.latencyMs!.mean)
   const viewer = await new Promise<http.IncomingMessage>((resolve, reject) => http.get(url + 'stream.mjpg', resolve).on('error', reject))
   let received = 0
-  viewer.on('data', (d: Buffer) => { received += d.length })
+  viewer.on('data', (d: Buffer) => {
+    received += d.length
+  })
   await until('a frame received', () => received > 1000)
   // The latest frame goes out on joining, new ones as they come.
   await until('more frames', () => (sink.stats().clients[0]?.sent ?? 0) >= 3)
@@ -271,7 +292,9 @@ test('viewers are logged as they join and leave; at the end their streams end an
   t.is(res.headers['content-type'], 'multipart/x-mixed-replace; boundary=frame-pipe-boundary')
   t.is(res.headers['transfer-encoding'], undefined)
   let body = ''
-  res.on('data', (d: Buffer) => { body += d.toString('latin1') })
+  res.on('data', (d: Buffer) => {
+    body += d.toString('latin1')
+  })
   await until('join', () => events.length === 1)
   t.like(events[0], { event: 'join' })
   source.write(frameOf(5, 50))
@@ -298,12 +321,20 @@ test('maxViewers: one viewer too many gets 503 and is logged', async (t) => {
 test('a viewer that never reads costs the others nothing: the source is never blocked and the fast viewer keeps up', async (t) => {
   const N = 100
   let open!: () => void
-  const gate = new Promise<void>((resolve) => { open = resolve })
+  const gate = new Promise<void>((resolve) => {
+    open = resolve
+  })
   const dropsAt: Record<number, ViewerStats['clients']> = {}
   let sink: Staged<HttpSink> | undefined
-  const source = paced(N, 10, () => 128 * 1024, gate, (i) => {
-    if (i === 50 || i === N - 1) dropsAt[i] = sink!.stats().clients
-  })
+  const source = paced(
+    N,
+    10,
+    () => 128 * 1024,
+    gate,
+    (i) => {
+      if (i === 50 || i === N - 1) dropsAt[i] = sink!.stats().clients
+    },
+  )
   const running = await serve(t, source, { linger: 300 })
   sink = running.sink
   const port = sink.address()!.port
@@ -322,14 +353,20 @@ test('a viewer that never reads costs the others nothing: the source is never bl
   const frames = await withTimeout(got, 5000, 'fast viewer')
   t.true(frames.length >= N * 0.9, `fast viewer got ${frames.length} of ${N}`)
   const ids = frames.map((f) => indexOf(f.data))
-  t.deepEqual(ids, [...ids].sort((a, b) => a - b), 'in order')
+  t.deepEqual(
+    ids,
+    [...ids].sort((a, b) => a - b),
+    'in order',
+  )
   const early = dropsAt[50]!.find((c) => c.peer === stalledPeer)!
   const late = dropsAt[N - 1]!.find((c) => c.peer === stalledPeer)!
   t.true(late.drops > early.drops && late.drops >= 20, `stalled viewer drops ${early.drops} → ${late.drops}`)
   t.true(late.queued <= 2)
   const fastStats = dropsAt[N - 1]!.find((c) => c.peer !== stalledPeer)!
   t.true(fastStats.drops <= N * 0.1, `fast viewer drops ${fastStats.drops}`)
-  t.log(`fast viewer: ${frames.length}/${N} frames, ${fastStats.drops} drops; stalled viewer: drops ${early.drops} at frame 50, ${late.drops} at frame ${N - 1}`)
+  t.log(
+    `fast viewer: ${frames.length}/${N} frames, ${fastStats.drops} drops; stalled viewer: drops ${early.drops} at frame 50, ${late.drops} at frame ${N - 1}`,
+  )
 })
 
 test('lazy: the source stays paused until the first viewer and pauses again after the last', async (t) => {
@@ -365,7 +402,7 @@ test('source: chunked transfer encoding, chunks cut anywhere', async (t) => {
     let pos = 0
     let k = 1
     while (pos < body.length) {
-      const n = Math.min(body.length - pos, (k++ * 977) % 2500 + 1)
+      const n = Math.min(body.length - pos, ((k++ * 977) % 2500) + 1)
       socket.write(`${n.toString(16)}\r\n`)
       socket.write(body.subarray(pos, pos + n))
       socket.write('\r\n')
@@ -374,13 +411,18 @@ test('source: chunked transfer encoding, chunks cut anywhere', async (t) => {
     socket.end('0\r\n\r\n')
   })
   const got = await withTimeout(take(httpSource({ url: `http://127.0.0.1:${port}/video`, reconnect: false })), 5000, 'frames')
-  t.deepEqual(got.map((f) => f.data.toString('hex')), frames.map((f) => f.toString('hex')))
+  t.deepEqual(
+    got.map((f) => f.data.toString('hex')),
+    frames.map((f) => f.toString('hex')),
+  )
 })
 
 test('source: mjpg-streamer style, parts without Content-Length, HTTP/1.0, boundary after each frame', async (t) => {
   const frames = [0, 1, 2].map((i) => fakeJpeg(i, 20_000 + i))
   const { port } = await rawServer(t, (socket) => {
-    socket.write('HTTP/1.0 200 OK\r\nServer: MJPG-Streamer/0.2\r\nContent-Type: multipart/x-mixed-replace;boundary=boundarydonotcross\r\n\r\n--boundarydonotcross\r\n')
+    socket.write(
+      'HTTP/1.0 200 OK\r\nServer: MJPG-Streamer/0.2\r\nContent-Type: multipart/x-mixed-replace;boundary=boundarydonotcross\r\n\r\n--boundarydonotcross\r\n',
+    )
     for (const f of frames) {
       socket.write(`Content-Type: image/jpeg\r\nX-Timestamp: ${(Date.now() / 1000).toFixed(6)}\r\n\r\n`)
       socket.write(f)
@@ -390,9 +432,18 @@ test('source: mjpg-streamer style, parts without Content-Length, HTTP/1.0, bound
   })
   const source = httpSource({ url: `http://127.0.0.1:${port}/?action=stream`, reconnect: false })
   const got = await withTimeout(take(source), 5000, 'frames')
-  t.deepEqual(got.map((f) => f.data.toString('hex')), frames.map((f) => f.toString('hex')))
-  t.true(got.every((f) => Math.abs(f.timestamp - Date.now()) < 60_000), 'capture time from X-Timestamp')
-  t.deepEqual(got.map((f) => f.seq), [0, 1, 2])
+  t.deepEqual(
+    got.map((f) => f.data.toString('hex')),
+    frames.map((f) => f.toString('hex')),
+  )
+  t.true(
+    got.every((f) => Math.abs(f.timestamp - Date.now()) < 60_000),
+    'capture time from X-Timestamp',
+  )
+  t.deepEqual(
+    got.map((f) => f.seq),
+    [0, 1, 2],
+  )
 })
 
 test('source: no boundary in the Content-Type, LF line ends and stray CRLFs: the boundary is found', async (t) => {
@@ -403,7 +454,10 @@ test('source: no boundary in the Content-Type, LF line ends and stray CRLFs: the
     socket.end('--ipcamera--\n')
   })
   const got = await withTimeout(take(httpSource({ url: `http://127.0.0.1:${port}/`, reconnect: false })), 5000, 'frames')
-  t.deepEqual(got.map((f) => indexOf(f.data)), [0, 1, 2])
+  t.deepEqual(
+    got.map((f) => indexOf(f.data)),
+    [0, 1, 2],
+  )
 })
 
 test('source: reconnects with backoff after the server restarts', async (t) => {
@@ -421,12 +475,19 @@ test('source: reconnects with backoff after the server restarts', async (t) => {
   await until('first three', () => events.includes('disconnect'))
   await first.close()
   await sleep(300)
-  first = await rawServer(t, (socket) => {
-    socket.write('HTTP/1.1 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=b0undary\r\nConnection: close\r\n\r\n')
-    for (let i = 3; i < 6; i++) socket.write(part(fakeJpeg(i, 500), 'b0undary'))
-  }, port)
+  first = await rawServer(
+    t,
+    (socket) => {
+      socket.write('HTTP/1.1 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=b0undary\r\nConnection: close\r\n\r\n')
+      for (let i = 3; i < 6; i++) socket.write(part(fakeJpeg(i, 500), 'b0undary'))
+    },
+    port,
+  )
   const frames = await withTimeout(got, 10_000, 'six frames')
-  t.deepEqual(frames.map((f) => indexOf(f.data)), [0, 1, 2, 3, 4, 5])
+  t.deepEqual(
+    frames.map((f) => indexOf(f.data)),
+    [0, 1, 2, 3, 4, 5],
+  )
   t.is(events.filter((e) => e === 'connect').length, 2)
   t.true(events.filter((e) => e === 'retry').length >= 2, events.join(' '))
 })
@@ -452,7 +513,6 @@ test('source: 503 is retried, 404 and a page that is not MJPEG are errors', asyn
   const html = await rawServer(t, (socket) => socket.end('HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 2\r\n\r\nhi'))
   const eHtml = await t.throwsAsync(take(httpSource({ url: `http://127.0.0.1:${html.port}/` })))
   t.regex(eHtml!.message, /answered with text\/html, not an MJPEG stream/)
-
 })
 
 test('source: without reconnect, a refused connection is one clear error', async (t) => {
@@ -508,6 +568,9 @@ test('source: a snapshot URL gives one frame, or one every `every`', async (t) =
   // Paced by `every`: four fetches cannot take less than three intervals.
   t.true(performance.now() - started >= 3 * 60 - 5)
   const seqs = polled.map((f) => f.seq)
-  t.true(seqs.every((s, i) => i === 0 || s >= seqs[i - 1]!), `seqs ${seqs.join(',')} never go back`)
+  t.true(
+    seqs.every((s, i) => i === 0 || s >= seqs[i - 1]!),
+    `seqs ${seqs.join(',')} never go back`,
+  )
   stopSource(src)
 })

@@ -68,10 +68,15 @@ interface TestClient {
 
 async function connectClient(t: ExecutionContext, port: number, options: { paused?: boolean } = {}): Promise<TestClient> {
   const socket = net.connect({ host: '127.0.0.1', port })
-  t.teardown(() => { socket.destroy() })
+  t.teardown(() => {
+    socket.destroy()
+  })
   const chunks: Buffer[] = []
   let received = 0
-  socket.on('data', (c: Buffer) => { chunks.push(c); received += c.length })
+  socket.on('data', (c: Buffer) => {
+    chunks.push(c)
+    received += c.length
+  })
   if (options.paused) socket.pause()
   const closed = once(socket, 'close')
   await withTimeout(once(socket, 'connect'), 5000, 'client connect')
@@ -80,7 +85,13 @@ async function connectClient(t: ExecutionContext, port: number, options: { pause
 
 /** Poll (every 5 ms) until `cond` holds. */
 function until(cond: () => boolean, what: string, ms = 5000): Promise<void> {
-  return withTimeout((async () => { while (!cond()) await new Promise((r) => setTimeout(r, 5)) })(), ms, what)
+  return withTimeout(
+    (async () => {
+      while (!cond()) await new Promise((r) => setTimeout(r, 5))
+    })(),
+    ms,
+    what,
+  )
 }
 
 function portOf(stream: { address(): AddressInfo | null }): number {
@@ -89,8 +100,13 @@ function portOf(stream: { address(): AddressInfo | null }): number {
   return a.port
 }
 
-async function listening<S extends { address(): AddressInfo | null } & NodeJS.EventEmitter>(t: ExecutionContext, stream: S): Promise<number> {
-  t.teardown(() => { (stream as unknown as Readable).destroy() })
+async function listening<S extends { address(): AddressInfo | null } & NodeJS.EventEmitter>(
+  t: ExecutionContext,
+  stream: S,
+): Promise<number> {
+  t.teardown(() => {
+    ;(stream as unknown as Readable).destroy()
+  })
   if (!stream.address()) await withTimeout(once(stream, 'listening'), 5000, 'listening')
   return portOf(stream)
 }
@@ -117,7 +133,13 @@ async function freePort(_t: ExecutionContext): Promise<number> {
 
 /** A Writable that keeps what reaches it (the readable side of a sink). */
 function keep<T>(into: T[]): Writable {
-  return new Writable({ objectMode: true, write(chunk: T, _e, cb) { into.push(chunk); cb() } })
+  return new Writable({
+    objectMode: true,
+    write(chunk: T, _e, cb) {
+      into.push(chunk)
+      cb()
+    },
+  })
 }
 
 function counters(stream: Stream): Counters {
@@ -171,7 +193,12 @@ test('tcp-server sink: a stalled client loses its oldest packets; the source and
       cb()
     },
   })
-  const source = Readable.from((function* () { for (let i = 0; i < count; i++) yield packet(i, size) })(), { objectMode: true })
+  const source = Readable.from(
+    (function* () {
+      for (let i = 0; i < count; i++) yield packet(i, size)
+    })(),
+    { objectMode: true },
+  )
   await withTimeout(pipeline(source, sink, observer), 30_000, 'pipeline')
   await withTimeout(Promise.all([fast.closed, stalled.closed]), 5000, 'clients closed by the server')
 
@@ -179,12 +206,19 @@ test('tcp-server sink: a stalled client loses its oldest packets; the source and
   t.is(counters(sink).frames, count)
   const fastParsed = parse(fast.bytes())
   t.is(fastParsed.rest, 0)
-  t.deepEqual(fastParsed.payloads.map((p) => indexOf(t, p)), Array.from({ length: count }, (_, i) => i), 'the fast client gets all packets in order')
+  t.deepEqual(
+    fastParsed.payloads.map((p) => indexOf(t, p)),
+    Array.from({ length: count }, (_, i) => i),
+    'the fast client gets all packets in order',
+  )
 
   const slowParsed = parse(stalled.bytes())
   t.is(slowParsed.rest, 0, 'no packet was cut')
   const indexes = slowParsed.payloads.map((p) => indexOf(t, p))
-  t.true(indexes.every((v, i) => i === 0 || v > indexes[i - 1]!), 'in order, gaps only')
+  t.true(
+    indexes.every((v, i) => i === 0 || v > indexes[i - 1]!),
+    'in order, gaps only',
+  )
   const slowDrops = events.find((e) => e.event === 'leave' && e.peer === stalled.peer)?.drops
   t.true(slowDrops !== undefined && slowDrops > 0)
   t.is(indexes.length, count - slowDrops!)
@@ -235,7 +269,7 @@ test('tcp-server sink: connections beyond maxClients are closed and logged', asy
 
 // ---------------------------------------------------------------- tcp-server source
 
-test('tcp-server source: clients take turns; one cut mid-frame ends at a Boundary before the next one\'s bytes', async (t) => {
+test("tcp-server source: clients take turns; one cut mid-frame ends at a Boundary before the next one's bytes", async (t) => {
   const source = tcpServerSource({ port: 0 })
   const events = clientEvents(source)
   const port = await listening(t, source)
@@ -267,11 +301,14 @@ test('tcp-server source: clients take turns; one cut mid-frame ends at a Boundar
   t.is(bEnd, items.length - 1)
   t.true(Buffer.concat(items.slice(cut + 1, bEnd) as Buffer[]).equals(joined(second)))
   t.deepEqual(items[bEnd], { boundary: true, peer: b.peer, reason: 'end' })
-  t.deepEqual(events.map((e) => e.event), ['join', 'leave', 'join', 'leave'])
+  t.deepEqual(
+    events.map((e) => e.event),
+    ['join', 'leave', 'join', 'leave'],
+  )
   t.is(counters(source).clients, 0)
 })
 
-test('tcp-server source → unprefix: the partial frame of a client that left is dropped, the next client\'s frames arrive', async (t) => {
+test("tcp-server source → unprefix: the partial frame of a client that left is dropped, the next client's frames arrive", async (t) => {
   const source = tcpServerSource({ port: 0, maxWaiting: 4 })
   const events = clientEvents(source)
   const port = await listening(t, source)
@@ -288,7 +325,10 @@ test('tcp-server source → unprefix: the partial frame of a client that left is
   await until(() => counters(cutter).frames === 3, 'three frames')
   source.stop()
   const frames = await withTimeout(done, 5000, 'collect')
-  t.deepEqual(frames.map((f) => f.data.readUInt32BE(0)), [10, 12, 13])
+  t.deepEqual(
+    frames.map((f) => f.data.readUInt32BE(0)),
+    [10, 12, 13],
+  )
   t.is(counters(cutter).drops, 1)
 })
 
@@ -326,7 +366,9 @@ test('tcp-server source: backpressure pauses the client instead of buffering wit
   const c = await connectClient(t, port)
   const big = Buffer.alloc(32 * 2 ** 20, 1)
   let flushed = false
-  c.socket.write(big, () => { flushed = true })
+  c.socket.write(big, () => {
+    flushed = true
+  })
   // Nobody reads the source: after a while the source holds at most ~16 chunks and the rest waits in TCP.
   await new Promise((r) => setTimeout(r, 300))
   t.true(source.readableLength <= 16)
@@ -356,7 +398,9 @@ test('tcp-client sink: reconnects after the server restarts on the same port; th
   const first: Buffer[] = []
   let firstBytes = 0
   let cutFirst!: () => void
-  const firstCut = new Promise<void>((r) => { cutFirst = r })
+  const firstCut = new Promise<void>((r) => {
+    cutFirst = r
+  })
   const server1 = await rawServer(t, 0, (s) => {
     s.on('data', (c: Buffer) => {
       first.push(c)
@@ -414,7 +458,9 @@ test('tcp-client sink: reconnects after the server restarts on the same port; th
 test('tcp-client sink: waitForServer retries the first connection; queued packets are delivered', async (t) => {
   const port = await freePort(t)
   const sink = tcpClientSink({ port, waitForServer: true, retryMin: 10, retryMax: 20 })
-  t.teardown(() => { sink.destroy() })
+  t.teardown(() => {
+    sink.destroy()
+  })
   const retries: unknown[] = []
   sink.on('retry', (e) => retries.push(e))
   const received: Buffer[] = []
@@ -436,7 +482,9 @@ test('tcp-client sink: waitForServer retries the first connection; queued packet
 test('tcp-client sink, whenFull=drop: while disconnected it keeps only the newest maxQueue packets', async (t) => {
   const port = await freePort(t)
   const sink = tcpClientSink({ port, waitForServer: true, maxQueue: 2, whenFull: 'drop', retryMin: 10, retryMax: 20, linger: 0 })
-  t.teardown(() => { sink.destroy() })
+  t.teardown(() => {
+    sink.destroy()
+  })
   await withTimeout(pipeline(fromItems([packet(1, 10), packet(2, 10), packet(3, 10), packet(4, 10)]), sink), 5000, 'pipeline')
   t.is(counters(sink).frames, 4)
   t.is(counters(sink).drops, 4, 'two dropped when full, two left undelivered at the end')
@@ -446,7 +494,9 @@ test('tcp-client sink, whenFull=wait (default): a server that does not read hold
   let serverSocket: Socket | undefined
   const received: Buffer[] = []
   let serverEnd!: () => void
-  const ended = new Promise<void>((resolve) => { serverEnd = resolve })
+  const ended = new Promise<void>((resolve) => {
+    serverEnd = resolve
+  })
   const server = await rawServer(t, 0, (s) => {
     serverSocket = s
     s.pause()
@@ -464,7 +514,10 @@ test('tcp-client sink, whenFull=wait (default): a server that does not read hold
     },
   })
   const sink = tcpClientSink({ port, maxQueue: 4 })
-  t.teardown(() => { sink.destroy(); source.destroy() })
+  t.teardown(() => {
+    sink.destroy()
+    source.destroy()
+  })
   const done = pipeline(source, sink)
   await new Promise((r) => setTimeout(r, 300))
   t.true(produced < total / 2, `the source waits while the server does not read (produced ${produced} of ${total})`)
@@ -484,13 +537,20 @@ test('tcp-client source: reads what the server sends until it closes, writing no
   const data = joined([packet(1, 100), packet(2, 200_000)])
   let fromClient = 0
   const server = await rawServer(t, 0, (s) => {
-    s.on('data', (c: Buffer) => { fromClient += c.length })
+    s.on('data', (c: Buffer) => {
+      fromClient += c.length
+    })
     s.end(data)
   })
   const source = tcpClientSource({ port: (server.address() as AddressInfo).port })
-  t.teardown(() => { source.destroy() })
+  t.teardown(() => {
+    source.destroy()
+  })
   const items = await withTimeout(collect<ByteChunk>(source), 5000, 'source end')
-  t.true(items.every((x) => Buffer.isBuffer(x)), 'no Boundary without reconnect')
+  t.true(
+    items.every((x) => Buffer.isBuffer(x)),
+    'no Boundary without reconnect',
+  )
   t.true(Buffer.concat(items as Buffer[]).equals(data))
   t.is(fromClient, 0)
   t.is(counters(source).bytes, data.length)
@@ -507,7 +567,9 @@ test('tcp-client source: with reconnect a lost connection becomes a Boundary and
     }
   })
   const source = tcpClientSource({ port: (server.address() as AddressInfo).port, reconnect: true, retryMin: 10 })
-  t.teardown(() => { source.destroy() })
+  t.teardown(() => {
+    source.destroy()
+  })
   const cutter = unprefix()
   const frames: Frame[] = []
   cutter.on('data', (f: Frame) => {
@@ -516,7 +578,10 @@ test('tcp-client source: with reconnect a lost connection becomes a Boundary and
   })
   const done = streamPipeline(source, cutter)
   await withTimeout(done, 5000, 'pipeline')
-  t.deepEqual(frames.map((f) => f.data.readUInt32BE(0)), [2])
+  t.deepEqual(
+    frames.map((f) => f.data.readUInt32BE(0)),
+    [2],
+  )
   t.is(counters(cutter).drops, 1)
 })
 
@@ -563,7 +628,9 @@ test('a port in use is one clear error for both servers', async (t) => {
   const port = (taken.address() as AddressInfo).port
   for (const make of [() => tcpServerSource({ port }), () => tcpServerSink({ port })]) {
     const stage = make()
-    t.teardown(() => { stage.destroy() })
+    t.teardown(() => {
+      stage.destroy()
+    })
     const [err] = (await withTimeout(once(stage, 'error'), 5000, 'error')) as [FramePipeError]
     t.true(err instanceof FramePipeError)
     t.is(err.code, 'ERR_NETWORK')
@@ -575,12 +642,21 @@ test('a refused connection is one clear error for both clients', async (t) => {
   const port = await freePort(t)
   for (const make of [() => tcpClientSource({ port }), () => tcpClientSink({ port })]) {
     const stage = make()
-    t.teardown(() => { stage.destroy() })
+    t.teardown(() => {
+      stage.destroy()
+    })
     const [err] = (await withTimeout(once(stage, 'error'), 5000, 'error')) as [FramePipeError]
     t.is(err.code, 'ERR_NETWORK')
     t.is(err.message, `tcp-client: connection refused by 127.0.0.1:${port} (is the server running?)`)
   }
-  const rejected = await withTimeout(pipeline(fromItems([packet(1, 1)]), tcpClientSink({ port })).then(() => null, (e: Error) => e), 5000, 'pipeline')
+  const rejected = await withTimeout(
+    pipeline(fromItems([packet(1, 1)]), tcpClientSink({ port })).then(
+      () => null,
+      (e: Error) => e,
+    ),
+    5000,
+    'pipeline',
+  )
   t.is(rejected?.message, `tcp-client: connection refused by 127.0.0.1:${port} (is the server running?)`)
 })
 

@@ -31,7 +31,9 @@ const quiet = { warn: () => {} }
 
 async function noiseJpeg(seed: number, width = 160, height = 120): Promise<Buffer> {
   const raw = randomBytes(width * height * 3, prng(seed))
-  return sharp(raw, { raw: { width, height, channels: 3 } }).jpeg({ quality: 80 }).toBuffer()
+  return sharp(raw, { raw: { width, height, channels: 3 } })
+    .jpeg({ quality: 80 })
+    .toBuffer()
 }
 
 /** Every datagram of `frame` on the native wire, each as one Buffer. */
@@ -44,12 +46,21 @@ function nativeDatagrams(frame: Frame, stream: number, id: number, mtu: number):
 // ---------------------------------------------------------------- wire layout
 
 test('native datagram layout is pinned (the README hex dump)', (t) => {
-  const frame = makeFrame(Buffer.from('FFD8FFE0DEADBEEFFFD9', 'hex'), { seq: 7, timestamp: 1700000000000.5, width: 160, height: 120, channels: 3, format: 'jpeg' })
+  const frame = makeFrame(Buffer.from('FFD8FFE0DEADBEEFFFD9', 'hex'), {
+    seq: 7,
+    timestamp: 1700000000000.5,
+    width: 160,
+    height: 120,
+    channels: 3,
+    format: 'jpeg',
+  })
   const datagrams = encodeFrame(frame, 0x0a0b0c0d, 42, 60, 'test') as Buffer[][]
   t.is(datagrams.length, 2, '10 bytes in chunks of 60 - 52 = 8')
-  t.is(hex(datagrams[0]![0]!),
+  t.is(
+    hex(datagrams[0]![0]!),
     '46 50 55 44 01 01 00 34 0a 0b 0c 0d 00 00 00 2a 00 00 00 02 00 00 00 0a ' +
-    '42 78 bc fe 56 80 08 00 00 00 00 07 00 00 00 a0 00 00 00 78 02 03 00 00 1b 42 e3 fc')
+      '42 78 bc fe 56 80 08 00 00 00 00 07 00 00 00 a0 00 00 00 78 02 03 00 00 1b 42 e3 fc',
+  )
   t.is(hex(datagrams[0]![1]!), 'ff d8 ff e0 de ad be ef')
   t.is(hex(datagrams[1]![0]!.subarray(16, 18)), '00 01', 'only the chunk index differs')
   t.true(datagrams[0]![0]!.subarray(18).equals(datagrams[1]![0]!.subarray(18)))
@@ -68,13 +79,18 @@ test('seed chunking reproduces the 000b client loop, empty datagram included', (
 
 test('isCompleteJpeg accepts real JPEGs and refuses cut, spliced or foreign bytes', async (t) => {
   const jpeg = await noiseJpeg(1)
-  const progressive = await sharp(randomBytes(64 * 48 * 3, prng(2)), { raw: { width: 64, height: 48, channels: 3 } }).jpeg({ progressive: true }).toBuffer()
+  const progressive = await sharp(randomBytes(64 * 48 * 3, prng(2)), { raw: { width: 64, height: 48, channels: 3 } })
+    .jpeg({ progressive: true })
+    .toBuffer()
   t.true(isCompleteJpeg(jpeg))
   t.true(isCompleteJpeg(progressive))
   t.true(isCompleteJpeg(padJpeg(jpeg, jpeg.length + 100)))
   t.false(isCompleteJpeg(jpeg.subarray(0, jpeg.length - 1)), 'cut')
   t.false(isCompleteJpeg(Buffer.concat([jpeg.subarray(0, 100), jpeg.subarray(1124)])), 'a chunk of the header segments missing')
-  t.false(isCompleteJpeg(Buffer.concat([jpeg.subarray(0, jpeg.length - 1000), jpeg.subarray(0, 1000)])), 'a chunk of the start in place of the end')
+  t.false(
+    isCompleteJpeg(Buffer.concat([jpeg.subarray(0, jpeg.length - 1000), jpeg.subarray(0, 1000)])),
+    'a chunk of the start in place of the end',
+  )
   t.false(isCompleteJpeg(Buffer.concat([jpeg, jpeg])), 'two images')
   t.false(isCompleteJpeg(Buffer.from('get message!!!')))
   t.false(isCompleteJpeg(Buffer.alloc(0)))
@@ -82,71 +98,78 @@ test('isCompleteJpeg accepts real JPEGs and refuses cut, spliced or foreign byte
 
 // ---------------------------------------------------------------- native reassembly (no sockets)
 
-testProp('native: loss, repeats and reordering never deliver a wrong or repeated frame, and every frame id is accounted for', [
-  fc.array(fc.integer({ min: 0, max: 3000 }), { minLength: 1, maxLength: 24 }),
-  fc.integer({ min: 64, max: 700 }),
-  fc.integer(),
-  fc.double({ min: 0, max: 0.3, noNaN: true }),
-  fc.double({ min: 0, max: 0.3, noNaN: true }),
-  fc.integer({ min: 0, max: 300 }),
-], (t, sizes, mtu, seed, loss, dup, spread) => {
-  const rand = prng(seed)
-  const frames = sizes.map((n, i) => makeFrame(randomBytes(n, rand), { seq: i, timestamp: 1000 + i, width: i, height: 2 * i, channels: 3, format: 'jpeg' }))
-  const sent = frames.flatMap((f, id) => nativeDatagrams(f, 99, id, mtu))
-  const wire: Array<{ d: Buffer; key: number }> = []
-  sent.forEach((d, i) => {
-    if (rand() < loss) return
-    wire.push({ d, key: i + rand() * spread })
-    if (rand() < dup) wire.push({ d, key: i + rand() * spread })
-  })
-  wire.sort((a, b) => a.key - b.key)
-  const c = newCounters()
-  const r = new NativeReassembler({ maxFrameBytes: 2 ** 20, timeout: 1000 }, { counters: c, ...quiet })
-  const delivered = wire.map(({ d }) => r.push(d, A, 0)).filter((x) => x !== undefined)
-  r.flush()
-  let last = -1
-  for (const got of delivered) {
-    const seq = got.meta!.seq
-    t.true(seq > last, 'delivered in order, each at most once')
-    last = seq
-    t.true(got.data.equals(frames[seq]!.data), `frame ${seq} byte for byte`)
-    t.like(got.meta, { timestamp: 1000 + seq, width: seq, height: 2 * seq, channels: 3, format: 'jpeg' })
-    t.deepEqual(parseDatagram(got.ack!), { kind: 'ack', stream: 99, id: seq })
-  }
-  if (wire.length > 0) {
-    const ids = wire.map(({ d }) => d.readUInt32BE(12))
-    t.is(delivered.length + c.drops, Math.max(...ids) - ids[0]! + 1, 'from the first id heard to the last, each delivered or counted')
-  }
-  t.is(c.drops, c.incomplete! + c.evicted! + c.skipped! + c.corrupt!)
-  t.is(c.garbage, 0)
-  if (loss === 0 && dup === 0 && spread === 0) t.is(delivered.length, frames.length)
-  t.is(r.inProgress, 0)
-})
-
-testProp('native: garbage and damaged datagrams are counted, never delivered, never a crash', [
-  fc.array(fc.uint8Array({ maxLength: 200 }), { maxLength: 20 }),
-  fc.integer(),
-], (t, junk, seed) => {
-  const rand = prng(seed)
-  const frames = [0, 1, 2, 3].map((i) => makeFrame(randomBytes(300 + i * 111, rand), { seq: i }))
-  const wire: Buffer[] = []
-  frames.forEach((f, id) => {
-    for (const d of nativeDatagrams(f, 5, id, 128)) {
-      // A damaged copy first (one byte flipped anywhere, header included), then the real one.
-      const bad = Buffer.from(d)
-      bad[Math.floor(rand() * bad.length)]! ^= 1 + Math.floor(rand() * 255)
-      wire.push(bad, d)
+testProp(
+  'native: loss, repeats and reordering never deliver a wrong or repeated frame, and every frame id is accounted for',
+  [
+    fc.array(fc.integer({ min: 0, max: 3000 }), { minLength: 1, maxLength: 24 }),
+    fc.integer({ min: 64, max: 700 }),
+    fc.integer(),
+    fc.double({ min: 0, max: 0.3, noNaN: true }),
+    fc.double({ min: 0, max: 0.3, noNaN: true }),
+    fc.integer({ min: 0, max: 300 }),
+  ],
+  (t, sizes, mtu, seed, loss, dup, spread) => {
+    const rand = prng(seed)
+    const frames = sizes.map((n, i) =>
+      makeFrame(randomBytes(n, rand), { seq: i, timestamp: 1000 + i, width: i, height: 2 * i, channels: 3, format: 'jpeg' }),
+    )
+    const sent = frames.flatMap((f, id) => nativeDatagrams(f, 99, id, mtu))
+    const wire: Array<{ d: Buffer; key: number }> = []
+    sent.forEach((d, i) => {
+      if (rand() < loss) return
+      wire.push({ d, key: i + rand() * spread })
+      if (rand() < dup) wire.push({ d, key: i + rand() * spread })
+    })
+    wire.sort((a, b) => a.key - b.key)
+    const c = newCounters()
+    const r = new NativeReassembler({ maxFrameBytes: 2 ** 20, timeout: 1000 }, { counters: c, ...quiet })
+    const delivered = wire.map(({ d }) => r.push(d, A, 0)).filter((x) => x !== undefined)
+    r.flush()
+    let last = -1
+    for (const got of delivered) {
+      const seq = got.meta!.seq
+      t.true(seq > last, 'delivered in order, each at most once')
+      last = seq
+      t.true(got.data.equals(frames[seq]!.data), `frame ${seq} byte for byte`)
+      t.like(got.meta, { timestamp: 1000 + seq, width: seq, height: 2 * seq, channels: 3, format: 'jpeg' })
+      t.deepEqual(parseDatagram(got.ack!), { kind: 'ack', stream: 99, id: seq })
     }
-  })
-  for (const j of junk) wire.splice(Math.floor(rand() * wire.length), 0, Buffer.from(j))
-  const c = newCounters()
-  const r = new NativeReassembler({ maxFrameBytes: 2 ** 20, timeout: 1000 }, { counters: c, ...quiet })
-  for (const d of wire) {
-    const got = r.push(d, A, 0)
-    if (got) t.true(got.data.equals(frames[got.meta!.seq]!.data), 'only whole, correct frames come out')
-  }
-  t.true(c.garbage! + c.duplicates! + c.corrupt! + c.late! >= 1 || junk.length === 0)
-})
+    if (wire.length > 0) {
+      const ids = wire.map(({ d }) => d.readUInt32BE(12))
+      t.is(delivered.length + c.drops, Math.max(...ids) - ids[0]! + 1, 'from the first id heard to the last, each delivered or counted')
+    }
+    t.is(c.drops, c.incomplete! + c.evicted! + c.skipped! + c.corrupt!)
+    t.is(c.garbage, 0)
+    if (loss === 0 && dup === 0 && spread === 0) t.is(delivered.length, frames.length)
+    t.is(r.inProgress, 0)
+  },
+)
+
+testProp(
+  'native: garbage and damaged datagrams are counted, never delivered, never a crash',
+  [fc.array(fc.uint8Array({ maxLength: 200 }), { maxLength: 20 }), fc.integer()],
+  (t, junk, seed) => {
+    const rand = prng(seed)
+    const frames = [0, 1, 2, 3].map((i) => makeFrame(randomBytes(300 + i * 111, rand), { seq: i }))
+    const wire: Buffer[] = []
+    frames.forEach((f, id) => {
+      for (const d of nativeDatagrams(f, 5, id, 128)) {
+        // A damaged copy first (one byte flipped anywhere, header included), then the real one.
+        const bad = Buffer.from(d)
+        bad[Math.floor(rand() * bad.length)]! ^= 1 + Math.floor(rand() * 255)
+        wire.push(bad, d)
+      }
+    })
+    for (const j of junk) wire.splice(Math.floor(rand() * wire.length), 0, Buffer.from(j))
+    const c = newCounters()
+    const r = new NativeReassembler({ maxFrameBytes: 2 ** 20, timeout: 1000 }, { counters: c, ...quiet })
+    for (const d of wire) {
+      const got = r.push(d, A, 0)
+      if (got) t.true(got.data.equals(frames[got.meta!.seq]!.data), 'only whole, correct frames come out')
+    }
+    t.true(c.garbage! + c.duplicates! + c.corrupt! + c.late! >= 1 || junk.length === 0)
+  },
+)
 
 test('native: incomplete frames time out, the newest delivered makes older ones stale, reassembly is bounded', (t) => {
   const c = newCounters()
@@ -199,57 +222,75 @@ test('native: frames of two senders, or two streams of one sender, never mix', (
 
 // ---------------------------------------------------------------- seed receivers (no sockets)
 
-testProp('chunked: random loss never delivers a corrupt image to reply-paced senders; without loss every image arrives', [
-  fc.array(fc.record({
-    size: fc.oneof(fc.integer({ min: 24, max: 4000 }), fc.integer({ min: 1, max: 4 }).map((k) => k * 1024)),
-    peer: fc.integer({ min: 0, max: 1 }),
-  }), { minLength: 1, maxLength: 12 }),
-  fc.integer(),
-  fc.double({ min: 0, max: 0.25, noNaN: true }),
-], (t, specs, seed, loss) => {
-  const rand = prng(seed)
-  const timeout = 1000
-  const c = newCounters()
-  const r = new ChunkedReceiver({ maxFrameBytes: 2 ** 20, timeout }, { counters: c, ...quiet })
-  // Each sender waits for the reply; without one it gives up after ackTimeout = timeout, like udp-client.
-  const senders = [A, B].map((peer, p) => ({
-    peer,
-    images: specs.map((s, i) => ({ ...s, i })).filter((s) => s.peer === p).map((s) => syntheticJpeg(s.size, s.i, rand)),
-    k: -1, wire: [] as Buffer[], pos: 0, time: 0, delivered: 0, got: false,
-  }))
-  const next = (s: (typeof senders)[number]) => {
-    if (s.k >= 0) s.time += s.got ? 1 : timeout
-    s.k++
-    s.got = false
-    s.pos = 0
-    s.wire = s.k < s.images.length ? seedChunks(s.images[s.k]!).filter(() => rand() >= loss) : []
-  }
-  senders.forEach(next)
-  for (;;) {
-    const active = senders.filter((s) => s.k < s.images.length)
-    if (active.length === 0) break
-    const t0 = Math.min(...active.map((s) => s.time))
-    const ready = active.filter((s) => s.time === t0)
-    const s = ready[Math.floor(rand() * ready.length)]!
-    if (s.pos < s.wire.length) {
-      const done = r.push(s.wire[s.pos++]!, s.peer, s.time)
-      if (done) {
-        t.is(done.peer, s.peer)
-        t.true(done.data.equals(s.images[s.k]!), 'the image its sender is sending, byte for byte')
-        s.got = true
-        s.delivered++
-      }
+testProp(
+  'chunked: random loss never delivers a corrupt image to reply-paced senders; without loss every image arrives',
+  [
+    fc.array(
+      fc.record({
+        size: fc.oneof(
+          fc.integer({ min: 24, max: 4000 }),
+          fc.integer({ min: 1, max: 4 }).map((k) => k * 1024),
+        ),
+        peer: fc.integer({ min: 0, max: 1 }),
+      }),
+      { minLength: 1, maxLength: 12 },
+    ),
+    fc.integer(),
+    fc.double({ min: 0, max: 0.25, noNaN: true }),
+  ],
+  (t, specs, seed, loss) => {
+    const rand = prng(seed)
+    const timeout = 1000
+    const c = newCounters()
+    const r = new ChunkedReceiver({ maxFrameBytes: 2 ** 20, timeout }, { counters: c, ...quiet })
+    // Each sender waits for the reply; without one it gives up after ackTimeout = timeout, like udp-client.
+    const senders = [A, B].map((peer, p) => ({
+      peer,
+      images: specs
+        .map((s, i) => ({ ...s, i }))
+        .filter((s) => s.peer === p)
+        .map((s) => syntheticJpeg(s.size, s.i, rand)),
+      k: -1,
+      wire: [] as Buffer[],
+      pos: 0,
+      time: 0,
+      delivered: 0,
+      got: false,
+    }))
+    const next = (s: (typeof senders)[number]) => {
+      if (s.k >= 0) s.time += s.got ? 1 : timeout
+      s.k++
+      s.got = false
+      s.pos = 0
+      s.wire = s.k < s.images.length ? seedChunks(s.images[s.k]!).filter(() => rand() >= loss) : []
     }
-    if (s.pos >= s.wire.length) next(s)
-  }
-  r.flush()
-  t.is(r.inProgress, 0)
-  if (loss === 0) {
-    for (const s of senders) t.is(s.delivered, s.images.length)
-    t.is(c.drops, 0)
-    t.is(c.garbage, 0, 'the empty datagram after a multiple of 1024 is not garbage')
-  }
-})
+    senders.forEach(next)
+    for (;;) {
+      const active = senders.filter((s) => s.k < s.images.length)
+      if (active.length === 0) break
+      const t0 = Math.min(...active.map((s) => s.time))
+      const ready = active.filter((s) => s.time === t0)
+      const s = ready[Math.floor(rand() * ready.length)]!
+      if (s.pos < s.wire.length) {
+        const done = r.push(s.wire[s.pos++]!, s.peer, s.time)
+        if (done) {
+          t.is(done.peer, s.peer)
+          t.true(done.data.equals(s.images[s.k]!), 'the image its sender is sending, byte for byte')
+          s.got = true
+          s.delivered++
+        }
+      }
+      if (s.pos >= s.wire.length) next(s)
+    }
+    r.flush()
+    t.is(r.inProgress, 0)
+    if (loss === 0) {
+      for (const s of senders) t.is(s.delivered, s.images.length)
+      t.is(c.drops, 0)
+      t.is(c.garbage, 0, 'the empty datagram after a multiple of 1024 is not garbage')
+    }
+  },
+)
 
 test('chunked: a lost chunk costs one image; the receiver resynchronises on the next header', (t) => {
   const rand = prng(3)
@@ -271,7 +312,13 @@ test('chunked: a repeated chunk, swapped chunks or a repeated header never deliv
   const run = (wire: Buffer[]) => {
     const c = newCounters()
     const r = new ChunkedReceiver({ maxFrameBytes: 2 ** 20, timeout: 1000 }, { counters: c, ...quiet })
-    return { out: wire.map((d) => r.push(d, A, 0)).filter((x) => x !== undefined).map((x) => x.data), c }
+    return {
+      out: wire
+        .map((d) => r.push(d, A, 0))
+        .filter((x) => x !== undefined)
+        .map((x) => x.data),
+      c,
+    }
   }
   const [h, c1, c2, c3, empty] = seedChunks(img)
   const tail = seedChunks(next)
@@ -297,7 +344,13 @@ test('chunked: an empty datagram is ignored, garbage and implausible headers are
   t.regex(warnings.join('\n'), /header announces 20000 bytes; expected 4\.\.10000/)
   t.regex(warnings.join('\n'), /header announces -5 bytes/)
   const img = syntheticJpeg(1500, 9, prng(1))
-  t.true(seedChunks(img).map((d) => r.push(d, A, 0)).find(Boolean)!.data.equals(img), 'and the next image comes through')
+  t.true(
+    seedChunks(img)
+      .map((d) => r.push(d, A, 0))
+      .find(Boolean)!
+      .data.equals(img),
+    'and the next image comes through',
+  )
 })
 
 test('chunked: an image whose datagrams stop is dropped after timeout; the next one from that sender is not appended to it', (t) => {
@@ -308,7 +361,9 @@ test('chunked: an image whose datagrams stop is dropped after timeout; the next 
   const y = syntheticJpeg(3000, 2, rand)
   for (const d of x.slice(0, 3)) r.push(d, A, 0)
   // Lazily, at the next datagram, not only by the timer.
-  const out = seedChunks(y).map((d) => r.push(d, A, 150)).filter(Boolean)
+  const out = seedChunks(y)
+    .map((d) => r.push(d, A, 150))
+    .filter(Boolean)
   t.true(out[0]!.data.equals(y))
   t.like(c, { drops: 1, incomplete: 1 })
   for (const d of x.slice(0, 3)) r.push(d, B, 200)
@@ -366,10 +421,18 @@ for (const proto of ['native', 'whole', 'chunked'] as const) {
     const { counters: c, replies } = await send(frames, { port: srv.port, proto, whenFull: 'wait' })
     await until(() => srv.frames.length === frames.length)
     await srv.stop()
-    t.deepEqual(srv.frames.map((f) => f.data), jpegs)
+    t.deepEqual(
+      srv.frames.map((f) => f.data),
+      jpegs,
+    )
     t.like(c, { frames: 4, acked: 4, unacked: 0, drops: 0 })
     t.like(counters(srv.server), { frames: 4, drops: 0, garbage: 0 })
-    if (proto === 'native') t.deepEqual(srv.frames.map((f) => [f.seq, f.width, f.height, f.format]), frames.map((f) => [f.seq, 160, 120, 'jpeg']), 'metadata survives')
+    if (proto === 'native')
+      t.deepEqual(
+        srv.frames.map((f) => [f.seq, f.width, f.height, f.format]),
+        frames.map((f) => [f.seq, 160, 120, 'jpeg']),
+        'metadata survives',
+      )
     else t.deepEqual(replies, Array(4).fill('get message!!!'))
   })
 }
@@ -397,14 +460,20 @@ test('ack=none yields to the event loop between frames: a receiver in this proce
   let made = 0
   const source = new Readable({
     objectMode: true,
-    read() { this.push(srv.frames.length >= 20 || made >= 3000 ? null : makeFrame(Buffer.alloc(6000, made), { seq: made++ })) },
+    read() {
+      this.push(srv.frames.length >= 20 || made >= 3000 ? null : makeFrame(Buffer.alloc(6000, made), { seq: made++ }))
+    },
   })
   const client = udpClient({ port: srv.port, ack: 'none' })
   await withTimeout(pipeline(source, client), 10_000, 'client')
   await until(() => srv.frames.length === made)
   await srv.stop()
   t.true(made < 3000, `sent ${made} frames before the receiver had 20`)
-  t.deepEqual(srv.frames.map((f) => f.seq), Array.from({ length: made }, (_, i) => i), 'none lost')
+  t.deepEqual(
+    srv.frames.map((f) => f.seq),
+    Array.from({ length: made }, (_, i) => i),
+    'none lost',
+  )
   t.true(ticks > 0)
 })
 
@@ -419,7 +488,10 @@ test('window full with whenFull=skip: the sender skips to the newest frame and c
   await until(() => peer.got.length === 2)
   await peer.send(Buffer.from('get message!!!'), peer.got[1]!.rinfo.port)
   await withTimeout(done, 5000, 'client end')
-  t.deepEqual(peer.got.map((g) => g.data), [frames[0]!.data, frames[4]!.data])
+  t.deepEqual(
+    peer.got.map((g) => g.data),
+    [frames[0]!.data, frames[4]!.data],
+  )
   t.like(counters(client), { frames: 2, drops: 3, acked: 2, unacked: 0 })
 })
 
@@ -458,7 +530,8 @@ test('udp-server: garbage datagrams on every proto are counted and warned about;
   for (const proto of ['native', 'whole', 'chunked'] as const) {
     const srv = await startServer(t, { proto })
     const peer = await rawSocket(t)
-    for (const junk of ['x', 'FPUD but not really', '\x00'.repeat(8), 'ÿØ not a jpeg ÿÙ']) await peer.send(Buffer.from(junk, 'latin1'), srv.port)
+    for (const junk of ['x', 'FPUD but not really', '\x00'.repeat(8), 'ÿØ not a jpeg ÿÙ'])
+      await peer.send(Buffer.from(junk, 'latin1'), srv.port)
     await peer.send(Buffer.alloc(0), srv.port)
     const jpeg = await noiseJpeg(4)
     await send([makeFrame(jpeg)], { port: srv.port, proto })
@@ -476,7 +549,12 @@ test('udp-server chunked over sockets: a second client interleaving datagram by 
   const srv = await startServer(t, { proto: 'chunked' })
   const [p1, p2] = [await rawSocket(t), await rawSocket(t)]
   const rand = prng(11)
-  const [a, b, c, d] = [syntheticJpeg(5000, 1, rand), syntheticJpeg(4096, 2, rand), syntheticJpeg(3000, 3, rand), syntheticJpeg(2000, 4, rand)]
+  const [a, b, c, d] = [
+    syntheticJpeg(5000, 1, rand),
+    syntheticJpeg(4096, 2, rand),
+    syntheticJpeg(3000, 3, rand),
+    syntheticJpeg(2000, 4, rand),
+  ]
   const wa = seedChunks(a)
   const wb = seedChunks(b)
   for (let i = 0; i < Math.max(wa.length, wb.length); i++) {
@@ -491,10 +569,17 @@ test('udp-server chunked over sockets: a second client interleaving datagram by 
   await until(() => p1.got.length === 2 && p2.got.length === 1)
   await srv.stop()
   // b's datagrams end first (its last is the empty one), so b completes before a.
-  t.deepEqual(srv.frames.map((f) => f.data), [b, a, d])
+  t.deepEqual(
+    srv.frames.map((f) => f.data),
+    [b, a, d],
+  )
   // c's last chunk came when a full one was due: c is given up, and that chunk is no header.
   t.like(counters(srv.server), { drops: 1, incomplete: 1, garbage: 1 })
-  t.deepEqual([...p1.got, ...p2.got].map((g) => g.data.toString()), Array(3).fill('get message!!!'), 'each image answered to its own sender')
+  t.deepEqual(
+    [...p1.got, ...p2.got].map((g) => g.data.toString()),
+    Array(3).fill('get message!!!'),
+    'each image answered to its own sender',
+  )
 })
 
 test('udp-server native over sockets: reversed and repeated datagrams still make each frame once', async (t) => {
@@ -546,7 +631,9 @@ test("udp-client's message sender talks to frame-pipe's msgPort like seed 000c c
 
 test('udp-server answers when downstream takes a frame; when downstream stays behind, the oldest waiting frame is dropped (and still answered)', async (t) => {
   const server = udpServer({ port: 0, proto: 'whole' })
-  t.teardown(() => { server.destroy() })
+  t.teardown(() => {
+    server.destroy()
+  })
   await withTimeout(once(server, 'listening'), 5000, 'listening')
   const peer = await rawSocket(t)
   const images = [0, 1, 2, 3, 4, 5, 6, 7].map((i) => syntheticJpeg(200 + i, i, prng(i)))
@@ -559,7 +646,10 @@ test('udp-server answers when downstream takes a frame; when downstream stays be
   server.on('data', (f: Frame) => got.push(f))
   await until(() => got.length === 6 && peer.got.length === 8)
   server.stop()
-  t.deepEqual(got.map((f) => f.data), [0, 1, 4, 5, 6, 7].map((i) => images[i]))
+  t.deepEqual(
+    got.map((f) => f.data),
+    [0, 1, 4, 5, 6, 7].map((i) => images[i]),
+  )
   t.like(counters(server), { frames: 6, drops: 2, overflow: 2 })
 })
 
@@ -578,7 +668,21 @@ test('options: message must be JSON; a port in use is one clear error', async (t
   t.throws(() => udpClient({ message: '[0, 0' }), { code: 'ERR_INVALID_OPTION', message: /udp-client: message must be JSON/ })
   const srv = await startServer(t)
   const second = udpServer({ port: srv.port })
-  const err = await t.throwsAsync(withTimeout(pipeline(second, new Writable({ objectMode: true, write(_f, _e, cb) { cb() } })), 5000, 'second server'))
+  const err = await t.throwsAsync(
+    withTimeout(
+      pipeline(
+        second,
+        new Writable({
+          objectMode: true,
+          write(_f, _e, cb) {
+            cb()
+          },
+        }),
+      ),
+      5000,
+      'second server',
+    ),
+  )
   t.regex(err!.message, /udp-server: port in use: 127\.0\.0\.1:\d+/)
   await srv.stop()
 })

@@ -49,11 +49,18 @@ class Inbox<T> {
     this.waiter?.()
   }
   async next(ms = 3000, what = 'item'): Promise<T> {
-    return withTimeout((async () => {
-      while (this.items.length === 0) await new Promise<void>((resolve) => { this.waiter = resolve })
-      this.waiter = null
-      return this.items.shift()!
-    })(), ms, what)
+    return withTimeout(
+      (async () => {
+        while (this.items.length === 0)
+          await new Promise<void>((resolve) => {
+            this.waiter = resolve
+          })
+        this.waiter = null
+        return this.items.shift()!
+      })(),
+      ms,
+      what,
+    )
   }
   /** Nothing arrives within ms. */
   async none(ms: number): Promise<boolean> {
@@ -64,17 +71,25 @@ class Inbox<T> {
 
 /** A frame source the test feeds by hand; end() ends it. */
 class Feed extends Readable {
-  constructor() { super({ objectMode: true, highWaterMark: 1 }) }
+  constructor() {
+    super({ objectMode: true, highWaterMark: 1 })
+  }
   override _read(): void {}
-  add(f: Frame): void { this.push(f) }
-  stop(): void { this.push(null) }
+  add(f: Frame): void {
+    this.push(f)
+  }
+  stop(): void {
+    this.push(null)
+  }
 }
 
 /** A source that makes frame 0, 1, 2 … every `ms` until stopped. */
 class Ticker extends Readable {
   private n = 0
   private timer: NodeJS.Timeout | null = null
-  constructor(private readonly ms: number) { super({ objectMode: true, highWaterMark: 1 }) }
+  constructor(private readonly ms: number) {
+    super({ objectMode: true, highWaterMark: 1 })
+  }
   override _read(): void {
     this.timer ??= setInterval(() => this.push(frame(this.n++)), this.ms)
   }
@@ -127,8 +142,13 @@ async function rawClient(t: ExecutionContext, serverPort: number, registration?:
     frames,
     tcp,
     tcpClosed,
-    reply(text: string, to: RemoteInfo) { udp.send(text, to.port, to.address) },
-    closeUdp() { udpOpen = false; udp.close() },
+    reply(text: string, to: RemoteInfo) {
+      udp.send(text, to.port, to.address)
+    },
+    closeUdp() {
+      udpOpen = false
+      udp.close()
+    },
   }
 }
 
@@ -157,7 +177,9 @@ async function fakeServer(t: ExecutionContext) {
     port: (tcp.address() as net.AddressInfo).port,
     registrations,
     replies,
-    send(data: Buffer, port: number, from = udp) { from.send(data, port, '127.0.0.1') },
+    send(data: Buffer, port: number, from = udp) {
+      from.send(data, port, '127.0.0.1')
+    },
   }
 }
 
@@ -174,18 +196,28 @@ async function receive(src: RegClientSource, stopAfter: number, delayMs = 0, onF
 }
 
 function pipelineTo(src: Readable, each: (f: Frame) => Promise<void>): Promise<void> {
-  const sink = new Writable({ objectMode: true, highWaterMark: 1, write(f: Frame, _e, cb) { each(f).then(() => cb(), cb) } })
+  const sink = new Writable({
+    objectMode: true,
+    highWaterMark: 1,
+    write(f: Frame, _e, cb) {
+      each(f).then(() => cb(), cb)
+    },
+  })
   return pipeline(src, sink)
 }
 
 async function logLines(path: string, count: number): Promise<string[]> {
-  return withTimeout((async () => {
-    for (;;) {
-      const lines = (await readFile(path, 'utf8').catch(() => '')).split('\n').filter(Boolean)
-      if (lines.length >= count) return lines
-      await sleep(20)
-    }
-  })(), 5000, `${count} log lines`)
+  return withTimeout(
+    (async () => {
+      for (;;) {
+        const lines = (await readFile(path, 'utf8').catch(() => '')).split('\n').filter(Boolean)
+        if (lines.length >= count) return lines
+        await sleep(20)
+      }
+    })(),
+    5000,
+    `${count} log lines`,
+  )
 }
 
 // ---------------------------------------------------------------- the protocol text
@@ -199,13 +231,17 @@ test('log lines: str(datetime.now()), the address tuple, 接入/退出', (t) => 
   t.is(pythonAddress('::1', 5), "('::1', 5)")
 })
 
-testProp('pythonDatetime: seconds as Date shows them, microseconds 6 digits or none', [fc.integer({ min: 946684800, max: 4102444800 }), fc.integer({ min: 0, max: 999999 })], (t, s, us) => {
-  const text = pythonDatetime(s * 1000 + us / 1000)
-  const m = /^(\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)(?:\.(\d{6}))?$/.exec(text)
-  t.truthy(m, text)
-  t.is(new Date(+m![1]!, +m![2]! - 1, +m![3]!, +m![4]!, +m![5]!, +m![6]!).getTime(), s * 1000)
-  t.is(m![7] === undefined ? 0 : Number(m![7]), us)
-})
+testProp(
+  'pythonDatetime: seconds as Date shows them, microseconds 6 digits or none',
+  [fc.integer({ min: 946684800, max: 4102444800 }), fc.integer({ min: 0, max: 999999 })],
+  (t, s, us) => {
+    const text = pythonDatetime(s * 1000 + us / 1000)
+    const m = /^(\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)(?:\.(\d{6}))?$/.exec(text)
+    t.truthy(m, text)
+    t.is(new Date(+m![1]!, +m![2]! - 1, +m![3]!, +m![4]!, +m![5]!, +m![6]!).getTime(), s * 1000)
+    t.is(m![7] === undefined ? 0 : Number(m![7]), us)
+  },
+)
 
 /** Python's int(text) for the alphabet used below, plus the port range and the length cap. */
 function reference(text: string): number | undefined {
@@ -214,20 +250,28 @@ function reference(text: string): number | undefined {
   return n >= 1 && n <= 65535 ? n : undefined
 }
 
-testProp('a registration reads like Python int(): whitespace around digits only, port 1..65535', [fc.string({ unit: fc.constantFrom('0', '1', '4', '7', '9', ' ', '\n', '\t', 'a', '-', '.'), maxLength: 20 })], (t, text) => {
-  const r = parseRegistration(text, true)!
-  const expected = reference(text)
-  if (expected === undefined) t.true('error' in r, text)
-  else t.deepEqual(r, { port: expected })
-})
+testProp(
+  'a registration reads like Python int(): whitespace around digits only, port 1..65535',
+  [fc.string({ unit: fc.constantFrom('0', '1', '4', '7', '9', ' ', '\n', '\t', 'a', '-', '.'), maxLength: 20 })],
+  (t, text) => {
+    const r = parseRegistration(text, true)!
+    const expected = reference(text)
+    if (expected === undefined) t.true('error' in r, text)
+    else t.deepEqual(r, { port: expected })
+  },
+)
 
-testProp('split anywhere, a registration is never taken early: a prefix waits or agrees', [fc.integer({ min: 1, max: 65535 }), fc.constantFrom('', '\n', '\r\n', ' '), fc.constantFrom('', ' '), fc.nat()], (t, port, tail, head, cut) => {
-  const text = `${head}${port}${tail}`
-  const at = cut % (text.length + 1)
-  const early = parseRegistration(text.slice(0, at), false)
-  if (early !== undefined) t.deepEqual(early, { port })
-  t.deepEqual(parseRegistration(text, true), { port })
-})
+testProp(
+  'split anywhere, a registration is never taken early: a prefix waits or agrees',
+  [fc.integer({ min: 1, max: 65535 }), fc.constantFrom('', '\n', '\r\n', ' '), fc.constantFrom('', ' '), fc.nat()],
+  (t, port, tail, head, cut) => {
+    const text = `${head}${port}${tail}`
+    const at = cut % (text.length + 1)
+    const early = parseRegistration(text.slice(0, at), false)
+    if (early !== undefined) t.deepEqual(early, { port })
+    t.deepEqual(parseRegistration(text, true), { port })
+  },
+)
 
 // ---------------------------------------------------------------- frame-pipe ↔ frame-pipe
 
@@ -247,7 +291,13 @@ test('reg-client ↔ reg-server (skip=false): every frame byte for byte; end han
   const lines = await logLines(log, 2)
   t.is(lines[0], lines[0]!.replace(/ 客户端.*/, '') + ` 客户端${pythonAddress('127.0.0.1', udpPort)} 接入`)
   t.regex(lines[1]!, new RegExp(`^\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d(\\.\\d{6})? 客户端\\('127\\.0\\.0\\.1', ${udpPort}\\) 退出$`))
-  t.deepEqual(events.map((e) => [e.event, e.reason]), [['join', undefined], ['leave', 'end']])
+  t.deepEqual(
+    events.map((e) => [e.event, e.reason]),
+    [
+      ['join', undefined],
+      ['leave', 'end'],
+    ],
+  )
   const c = counters(server)
   t.is(c.sent! - c.resends!, got.length + 1, 'one frame after the last continue')
   t.true(counters(src).extra! <= 1)
@@ -263,13 +313,22 @@ test('reg-client ends cleanly when reg-server stops: registration closed, then s
   const disconnects: string[] = []
   src.on('disconnect', (e: { message: string }) => disconnects.push(e.message))
   const got = await withTimeout(collect<Frame>(src), 5000, 'client')
-  t.deepEqual(got.map((f) => numberOf(f.data)), [0, 1, 2, 3, 4])
-  t.deepEqual(events.map((e) => [e.event, e.reason]), [['join', undefined], ['leave', 'server stopped']])
+  t.deepEqual(
+    got.map((f) => numberOf(f.data)),
+    [0, 1, 2, 3, 4],
+  )
+  t.deepEqual(
+    events.map((e) => [e.event, e.reason]),
+    [
+      ['join', undefined],
+      ['leave', 'server stopped'],
+    ],
+  )
   t.is(disconnects.length, 2)
   t.regex(disconnects[1]!, /end of stream/)
 })
 
-test('clients at different paces: each gets the newest frame at its own pace; one client\'s end does not stop the other', async (t) => {
+test("clients at different paces: each gets the newest frame at its own pace; one client's end does not stop the other", async (t) => {
   const ticker = new Ticker(10)
   const { server, port, events } = await serve(t, ticker)
   const fast = regClient({ port })
@@ -280,21 +339,45 @@ test('clients at different paces: each gets the newest frame at its own pace; on
   const slowDone = receive(slow, Infinity, 120, () => {
     if (fastLeft && ++slowAfterFastLeft === 3) stopSource(slow)
   })
-  const fastGot = await withTimeout(receive(fast, 40, 0, () => { fastPort ||= fast.udpAddress()!.port }), 10_000, 'fast client')
-  await withTimeout((async () => { while (!events.some((e) => e.event === 'leave')) await sleep(10) })(), 5000, 'fast leave')
+  const fastGot = await withTimeout(
+    receive(fast, 40, 0, () => {
+      fastPort ||= fast.udpAddress()!.port
+    }),
+    10_000,
+    'fast client',
+  )
+  await withTimeout(
+    (async () => {
+      while (!events.some((e) => e.event === 'leave')) await sleep(10)
+    })(),
+    5000,
+    'fast leave',
+  )
   fastLeft = true
   const slowGot = await withTimeout(slowDone, 10_000, 'slow client')
   const numbers = (fs: Frame[]) => fs.map((f) => numberOf(f.data))
   for (const got of [numbers(fastGot), numbers(slowGot)]) {
-    t.true(got.every((n, i) => i === 0 || n > got[i - 1]!), `always newer: ${got.join(' ')}`)
+    t.true(
+      got.every((n, i) => i === 0 || n > got[i - 1]!),
+      `always newer: ${got.join(' ')}`,
+    )
   }
   t.true(slowAfterFastLeft >= 3)
   // The slow client skipped frames (counted in drops) and took fewer.
   const slowNumbers = numbers(slowGot)
-  t.true(slowNumbers[slowNumbers.length - 1]! - slowNumbers[0]! + 1 > slowNumbers.length, `slow client skipped frames: ${slowNumbers.join(' ')}`)
+  t.true(
+    slowNumbers[slowNumbers.length - 1]! - slowNumbers[0]! + 1 > slowNumbers.length,
+    `slow client skipped frames: ${slowNumbers.join(' ')}`,
+  )
   t.true(counters(server).drops > 0)
   const leaves = events.filter((e) => e.event === 'leave')
-  t.deepEqual(leaves.map((e) => [e.peer, e.reason]), [[`127.0.0.1:${fastPort}`, 'end'], [leaves[1]!.peer, 'end']])
+  t.deepEqual(
+    leaves.map((e) => [e.peer, e.reason]),
+    [
+      [`127.0.0.1:${fastPort}`, 'end'],
+      [leaves[1]!.peer, 'end'],
+    ],
+  )
   t.not(leaves[1]!.peer, leaves[0]!.peer)
   t.is(counters(server).lost, 0)
 })
@@ -331,7 +414,13 @@ test('a duplicated reply asks for nothing: no frame is sent twice', async (t) =>
     t.is(numberOf(f.data), i)
     c.reply('continue', f.from)
     c.reply('continue', f.from)
-    await withTimeout((async () => { while (counters(server).late! < i + 1) await sleep(5) })(), 2000, 'duplicate seen')
+    await withTimeout(
+      (async () => {
+        while (counters(server).late! < i + 1) await sleep(5)
+      })(),
+      2000,
+      'duplicate seen',
+    )
   }
   t.true(await c.frames.none(100))
   t.is(counters(server).sent, 4)
@@ -370,7 +459,13 @@ test('registration closed: nothing more is sent; an `end` within ackTimeout stil
   a.reply('end', fa.from)
   b.reply('continue', fb.from)
   feed.add(frame(1))
-  await withTimeout((async () => { while (counters(server).clients! > 0) await sleep(10) })(), 3000, 'both dropped')
+  await withTimeout(
+    (async () => {
+      while (counters(server).clients! > 0) await sleep(10)
+    })(),
+    3000,
+    'both dropped',
+  )
   const reasons = Object.fromEntries(events.filter((e) => e.event === 'leave').map((e) => [e.peer, e.reason]))
   t.is(reasons[`127.0.0.1:${a.port}`], 'end')
   t.regex(reasons[`127.0.0.1:${b.port}`]!, /registration connection closed/)
@@ -438,7 +533,13 @@ test('maxClients: a registration over the limit is refused', async (t) => {
   const feed = new Feed()
   const { server, port, warnings } = await serve(t, feed, { maxClients: 1 })
   await rawClient(t, port)
-  await withTimeout((async () => { while (counters(server).clients !== 1) await sleep(5) })(), 2000, 'first client')
+  await withTimeout(
+    (async () => {
+      while (counters(server).clients !== 1) await sleep(5)
+    })(),
+    2000,
+    'first client',
+  )
   const second = await rawClient(t, port)
   await withTimeout(second.tcpClosed, 2000, 'second refused')
   t.regex(warnings[0]!.message, /already 1 clients \(maxClients\)/)
@@ -451,10 +552,16 @@ test('frames over 65507 bytes are skipped with a warning and counted; 65507 byte
   const { server, port, warnings } = await serve(t, source, { wait: 1, skip: false })
   const src = regClient({ port, timeout: 100, retries: 1 })
   const got = await withTimeout(collect<Frame>(src), 5000, 'client')
-  t.deepEqual(got.map((f) => numberOf(f.data)), [0, 2, 4])
+  t.deepEqual(
+    got.map((f) => numberOf(f.data)),
+    [0, 2, 4],
+  )
   t.true(got[1]!.data.equals(input[2]!.data))
   t.like(counters(server), { oversize: 2, drops: 2, frames: 3 })
-  t.deepEqual(warnings.map((w) => w.code), ['ERR_FRAME_TOO_LARGE', 'ERR_FRAME_TOO_LARGE'])
+  t.deepEqual(
+    warnings.map((w) => w.code),
+    ['ERR_FRAME_TOO_LARGE', 'ERR_FRAME_TOO_LARGE'],
+  )
   t.is(warnings[0]!.message, 'reg-server: frame 1 is 65508 bytes, more than one UDP datagram holds (65507): skipped (1 so far)')
 })
 
@@ -467,7 +574,13 @@ test('replies from unknown addresses are ignored and counted', async (t) => {
   const stranger = dgram.createSocket('udp4')
   t.teardown(() => stranger.close())
   stranger.send('end', f.from.port, '127.0.0.1')
-  await withTimeout((async () => { while (counters(server).strays !== 1) await sleep(5) })(), 2000, 'stray counted')
+  await withTimeout(
+    (async () => {
+      while (counters(server).strays !== 1) await sleep(5)
+    })(),
+    2000,
+    'stray counted',
+  )
   t.is(counters(server).clients, 1)
 })
 
@@ -512,11 +625,20 @@ test('reg-client: a lost frame or reply is retried after `timeout`; the extra fr
     srv.send(payload(n++), port)
   }
   const got = await withTimeout(done, 3000, 'client')
-  t.deepEqual(got.map((f) => numberOf(f.data)), Array.from({ length: got.length }, (_, i) => i))
+  t.deepEqual(
+    got.map((f) => numberOf(f.data)),
+    Array.from({ length: got.length }, (_, i) => i),
+  )
   // One frame after the last continue; a stalled test machine may add resends, each costing the server one more frame.
   t.true(counters(src).resends! >= 1)
   t.true(n - got.length >= 1 && n - got.length <= counters(src).resends!, `${n} sent, ${got.length} delivered`)
-  await withTimeout((async () => { while (!src.destroyed) await sleep(5) })(), 2000, 'closed')
+  await withTimeout(
+    (async () => {
+      while (!src.destroyed) await sleep(5)
+    })(),
+    2000,
+    'closed',
+  )
   t.is(counters(src).extra, 1)
 })
 
@@ -544,7 +666,10 @@ test('reg-client: the server closing the registration (as the original does when
     if (r.text === 'end') break
   }
   const got = await withTimeout(done, 3000, 'client')
-  t.deepEqual(got.map((f) => numberOf(f.data)), [0, 1, 2, 3])
+  t.deepEqual(
+    got.map((f) => numberOf(f.data)),
+    [0, 1, 2, 3],
+  )
 })
 
 test('reg-client: a datagram that is not an image is dropped (counted) and answered; one from another address is ignored', async (t) => {
@@ -565,9 +690,15 @@ test('reg-client: a datagram that is not an image is dropped (counted) and answe
   t.is((await srv.replies.next()).text, 'continue')
   srv.send(payload(1), port)
   const got = await withTimeout(done, 3000, 'client')
-  t.deepEqual(got.map((f) => numberOf(f.data)), [0, 1])
+  t.deepEqual(
+    got.map((f) => numberOf(f.data)),
+    [0, 1],
+  )
   t.like(counters(src), { drops: 1, strays: 1, frames: 2 })
-  t.deepEqual(warnings.map((w) => w.code), ['ERR_BAD_FRAME', 'ERR_NETWORK'])
+  t.deepEqual(
+    warnings.map((w) => w.code),
+    ['ERR_BAD_FRAME', 'ERR_NETWORK'],
+  )
   t.is(srv.replies.all.filter((r) => r.from.address !== '127.0.0.1').length, 0)
 })
 
@@ -590,7 +721,10 @@ test('reg-client: a slow consumer holds the reply (the server waits), a frame th
     got.push(f as Frame)
     if (got.length === 5) break
   }
-  t.deepEqual(got.map((f) => numberOf(f.data)), [0, 1, 2, 3, 5])
+  t.deepEqual(
+    got.map((f) => numberOf(f.data)),
+    [0, 1, 2, 3, 5],
+  )
   t.is(counters(src).drops, 1)
   t.is((await srv.replies.next(3000, 'held reply')).text, 'continue')
 })
@@ -607,8 +741,14 @@ for (const dedupe of [true, false]) {
     t.is((await srv.replies.next()).text, 'continue')
     srv.send(payload(1), port)
     const got = await withTimeout(done, 3000, 'client')
-    t.deepEqual(got.map((f) => numberOf(f.data)), dedupe ? [0, 1] : [0, 0, 1])
-    t.deepEqual(got.map((f) => f.seq), dedupe ? [0, 1] : [0, 1, 2])
+    t.deepEqual(
+      got.map((f) => numberOf(f.data)),
+      dedupe ? [0, 1] : [0, 0, 1],
+    )
+    t.deepEqual(
+      got.map((f) => f.seq),
+      dedupe ? [0, 1] : [0, 1, 2],
+    )
     t.is(counters(src).repeats, dedupe ? 1 : 0)
   })
 }
@@ -618,7 +758,9 @@ test('reg-server: a log that cannot be opened is one ERR_IO at start, naming the
   t.teardown(cleanup)
   await writeFile(join(dir, 'week13'), 'a file, not a directory')
   const log = join(dir, 'week13', 'ServerLog.txt')
-  const err = await t.throwsAsync(withTimeout(pipeline(new Feed(), regServer({ port: 0, log })), 3000, 'pipeline'), { instanceOf: FramePipeError })
+  const err = await t.throwsAsync(withTimeout(pipeline(new Feed(), regServer({ port: 0, log })), 3000, 'pipeline'), {
+    instanceOf: FramePipeError,
+  })
   t.is(err!.code, 'ERR_IO')
   t.true(err!.message.startsWith(`reg-server: cannot open log '${log}': `), err!.message)
 })

@@ -24,9 +24,14 @@ function frame(n: number, size = 100): Frame {
 }
 
 /** A snapshot-server written to directly (no source: the test decides which frame is the newest). */
-async function server(t: ExecutionContext, options: Parameters<typeof snapshotServer>[0] = {}): Promise<{ sink: SnapshotServer; port: number }> {
+async function server(
+  t: ExecutionContext,
+  options: Parameters<typeof snapshotServer>[0] = {},
+): Promise<{ sink: SnapshotServer; port: number }> {
   const sink = snapshotServer({ port: 0, ...options })
-  t.teardown(() => { sink.destroy() })
+  t.teardown(() => {
+    sink.destroy()
+  })
   if (!sink.address()) await withTimeout(once(sink, 'listening'), 5000, 'listening')
   return { sink, port: sink.address()!.port }
 }
@@ -43,20 +48,35 @@ function same(t: ExecutionContext, got: Frame, want: Frame): void {
 /** A raw TCP client that parses native replies. */
 async function rawClient(t: ExecutionContext, port: number): Promise<{ socket: Socket; frames: Frame[]; closed: Promise<unknown> }> {
   const socket = net.connect({ host: '127.0.0.1', port })
-  t.teardown(() => { socket.destroy() })
+  t.teardown(() => {
+    socket.destroy()
+  })
   const frames: Frame[] = []
   const parser = new FrameParser({
-    header: 'native', maxFrameBytes: 2 ** 20, stage: 'test', counters: newCounters(),
-    onFrame: (f) => frames.push(f), onWarning: () => undefined,
+    header: 'native',
+    maxFrameBytes: 2 ** 20,
+    stage: 'test',
+    counters: newCounters(),
+    onFrame: (f) => frames.push(f),
+    onWarning: () => undefined,
   })
-  socket.on('data', (c: Buffer) => { const err = parser.feed(c); if (err) socket.destroy(err) })
+  socket.on('data', (c: Buffer) => {
+    const err = parser.feed(c)
+    if (err) socket.destroy(err)
+  })
   const closed = once(socket, 'close')
   await withTimeout(once(socket, 'connect'), 5000, 'connect')
   return { socket, frames, closed }
 }
 
 function until(cond: () => boolean, what: string, ms = 5000): Promise<void> {
-  return withTimeout((async () => { while (!cond()) await new Promise((r) => setTimeout(r, 5)) })(), ms, what)
+  return withTimeout(
+    (async () => {
+      while (!cond()) await new Promise((r) => setTimeout(r, 5))
+    })(),
+    ms,
+    what,
+  )
 }
 
 test('requestSnapshot gets the newest frame, metadata and all', async (t) => {
@@ -120,41 +140,71 @@ test('snapshot-client asks once per period and ends after count', async (t) => {
   const { sink, port } = await server(t)
   await write(sink, frame(1))
   const client = snapshotClient({ port, every: 20, count: 3 })
-  t.teardown(() => { client.destroy() })
+  t.teardown(() => {
+    client.destroy()
+  })
   let n = 1
   const got: Frame[] = []
-  await withTimeout(pipeline(client, new Writable({
-    objectMode: true,
-    write(f: Frame, _e, cb) {
-      got.push(f)
-      write(sink, frame(++n)).then(() => cb(), cb)
-    },
-  })), 5000, 'pipeline')
-  t.deepEqual(got.map((f) => f.seq), [1, 2, 3], 'each request got the frame that was newest then')
+  await withTimeout(
+    pipeline(
+      client,
+      new Writable({
+        objectMode: true,
+        write(f: Frame, _e, cb) {
+          got.push(f)
+          write(sink, frame(++n)).then(() => cb(), cb)
+        },
+      }),
+    ),
+    5000,
+    'pipeline',
+  )
+  t.deepEqual(
+    got.map((f) => f.seq),
+    [1, 2, 3],
+    'each request got the frame that was newest then',
+  )
 })
 
 test('snapshot-client asks only while downstream wants frames', async (t) => {
   let requests = 0
   const reply = Buffer.concat([encodeHeader('native', frame(1), false, 'test') as Buffer, frame(1).data])
   const raw = net.createServer((s) => {
-    s.on('data', (d: Buffer) => { for (const b of d) if (b === 0x47) { requests++; s.write(reply) } })
+    s.on('data', (d: Buffer) => {
+      for (const b of d)
+        if (b === 0x47) {
+          requests++
+          s.write(reply)
+        }
+    })
   })
-  t.teardown(() => { raw.close() })
+  t.teardown(() => {
+    raw.close()
+  })
   raw.listen(0, '127.0.0.1')
   await once(raw, 'listening')
   const client = snapshotClient({ port: (raw.address() as AddressInfo).port, every: 0, count: 10 })
-  t.teardown(() => { client.destroy() })
+  t.teardown(() => {
+    client.destroy()
+  })
   let consumed = 0
   let maxAhead = 0
-  await withTimeout(pipeline(client, new Writable({
-    objectMode: true,
-    highWaterMark: 1,
-    write(_f, _e, cb) {
-      consumed++
-      maxAhead = Math.max(maxAhead, requests - consumed)
-      setTimeout(cb, 20)
-    },
-  })), 10_000, 'pipeline')
+  await withTimeout(
+    pipeline(
+      client,
+      new Writable({
+        objectMode: true,
+        highWaterMark: 1,
+        write(_f, _e, cb) {
+          consumed++
+          maxAhead = Math.max(maxAhead, requests - consumed)
+          setTimeout(cb, 20)
+        },
+      }),
+    ),
+    10_000,
+    'pipeline',
+  )
   t.is(consumed, 10)
   t.is(requests, 10, 'no request beyond count')
   t.true(maxAhead <= 3, `asked ${maxAhead} frames ahead of the consumer`)
@@ -171,8 +221,14 @@ test('server gone: refused, no reply, closed — one clear error each', async (t
   t.like(refused, { code: 'ERR_NETWORK', message: `snapshot-client: connection refused by 127.0.0.1:${freePort} (is the server running?)` })
 
   const sockets: Socket[] = []
-  const mute = net.createServer((s) => { sockets.push(s); s.resume() })
-  t.teardown(() => { mute.close(); for (const s of sockets) s.destroy() })
+  const mute = net.createServer((s) => {
+    sockets.push(s)
+    s.resume()
+  })
+  t.teardown(() => {
+    mute.close()
+    for (const s of sockets) s.destroy()
+  })
   mute.listen(0, '127.0.0.1')
   await once(mute, 'listening')
   const mutePort = (mute.address() as AddressInfo).port
@@ -182,15 +238,29 @@ test('server gone: refused, no reply, closed — one clear error each', async (t
   const { sink, port } = await server(t)
   await write(sink, frame(1))
   const client = snapshotClient({ port, every: 50 })
-  t.teardown(() => { client.destroy() })
+  t.teardown(() => {
+    client.destroy()
+  })
   const frames: Frame[] = []
-  const done = pipeline(client, new Writable({
-    objectMode: true,
-    write(f: Frame, _e, cb) { frames.push(f); if (frames.length === 2) sink.destroy(); cb() },
-  }))
+  const done = pipeline(
+    client,
+    new Writable({
+      objectMode: true,
+      write(f: Frame, _e, cb) {
+        frames.push(f)
+        if (frames.length === 2) sink.destroy()
+        cb()
+      },
+    }),
+  )
   const lost = await t.throwsAsync(withTimeout(done, 5000, 'pipeline'))
   t.true(lost instanceof FramePipeError)
-  t.regex(lost!.message, new RegExp(`^snapshot-client: (127\\.0\\.0\\.1:${port} closed the connection( before replying)?|connection to 127\\.0\\.0\\.1:${port} failed: .*)$`))
+  t.regex(
+    lost!.message,
+    new RegExp(
+      `^snapshot-client: (127\\.0\\.0\\.1:${port} closed the connection( before replying)?|connection to 127\\.0\\.0\\.1:${port} failed: .*)$`,
+    ),
+  )
 })
 
 test('snapshot-server passes frames on and releases its clients at the end', async (t) => {
@@ -203,9 +273,15 @@ test('snapshot-server passes frames on and releases its clients at the end', asy
   await until(() => stageInfo(sink)!.counters.requests === 1, 'request received')
   const passed = collect<Frame>(sink)
   sink.end(frame(4))
-  t.deepEqual((await withTimeout(passed, 5000)).map((f) => f.seq), [4])
+  t.deepEqual(
+    (await withTimeout(passed, 5000)).map((f) => f.seq),
+    [4],
+  )
   await withTimeout(c.closed, 5000, 'client released')
-  t.deepEqual(c.frames.map((f) => f.seq), [4])
+  t.deepEqual(
+    c.frames.map((f) => f.seq),
+    [4],
+  )
 })
 
 test('snapshot-client: stop() before the connection is made ends at once', async (t) => {

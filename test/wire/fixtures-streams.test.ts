@@ -21,10 +21,16 @@ const described = JSON.parse(await readFile(new URL('frames.json', dir), 'utf8')
 const frames: Frame[] = described.frames.map(({ payloadHex, ...meta }) => ({ data: Buffer.from(payloadHex, 'hex'), ...meta }))
 
 test('frames.json describes the three frames', (t) => {
-  t.deepEqual(frames.map((f) => f.data.length), [0, 16, 300])
+  t.deepEqual(
+    frames.map((f) => f.data.length),
+    [0, 16, 300],
+  )
   t.is(frames[1]!.data.toString(), 'hello frame-pipe')
   t.deepEqual([...frames[2]!.data.subarray(0, 3)], [0xff, 0xd8, 0xff])
-  t.deepEqual(described.streams.map((s) => s.file), ['u32be.bin', 'u32le.bin', 'ii.bin', 'i64le.bin', 'native.bin', 'native-crc.bin'])
+  t.deepEqual(
+    described.streams.map((s) => s.file),
+    ['u32be.bin', 'u32le.bin', 'ii.bin', 'i64le.bin', 'native.bin', 'native-crc.bin'],
+  )
 })
 
 for (const s of described.streams) {
@@ -38,15 +44,26 @@ for (const s of described.streams) {
 
   test(`unprefix reads ${s.file}`, async (t) => {
     const file = await readFile(new URL(s.file, dir))
-    const want = s.header === 'native'
-      ? frames.map((f) => ({ ...f, data: f.data.toString('hex') }))
-      : frames.map((f, i) => ({ data: f.data.toString('hex'), seq: i, width: 0, height: 0, channels: 0, format: (['unknown', 'unknown', 'jpeg'] as FrameFormat[])[i] }))
+    const want =
+      s.header === 'native'
+        ? frames.map((f) => ({ ...f, data: f.data.toString('hex') }))
+        : frames.map((f, i) => ({
+            data: f.data.toString('hex'),
+            seq: i,
+            width: 0,
+            height: 0,
+            channels: 0,
+            format: (['unknown', 'unknown', 'jpeg'] as FrameFormat[])[i],
+          }))
     for (const chunks of [[file], rechunk(file, 7, 1), rechunk(file, 7, 50)]) {
       const got = await withTimeout(run<Frame>(fromItems(chunks), unprefix({ header: s.header })), 5000)
-      t.deepEqual(got.map((f) => {
-        const { data, timestamp, ...meta } = f
-        return s.header === 'native' ? { ...meta, timestamp, data: data.toString('hex') } : { ...meta, data: data.toString('hex') }
-      }), want)
+      t.deepEqual(
+        got.map((f) => {
+          const { data, timestamp, ...meta } = f
+          return s.header === 'native' ? { ...meta, timestamp, data: data.toString('hex') } : { ...meta, data: data.toString('hex') }
+        }),
+        want,
+      )
     }
   })
 }
@@ -61,8 +78,14 @@ for (const s of described.streams) {
       const run1 = run<Frame>(fromItems(chunks), unprefix({ header: 'auto' }))
       if (s.header === 'native') {
         const got = await withTimeout(run1, 5000)
-        t.deepEqual(got.map((f) => f.data.toString('hex')), frames.map((f) => f.data.toString('hex')))
-        t.deepEqual(got.map((f) => f.seq), frames.map((f) => f.seq))
+        t.deepEqual(
+          got.map((f) => f.data.toString('hex')),
+          frames.map((f) => f.data.toString('hex')),
+        )
+        t.deepEqual(
+          got.map((f) => f.seq),
+          frames.map((f) => f.seq),
+        )
       } else {
         const err = await t.throwsAsync(withTimeout(run1, 5000))
         t.like(err, { code: 'ERR_BAD_HEADER' })

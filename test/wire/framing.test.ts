@@ -8,7 +8,14 @@ import { Readable, Writable, type Transform } from 'node:stream'
 import { crc32 } from 'node:zlib'
 import { FramePipeError, FrameTooLargeError, UnexpectedEofError, type ErrorCode } from '../../src/core/errors.js'
 import { FRAME_FORMATS, now, sniffFormat, type Boundary, type Frame } from '../../src/core/frame.js'
-import { checkSendLength, encodeHeader, FIXED_HEADER_FORMATS, HEADER_BYTES, type FixedHeaderFormat, type HeaderFormat } from '../../src/wire/headers.js'
+import {
+  checkSendLength,
+  encodeHeader,
+  FIXED_HEADER_FORMATS,
+  HEADER_BYTES,
+  type FixedHeaderFormat,
+  type HeaderFormat,
+} from '../../src/wire/headers.js'
 import { pipeline } from '../../src/core/pipeline.js'
 import { nullSink } from '../../src/sinks/null.js'
 import { stageInfo } from '../../src/core/stage.js'
@@ -19,8 +26,14 @@ import { fromItems, rechunk, run, withTimeout } from '../helpers/index.js'
 const TIMEOUT = 5000
 
 // The fixed-size formats; ascii (variable length, payload rules) has its own tests in the ascii section.
-interface Variant { header: HeaderFormat; checksum: boolean }
-const VARIANTS: Array<Variant & { header: FixedHeaderFormat }> = [...FIXED_HEADER_FORMATS.map((header) => ({ header, checksum: false })), { header: 'native', checksum: true }]
+interface Variant {
+  header: HeaderFormat
+  checksum: boolean
+}
+const VARIANTS: Array<Variant & { header: FixedHeaderFormat }> = [
+  ...FIXED_HEADER_FORMATS.map((header) => ({ header, checksum: false })),
+  { header: 'native', checksum: true },
+]
 const label = (v: Variant) => v.header + (v.checksum ? '+crc' : '')
 
 const frameArb = fc.record({
@@ -61,15 +74,19 @@ async function decodeError(chunks: readonly unknown[], options: UnprefixOptions)
 
 /** What unprefix must give back for `frames` sent with `header`. */
 function expected(frames: readonly Frame[], header: HeaderFormat): object[] {
-  return frames.map((f, i) => header === 'native'
-    ? { ...f, data: f.data.toString('hex') }
-    : { data: f.data.toString('hex'), format: sniffFormat(f.data), width: 0, height: 0, channels: 0, seq: i })
+  return frames.map((f, i) =>
+    header === 'native'
+      ? { ...f, data: f.data.toString('hex') }
+      : { data: f.data.toString('hex'), format: sniffFormat(f.data), width: 0, height: 0, channels: 0, seq: i },
+  )
 }
 
 function comparable(frames: readonly Frame[], header: HeaderFormat): object[] {
-  return frames.map((f) => header === 'native'
-    ? { ...f, data: f.data.toString('hex') }
-    : { data: f.data.toString('hex'), format: f.format, width: f.width, height: f.height, channels: f.channels, seq: f.seq })
+  return frames.map((f) =>
+    header === 'native'
+      ? { ...f, data: f.data.toString('hex') }
+      : { data: f.data.toString('hex'), format: f.format, width: f.width, height: f.height, channels: f.channels, seq: f.seq },
+  )
 }
 
 function counters(stream: Transform) {
@@ -91,7 +108,8 @@ function nativeHeader(f: Frame, checksum = false): Buffer {
 // ---------------------------------------------------------------- round trips
 
 for (const v of VARIANTS) {
-  testProp(`round trip (${label(v)}): unprefix(prefix(x)) = x under any chunking`,
+  testProp(
+    `round trip (${label(v)}): unprefix(prefix(x)) = x under any chunking`,
     [fc.array(frameArb, { maxLength: 8 }), fc.nat(), fc.integer({ min: 1, max: 100 })],
     async (t, frames, seed, maxPiece) => {
       const packets = await prefixPackets(frames, v)
@@ -109,10 +127,14 @@ for (const v of VARIANTS) {
         t.deepEqual(comparable(got, v.header), want, name)
         if (v.header !== 'native') {
           const after = now()
-          t.true(got.every((f) => f.timestamp >= before && f.timestamp <= after), 'timestamp = arrival time')
+          t.true(
+            got.every((f) => f.timestamp >= before && f.timestamp <= after),
+            'timestamp = arrival time',
+          )
         }
       }
-    })
+    },
+  )
 }
 
 test('prefix pushes one [header, payload] packet per frame and never copies the payload', async (t) => {
@@ -141,17 +163,37 @@ test('the headers of every format for a 16-byte payload', async (t) => {
   t.is(await head({ header: 'i64le', checksum: false }), '1000000000000000')
   t.is(await head({ header: 'u32be', checksum: true }), '00000010', 'checksum is ignored by other formats')
   const crc = crc32(f.data).toString(16).padStart(8, '0')
-  t.is(await head({ header: 'native', checksum: false }),
-    '46524d50' + '01' + '00' + '0028' + '00000010' + '00000007' + '4278bcfe56800800' + '00000002' + '00000002' + '01' + '04' + '0000' + '00000000')
-  t.is(await head({ header: 'native', checksum: true }),
-    '46524d50' + '01' + '01' + '0028' + '00000010' + '00000007' + '4278bcfe56800800' + '00000002' + '00000002' + '01' + '04' + '0000' + crc)
+  t.is(
+    await head({ header: 'native', checksum: false }),
+    '46524d50' +
+      '01' +
+      '00' +
+      '0028' +
+      '00000010' +
+      '00000007' +
+      '4278bcfe56800800' +
+      '00000002' +
+      '00000002' +
+      '01' +
+      '04' +
+      '0000' +
+      '00000000',
+  )
+  t.is(
+    await head({ header: 'native', checksum: true }),
+    '46524d50' + '01' + '01' + '0028' + '00000010' + '00000007' + '4278bcfe56800800' + '00000002' + '00000002' + '01' + '04' + '0000' + crc,
+  )
 })
 
 test('an empty payload is a frame', async (t) => {
   for (const v of VARIANTS) {
     const bytes = await encode([frame(Buffer.alloc(0)), frame('x')], v)
     const got = await decode([bytes], { header: v.header })
-    t.deepEqual(got.map((f) => f.data.toString()), ['', 'x'], label(v))
+    t.deepEqual(
+      got.map((f) => f.data.toString()),
+      ['', 'x'],
+      label(v),
+    )
   }
   // Emitted as soon as its header is complete, without waiting for more input.
   const u = unprefix()
@@ -163,7 +205,10 @@ test('an empty payload is a frame', async (t) => {
 
 test('native sequence numbers wrap at 2^32', async (t) => {
   const bytes = await encode([frame('a', { seq: 2 ** 32 }), frame('b', { seq: -1 })], { header: 'native', checksum: false })
-  t.deepEqual((await decode([bytes], { header: 'native' })).map((f) => f.seq), [0, 2 ** 32 - 1])
+  t.deepEqual(
+    (await decode([bytes], { header: 'native' })).map((f) => f.seq),
+    [0, 2 ** 32 - 1],
+  )
 })
 
 test('a body inside one chunk is a zero-copy view; a body across chunks is one allocation of its length', async (t) => {
@@ -204,7 +249,10 @@ test('unprefix takes Uint8Array chunks and Buffer[] packets', async (t) => {
   const u8 = new Uint8Array(bytes.length + 4).subarray(2, 2 + bytes.length)
   u8.set(bytes)
   const got = await decode([u8.subarray(0, 5), [Buffer.from(u8.subarray(5, 9)), u8.subarray(9)]], { header: 'u32le' })
-  t.deepEqual(got.map((f) => f.data.toString()), ['one', 'two'])
+  t.deepEqual(
+    got.map((f) => f.data.toString()),
+    ['one', 'two'],
+  )
 })
 
 test('counters: frames and payload bytes', async (t) => {
@@ -238,8 +286,15 @@ function mutate(bytes: Buffer, mutations: ReadonlyArray<{ kind: string; at: numb
   return out
 }
 
-testProp('corrupted streams give frames or a typed error, never a hang or a large allocation',
-  [fc.constantFrom(...VARIANTS), fc.array(frameArb, { maxLength: 5 }), fc.array(mutationArb, { minLength: 1, maxLength: 4 }), fc.nat(), fc.integer({ min: 1, max: 64 })],
+testProp(
+  'corrupted streams give frames or a typed error, never a hang or a large allocation',
+  [
+    fc.constantFrom(...VARIANTS),
+    fc.array(frameArb, { maxLength: 5 }),
+    fc.array(mutationArb, { minLength: 1, maxLength: 4 }),
+    fc.nat(),
+    fc.integer({ min: 1, max: 64 }),
+  ],
   async (t, v, frames, mutations, seed, maxPiece) => {
     const bytes = mutate(await encode(frames, v), mutations)
     const maxFrameBytes = 1024
@@ -252,9 +307,11 @@ testProp('corrupted streams give frames or a typed error, never a hang or a larg
       t.true(err instanceof FramePipeError, String(err))
       t.true(EXPECTED_CODES.includes((err as FramePipeError).code), (err as FramePipeError).code)
     }
-  })
+  },
+)
 
-testProp('native CRC-32 detects any flipped payload byte',
+testProp(
+  'native CRC-32 detects any flipped payload byte',
   [fc.array(frameArb, { minLength: 1, maxLength: 5 }), fc.nat(), fc.nat(), fc.integer({ min: 1, max: 255 }), fc.nat()],
   async (t, frames, pick, at, xor, seed) => {
     const nonEmpty = frames.map((_, i) => i).filter((i) => frames[i]!.data.length > 0)
@@ -267,7 +324,8 @@ testProp('native CRC-32 detects any flipped payload byte',
     const err = await decodeError(rechunk(bytes, seed, 50), { header: 'native' })
     t.is(err.code, 'ERR_CHECKSUM')
     t.true(err.message.startsWith(`unprefix: CRC-32 mismatch in frame seq ${frames[victim]!.seq} (`), err.message)
-  })
+  },
+)
 
 test('native CRC mismatch names seq, expected and actual', async (t) => {
   const f = frame('hello frame-pipe', { seq: 9 })
@@ -275,24 +333,47 @@ test('native CRC mismatch names seq, expected and actual', async (t) => {
   bytes[40]! ^= 0x20 // 'h' of 'hello' -> 'H'
   const err = await decodeError([bytes], { header: 'native' })
   const hex = (b: Buffer) => '0x' + crc32(b).toString(16).padStart(8, '0')
-  t.is(err.message, `unprefix: CRC-32 mismatch in frame seq 9 (16 bytes): expected ${hex(f.data)}, actual ${hex(Buffer.from('Hello frame-pipe'))}`)
+  t.is(
+    err.message,
+    `unprefix: CRC-32 mismatch in frame seq 9 (16 bytes): expected ${hex(f.data)}, actual ${hex(Buffer.from('Hello frame-pipe'))}`,
+  )
 })
 
 test('native without the CRC flag ignores the CRC field', async (t) => {
   const f = frame('abc')
   const h = nativeHeader(f)
   h.writeUInt32BE(0xdeadbeef, 36)
-  t.deepEqual((await decode([h, f.data], { header: 'native' })).map((x) => x.data.toString()), ['abc'])
+  t.deepEqual(
+    (await decode([h, f.data], { header: 'native' })).map((x) => x.data.toString()),
+    ['abc'],
+  )
 })
 
 // ---------------------------------------------------------------- limits
 
 const oversize: Record<FixedHeaderFormat, (n: number) => Buffer> = {
   u32be: (n) => u32be(n),
-  u32le: (n) => { const b = Buffer.alloc(4); b.writeUInt32LE(n); return b },
-  ii: (n) => { const b = Buffer.alloc(8); b.writeInt32LE(n, 0); b.writeInt32LE(n, 4); return b },
-  i64le: (n) => { const b = Buffer.alloc(8); b.writeBigInt64LE(BigInt(n)); return b },
-  native: (n) => { const h = nativeHeader(frame('')); h.writeUInt32BE(n, 8); return h },
+  u32le: (n) => {
+    const b = Buffer.alloc(4)
+    b.writeUInt32LE(n)
+    return b
+  },
+  ii: (n) => {
+    const b = Buffer.alloc(8)
+    b.writeInt32LE(n, 0)
+    b.writeInt32LE(n, 4)
+    return b
+  },
+  i64le: (n) => {
+    const b = Buffer.alloc(8)
+    b.writeBigInt64LE(BigInt(n))
+    return b
+  },
+  native: (n) => {
+    const h = nativeHeader(frame(''))
+    h.writeUInt32BE(n, 8)
+    return h
+  },
 }
 
 test('an oversize header is rejected on the header alone', async (t) => {
@@ -330,13 +411,17 @@ test('prefix refuses lengths the header cannot hold', (t) => {
   t.is(ii?.code, 'ERR_BAD_FRAME')
   t.is(ii?.message, 'prefix: frame of 2147483648 bytes is too large for the ii header (at most 2147483647)')
   for (const header of ['u32be', 'u32le', 'native'] as const) {
-    t.is(checkSendLength(header, 2 ** 32, 'prefix')?.message, `prefix: frame of 4294967296 bytes is too large for the ${header} header (at most 4294967295)`)
+    t.is(
+      checkSendLength(header, 2 ** 32, 'prefix')?.message,
+      `prefix: frame of 4294967296 bytes is too large for the ${header} header (at most 4294967295)`,
+    )
   }
 })
 
 // ---------------------------------------------------------------- end of input
 
-testProp('EOF inside the last frame reports exactly what is missing',
+testProp(
+  'EOF inside the last frame reports exactly what is missing',
   [fc.constantFrom(...VARIANTS), fc.array(frameArb, { minLength: 1, maxLength: 4 }), fc.nat(), fc.nat()],
   async (t, v, frames, cutAt, seed) => {
     const bytes = await encode(frames, v)
@@ -357,7 +442,8 @@ testProp('EOF inside the last frame reports exactly what is missing',
     t.is((err as UnexpectedEofError).missing, missing)
     t.is((err as Error).message, `unprefix: stream ended in the middle of ${what}: ${missing} byte${missing === 1 ? '' : 's'} missing`)
     t.is(counters(u).frames, frames.length - 1, 'the frames before the cut came through')
-  })
+  },
+)
 
 test('EOF messages', async (t) => {
   const bytes = Buffer.concat([u32be(16), Buffer.from('hello frame-pipe')])
@@ -410,8 +496,13 @@ test('native: wrong magic, version 2 and H < 40 are rejected', async (t) => {
   t.is(e3.message, 'unprefix: native header length 39 is less than the 40 bytes of version 1')
 })
 
-testProp('native: bytes after the 40 of v1 (H > 40) are skipped, reserved flag bits ignored',
-  [fc.array(fc.tuple(frameArb, fc.uint8Array({ maxLength: 100 }), fc.integer({ min: 0, max: 127 })), { maxLength: 5 }), fc.boolean(), fc.nat()],
+testProp(
+  'native: bytes after the 40 of v1 (H > 40) are skipped, reserved flag bits ignored',
+  [
+    fc.array(fc.tuple(frameArb, fc.uint8Array({ maxLength: 100 }), fc.integer({ min: 0, max: 127 })), { maxLength: 5 }),
+    fc.boolean(),
+    fc.nat(),
+  ],
   async (t, items, checksum, seed) => {
     const parts: Buffer[] = []
     for (const [f, extra, reservedFlags] of items) {
@@ -421,8 +512,15 @@ testProp('native: bytes after the 40 of v1 (H > 40) are skipped, reserved flag b
       parts.push(h, Buffer.from(extra), f.data)
     }
     const got = await decode(rechunk(Buffer.concat(parts), seed, 30), { header: 'native' })
-    t.deepEqual(comparable(got, 'native'), expected(items.map(([f]) => f), 'native'))
-  })
+    t.deepEqual(
+      comparable(got, 'native'),
+      expected(
+        items.map(([f]) => f),
+        'native',
+      ),
+    )
+  },
+)
 
 test('native: an unknown format code decodes as unknown', async (t) => {
   const h = nativeHeader(frame('ab'))
@@ -443,7 +541,10 @@ test('a Boundary mid-frame drops that frame, counts it, warns, and the next fram
   const warnings: FramePipeError[] = []
   u.on('warning', (w: FramePipeError) => warnings.push(w))
   const got = await withTimeout(run<Frame>(fromItems([one.subarray(0, 10), boundary('127.0.0.1:5000'), two]), u), TIMEOUT)
-  t.deepEqual(got.map((f) => f.data.toString()), ['two'])
+  t.deepEqual(
+    got.map((f) => f.data.toString()),
+    ['two'],
+  )
   t.is(counters(u).drops, 1)
   t.is(warnings.length, 1)
   t.true(warnings[0] instanceof FramePipeError)
@@ -459,9 +560,15 @@ test('a Boundary mid-header drops the partial header', async (t) => {
   two.writeInt32LE(3, 4)
   two.write('two', 8)
   const got = await withTimeout(run<Frame>(fromItems([Buffer.from([9, 9, 9]), boundary('a'), two]), u), TIMEOUT)
-  t.deepEqual(got.map((f) => f.data.toString()), ['two'])
+  t.deepEqual(
+    got.map((f) => f.data.toString()),
+    ['two'],
+  )
   t.is(counters(u).drops, 1)
-  t.deepEqual(warnings.map((w) => w.message), ['unprefix: peer a left mid-frame, 3 of 8 header bytes dropped'])
+  t.deepEqual(
+    warnings.map((w) => w.message),
+    ['unprefix: peer a left mid-frame, 3 of 8 header bytes dropped'],
+  )
 })
 
 test('a Boundary between frames is only a reset', async (t) => {
@@ -478,7 +585,10 @@ test('a Boundary between frames is only a reset', async (t) => {
 // ---------------------------------------------------------------- wrong input
 
 test('a Buffer into prefix is ERR_BAD_FRAME', async (t) => {
-  const err = await withTimeout(run(fromItems([Buffer.from('bytes')]), prefix()), TIMEOUT).then(() => undefined, (e: unknown) => e)
+  const err = await withTimeout(run(fromItems([Buffer.from('bytes')]), prefix()), TIMEOUT).then(
+    () => undefined,
+    (e: unknown) => e,
+  )
   t.true(err instanceof FramePipeError)
   t.is((err as FramePipeError).code, 'ERR_BAD_FRAME')
   t.is((err as Error).message, 'prefix: expected a Frame but received a Buffer of 5 bytes; a byte stream needs no prefix')
@@ -487,13 +597,19 @@ test('a Buffer into prefix is ERR_BAD_FRAME', async (t) => {
 test('a Frame into unprefix is ERR_BAD_FRAME', async (t) => {
   const err = await decodeError([frame('x', { seq: 3 })], {})
   t.is(err.code, 'ERR_BAD_FRAME')
-  t.is(err.message, 'unprefix: expected bytes (Buffer, Buffer[] or Boundary) but received a Frame (seq 3, 1 bytes); frames need no unprefix')
+  t.is(
+    err.message,
+    'unprefix: expected bytes (Buffer, Buffer[] or Boundary) but received a Frame (seq 3, 1 bytes); frames need no unprefix',
+  )
   const inPacket = await decodeError([[Buffer.from('ab'), 'text']], {})
   t.is(inPacket.message, "unprefix: expected bytes (Buffer, Buffer[] or Boundary) but received 'text' of type string inside a packet")
 })
 
 test('prefix refuses frames the native header cannot describe', async (t) => {
-  const err = await withTimeout(run(fromItems([frame('x', { seq: 3, width: -1 })]), prefix({ header: 'native' })), TIMEOUT).then(() => undefined, (e: unknown) => e)
+  const err = await withTimeout(run(fromItems([frame('x', { seq: 3, width: -1 })]), prefix({ header: 'native' })), TIMEOUT).then(
+    () => undefined,
+    (e: unknown) => e,
+  )
   t.is((err as FramePipeError).code, 'ERR_BAD_FRAME')
   t.is((err as Error).message, 'prefix: frame seq 3 has width -1; the native header holds an integer 0..4294967295')
 })
@@ -505,7 +621,8 @@ test('options are validated', (t) => {
   })
   t.throws(() => prefix({ header: 'u32' as HeaderFormat }), {
     code: 'ERR_INVALID_OPTION',
-    message: "prefix: expected one of u32be, u32le, ii, i64le, native, ascii (did you mean 'u32be'?) for header but received 'u32' of type string",
+    message:
+      "prefix: expected one of u32be, u32le, ii, i64le, native, ascii (did you mean 'u32be'?) for header but received 'u32' of type string",
   })
 })
 
@@ -541,7 +658,10 @@ test('a bad record mid-stream rejects the pipeline and destroys source, prefix a
   const p = prefix()
   const n = nullSink()
   const err = await t.throwsAsync(withTimeout(pipeline(source, p, n), TIMEOUT, 'failing pipeline'))
-  t.like(err, { code: 'ERR_BAD_FRAME', message: 'prefix: expected a Frame but received a Buffer of 11 bytes; a byte stream needs no prefix' })
+  t.like(err, {
+    code: 'ERR_BAD_FRAME',
+    message: 'prefix: expected a Frame but received a Buffer of 11 bytes; a byte stream needs no prefix',
+  })
   t.true(source.destroyed)
   t.true(p.destroyed)
   t.true(n.destroyed)
@@ -555,7 +675,9 @@ test('a failing consumer after null tears prefix, null and the endless source do
   let seen = 0
   const out = new Writable({
     objectMode: true,
-    write(_packet, _enc, cb) { cb(++seen === 5 ? new Error('consumer refused packet 5') : null) },
+    write(_packet, _enc, cb) {
+      cb(++seen === 5 ? new Error('consumer refused packet 5') : null)
+    },
   })
   const err = await t.throwsAsync(withTimeout(pipeline(source, p, n, out), TIMEOUT, 'failing pipeline'))
   t.is(err!.message, 'consumer refused packet 5')
@@ -592,7 +714,8 @@ const asciiPayloadArb = fc.uint8Array({ minLength: 1, maxLength: 300 }).map((u) 
   return b
 })
 
-testProp('round trip (ascii): unprefix(prefix(x)) = x under any chunking, digits and payload in any piece',
+testProp(
+  'round trip (ascii): unprefix(prefix(x)) = x under any chunking, digits and payload in any piece',
   [fc.array(asciiPayloadArb, { maxLength: 8 }), fc.nat(), fc.integer({ min: 1, max: 100 })],
   async (t, payloads, seed, maxPiece) => {
     const frames = payloads.map((p, seq) => frame(p, { seq }))
@@ -600,10 +723,17 @@ testProp('round trip (ascii): unprefix(prefix(x)) = x under any chunking, digits
     const bytes = Buffer.concat(packets.flat())
     for (const chunks of [rechunk(bytes, seed, maxPiece), rechunk(bytes, seed, 1), bytes.length ? [bytes] : [], packets]) {
       const got = await decode(chunks, { header: 'ascii' })
-      t.deepEqual(got.map((f) => f.data.toString('hex')), payloads.map((p) => p.toString('hex')))
-      t.deepEqual(got.map((f) => f.seq), payloads.map((_, i) => i))
+      t.deepEqual(
+        got.map((f) => f.data.toString('hex')),
+        payloads.map((p) => p.toString('hex')),
+      )
+      t.deepEqual(
+        got.map((f) => f.seq),
+        payloads.map((_, i) => i),
+      )
     }
-  })
+  },
+)
 
 test('ascii: the header is the length in decimal digits, nothing else', async (t) => {
   const packets = await prefixPackets([frame('hello frame-pipe'), frame(Buffer.alloc(41235, 0xff))], { header: 'ascii', checksum: false })
@@ -614,15 +744,28 @@ test('ascii: the header is the length in decimal digits, nothing else', async (t
 
 test('ascii: prefix refuses an empty payload and one that starts with a digit', async (t) => {
   const empty = await t.throwsAsync(prefixPackets([frame(Buffer.alloc(0), { seq: 4 })], { header: 'ascii', checksum: false }))
-  t.like(empty, { code: 'ERR_BAD_FRAME', message: "prefix: frame seq 4 is empty; the ascii header cannot carry an empty frame (the next frame's digits would join its length)" })
+  t.like(empty, {
+    code: 'ERR_BAD_FRAME',
+    message: "prefix: frame seq 4 is empty; the ascii header cannot carry an empty frame (the next frame's digits would join its length)",
+  })
   const digit = await t.throwsAsync(prefixPackets([frame('7 dwarfs', { seq: 5 })], { header: 'ascii', checksum: false }))
-  t.like(digit, { code: 'ERR_BAD_FRAME', message: "prefix: frame seq 5 starts with the digit '7'; the ascii header needs payloads that do not start with a digit (JPEG, PNG and WebP never do)" })
+  t.like(digit, {
+    code: 'ERR_BAD_FRAME',
+    message:
+      "prefix: frame seq 5 starts with the digit '7'; the ascii header needs payloads that do not start with a digit (JPEG, PNG and WebP never do)",
+  })
 })
 
 test('ascii: digits and image in the same read are split at the first non-digit byte', async (t) => {
   const jpeg = Buffer.from([0xff, 0xd8, 0xff, 0xe0, 1, 2, 3, 0xff, 0xd9])
   const got = await decode([Buffer.concat([Buffer.from('9'), jpeg, Buffer.from('009'), jpeg])], { header: 'ascii' })
-  t.deepEqual(got.map((f) => [f.format, f.data.toString('hex')]), [['jpeg', jpeg.toString('hex')], ['jpeg', jpeg.toString('hex')]])
+  t.deepEqual(
+    got.map((f) => [f.format, f.data.toString('hex')]),
+    [
+      ['jpeg', jpeg.toString('hex')],
+      ['jpeg', jpeg.toString('hex')],
+    ],
+  )
 })
 
 test('ascii: garbage, too many digits, oversize and EOF are clear errors', async (t) => {
@@ -647,9 +790,15 @@ test('ascii: a Boundary mid-digits drops them and the next peer parses', async (
   const warnings: Error[] = []
   u.on('warning', (w: Error) => warnings.push(w))
   const got = await withTimeout(run<Frame>(fromItems([Buffer.from('41'), boundary('a'), Buffer.from('3xyz')]), u), TIMEOUT)
-  t.deepEqual(got.map((f) => f.data.toString()), ['xyz'])
+  t.deepEqual(
+    got.map((f) => f.data.toString()),
+    ['xyz'],
+  )
   t.is(counters(u).drops, 1)
-  t.deepEqual(warnings.map((w) => w.message), ['unprefix: peer a left mid-frame, 2 header digits dropped'])
+  t.deepEqual(
+    warnings.map((w) => w.message),
+    ['unprefix: peer a left mid-frame, 2 header digits dropped'],
+  )
 })
 
 // ---------------------------------------------------------------- header=auto
@@ -657,15 +806,17 @@ test('ascii: a Boundary mid-digits drops them and the next peer parses', async (
 const JPEG_START = Buffer.from([0xff, 0xd8, 0xff])
 const PNG_START = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])
 /** A payload that starts like a JPEG, PNG or WebP file and goes on with random bytes. */
-const imageLikeArb = fc.tuple(fc.constantFrom('jpeg', 'jpeg', 'png', 'webp'), fc.uint8Array({ maxLength: 300 }), fc.nat()).map(([kind, rest, size]) => {
-  if (kind === 'png') return Buffer.concat([PNG_START, rest])
-  if (kind === 'webp') {
-    const riff = Buffer.from('RIFF\0\0\0\0WEBP', 'latin1')
-    riff.writeUInt32LE(size, 4)
-    return Buffer.concat([riff, rest])
-  }
-  return Buffer.concat([JPEG_START, rest])
-})
+const imageLikeArb = fc
+  .tuple(fc.constantFrom('jpeg', 'jpeg', 'png', 'webp'), fc.uint8Array({ maxLength: 300 }), fc.nat())
+  .map(([kind, rest, size]) => {
+    if (kind === 'png') return Buffer.concat([PNG_START, rest])
+    if (kind === 'webp') {
+      const riff = Buffer.from('RIFF\0\0\0\0WEBP', 'latin1')
+      riff.writeUInt32LE(size, 4)
+      return Buffer.concat([riff, rest])
+    }
+    return Buffer.concat([JPEG_START, rest])
+  })
 
 async function decodeAuto(chunks: readonly unknown[], options: UnprefixOptions = {}): Promise<{ frames: Frame[]; infos: string[] }> {
   const u = unprefix({ ...options, header: 'auto' })
@@ -678,8 +829,14 @@ async function decodeAuto(chunks: readonly unknown[], options: UnprefixOptions =
 const withoutTimestamp = (frames: readonly Frame[], header: HeaderFormat) =>
   frames.map(({ timestamp, data, ...rest }) => ({ ...rest, data: data.toString('hex'), ...(header === 'native' ? { timestamp } : {}) }))
 
-testProp('auto finds the same frames as the explicit header, for every format, under any chunking',
-  [fc.constantFrom<HeaderFormat>('u32be', 'u32le', 'ii', 'i64le', 'native', 'ascii'), fc.array(imageLikeArb, { minLength: 1, maxLength: 6 }), fc.nat(), fc.integer({ min: 1, max: 64 })],
+testProp(
+  'auto finds the same frames as the explicit header, for every format, under any chunking',
+  [
+    fc.constantFrom<HeaderFormat>('u32be', 'u32le', 'ii', 'i64le', 'native', 'ascii'),
+    fc.array(imageLikeArb, { minLength: 1, maxLength: 6 }),
+    fc.nat(),
+    fc.integer({ min: 1, max: 64 }),
+  ],
   async (t, header, payloads, seed, maxPiece) => {
     const frames = payloads.map((p, seq) => frame(p, { seq, format: sniffFormat(p) }))
     const bytes = Buffer.concat((await prefixPackets(frames, { header, checksum: false })).flat())
@@ -689,29 +846,49 @@ testProp('auto finds the same frames as the explicit header, for every format, u
       t.deepEqual(withoutTimestamp(got, header), want)
       t.deepEqual(infos, [`header=auto detected header=${header}`])
     }
-  })
+  },
+)
 
-testProp('auto refuses streams whose payloads are not images (except native), listing what fits',
+testProp(
+  'auto refuses streams whose payloads are not images (except native), listing what fits',
   // At least 8 payload bytes: fewer can end the stream before every reading has been tested (then it is ERR_UNEXPECTED_EOF).
-  [fc.constantFrom<FixedHeaderFormat>('u32be', 'u32le', 'ii', 'i64le'), fc.array(fc.uint8Array({ minLength: 8, maxLength: 200 }), { minLength: 1, maxLength: 4 }), fc.nat()],
+  [
+    fc.constantFrom<FixedHeaderFormat>('u32be', 'u32le', 'ii', 'i64le'),
+    fc.array(fc.uint8Array({ minLength: 8, maxLength: 200 }), { minLength: 1, maxLength: 4 }),
+    fc.nat(),
+  ],
   async (t, header, raw, seed) => {
     // First bytes that no image signature starts with.
-    const payloads = raw.map((u) => { const b = Buffer.from(u); if ([0xff, 0x89, 0x52].includes(b[0]!)) b[0] = 0x00; return b })
-    const bytes = await encode(payloads.map((p) => frame(p)), { header, checksum: false })
+    const payloads = raw.map((u) => {
+      const b = Buffer.from(u)
+      if ([0xff, 0x89, 0x52].includes(b[0]!)) b[0] = 0x00
+      return b
+    })
+    const bytes = await encode(
+      payloads.map((p) => frame(p)),
+      { header, checksum: false },
+    )
     const err = await t.throwsAsync(decodeAuto(rechunk(bytes, seed, 20)))
     t.true(err instanceof FramePipeError)
     t.is((err as FramePipeError).code, 'ERR_BAD_HEADER')
     t.regex(err!.message, /^unprefix: header=auto cannot (recognise|choose) .*; give header= explicitly$/)
-  })
+  },
+)
 
 test('auto: the error lists the formats whose length fits', async (t) => {
   const ii = Buffer.alloc(8)
   ii.writeInt32LE(5, 0)
   ii.writeInt32LE(5, 4)
   const err = await t.throwsAsync(decodeAuto([Buffer.concat([ii, Buffer.from('abcde')])]))
-  t.is(err!.message, 'unprefix: header=auto cannot recognise the first 9 bytes (05 00 00 00 05 00 00 00 61): they fit the length header of u32le, ii, but no JPEG, PNG or WebP signature starts the payload, so auto cannot choose; give header= explicitly')
+  t.is(
+    err!.message,
+    'unprefix: header=auto cannot recognise the first 9 bytes (05 00 00 00 05 00 00 00 61): they fit the length header of u32le, ii, but no JPEG, PNG or WebP signature starts the payload, so auto cannot choose; give header= explicitly',
+  )
   const http = await t.throwsAsync(decodeAuto([Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n')]))
-  t.is(http!.message, 'unprefix: header=auto cannot recognise the first 8 bytes (47 45 54 20 2f 20 48 54): they fit none of native, u32be, u32le, ii, i64le, ascii; give header= explicitly')
+  t.is(
+    http!.message,
+    'unprefix: header=auto cannot recognise the first 8 bytes (47 45 54 20 2f 20 48 54): they fit none of native, u32be, u32le, ii, i64le, ascii; give header= explicitly',
+  )
 })
 
 test('auto: u32be and u32le both fit a length of 256 until the next frame (or the end) tells them apart', async (t) => {
@@ -747,9 +924,15 @@ test('auto: a peer that leaves before its format is known costs a drop and a war
   const got = await withTimeout(run<Frame>(fromItems([Buffer.from([0, 0]), boundary('a'), good]), u), TIMEOUT)
   t.is(got.length, 1)
   t.is(counters(u).drops, 1)
-  t.deepEqual(warnings.map((w) => w.message), ['unprefix: peer a left mid-frame, 2 bytes dropped before header=auto could recognise their format'])
+  t.deepEqual(
+    warnings.map((w) => w.message),
+    ['unprefix: peer a left mid-frame, 2 bytes dropped before header=auto could recognise their format'],
+  )
   const short = await t.throwsAsync(decodeAuto([Buffer.from([0, 0, 0])]))
-  t.like(short, { code: 'ERR_UNEXPECTED_EOF', message: 'unprefix: stream ended after 3 bytes, too few for header=auto to recognise the header format' })
+  t.like(short, {
+    code: 'ERR_UNEXPECTED_EOF',
+    message: 'unprefix: stream ended after 3 bytes, too few for header=auto to recognise the header format',
+  })
 })
 
 test('auto: a detected stream then fails like the explicit header (oversize, EOF)', async (t) => {
@@ -764,5 +947,8 @@ test('auto: a detected stream then fails like the explicit header (oversize, EOF
 test('a header of printable text says so (seed 003 writes "Unknown command" into its image stream)', async (t) => {
   const err = await decodeError([Buffer.from('Unknown command')], {})
   t.is(err.code, 'ERR_FRAME_TOO_LARGE')
-  t.is(err.message, 'unprefix: header announces a frame of 1433299822 bytes, more than maxFrameBytes (67108864); the header bytes are the text "Unkn": the peer wrote text into the byte stream')
+  t.is(
+    err.message,
+    'unprefix: header announces a frame of 1433299822 bytes, more than maxFrameBytes (67108864); the header bytes are the text "Unkn": the peer wrote text into the byte stream',
+  )
 })

@@ -26,7 +26,13 @@ interface Parsed {
 function parse(chunks: readonly Buffer[], maxFrameBytes = 64 * 2 ** 20): Parsed {
   const frames: Buffer[] = []
   const infos: JpegInfo[] = []
-  const parser = new MjpegParser({ maxFrameBytes, onFrame: (data, info) => { frames.push(Buffer.from(data)); infos.push(info) } })
+  const parser = new MjpegParser({
+    maxFrameBytes,
+    onFrame: (data, info) => {
+      frames.push(Buffer.from(data))
+      infos.push(info)
+    },
+  })
   let maxHeld = 0
   for (const c of chunks) {
     parser.feed(c)
@@ -41,7 +47,8 @@ function parse(chunks: readonly Buffer[], maxFrameBytes = 64 * 2 ** 20): Parsed 
  * hex makes ava's diff (run again at every shrinking step) take minutes.
  */
 function sameFrames(t: ExecutionContext, actual: readonly Buffer[], expected: readonly Buffer[], what = 'frames'): void {
-  const describe = (bufs: readonly Buffer[]) => bufs.map((b) => `${b.length}:${b.subarray(0, 4).toString('hex')}…${b.subarray(-2).toString('hex')}`)
+  const describe = (bufs: readonly Buffer[]) =>
+    bufs.map((b) => `${b.length}:${b.subarray(0, 4).toString('hex')}…${b.subarray(-2).toString('hex')}`)
   const same = actual.length === expected.length && actual.every((b, i) => b.equals(expected[i]!))
   t.true(same, `${what} differ: got [${describe(actual).join(', ')}], expected [${describe(expected).join(', ')}]`)
 }
@@ -118,8 +125,30 @@ async function restartJpegs(ffmpeg: string): Promise<Buffer[]> {
   try {
     const proc = new FfmpegProcess({
       path: ffmpeg,
-      args: ['-hide_banner', '-loglevel', 'error', '-f', 'lavfi', '-i', 'testsrc=size=160x120:rate=10', '-frames:v', '3',
-        '-c:v', 'mjpeg', '-q:v', '3', '-threads', '4', '-thread_type', 'slice', '-slices', '4', '-f', 'image2', join(dir, 'rst-%d.jpg')],
+      args: [
+        '-hide_banner',
+        '-loglevel',
+        'error',
+        '-f',
+        'lavfi',
+        '-i',
+        'testsrc=size=160x120:rate=10',
+        '-frames:v',
+        '3',
+        '-c:v',
+        'mjpeg',
+        '-q:v',
+        '3',
+        '-threads',
+        '4',
+        '-thread_type',
+        'slice',
+        '-slices',
+        '4',
+        '-f',
+        'image2',
+        join(dir, 'rst-%d.jpg'),
+      ],
     })
     const failure = proc.failure(await proc.exited)
     if (failure) throw new Error(failure)
@@ -136,13 +165,26 @@ const ffTest = ffmpegTool ? test : test.skip
 
 test.before(async () => {
   const baseline = [
-    await sharp(await noise(96, 64, 1), { raw: { width: 96, height: 64, channels: 3 } }).jpeg({ quality: 90 }).toBuffer(),
-    await sharp({ create: { width: 120, height: 80, channels: 3, background: { r: 200, g: 30, b: 90 } } }).jpeg({ quality: 60 }).toBuffer(),
-    await sharp(await noise(40, 30, 2), { raw: { width: 40, height: 30, channels: 3 } }).greyscale().jpeg({ quality: 75 }).toBuffer(),
-    await sharp({ create: { width: 8, height: 8, channels: 3, background: 'white' } }).jpeg().toBuffer(),
+    await sharp(await noise(96, 64, 1), { raw: { width: 96, height: 64, channels: 3 } })
+      .jpeg({ quality: 90 })
+      .toBuffer(),
+    await sharp({ create: { width: 120, height: 80, channels: 3, background: { r: 200, g: 30, b: 90 } } })
+      .jpeg({ quality: 60 })
+      .toBuffer(),
+    await sharp(await noise(40, 30, 2), { raw: { width: 40, height: 30, channels: 3 } })
+      .greyscale()
+      .jpeg({ quality: 75 })
+      .toBuffer(),
+    await sharp({ create: { width: 8, height: 8, channels: 3, background: 'white' } })
+      .jpeg()
+      .toBuffer(),
   ]
-  const progressive = await sharp(await noise(64, 48, 3), { raw: { width: 64, height: 48, channels: 3 } }).jpeg({ quality: 80, progressive: true }).toBuffer()
-  const thumb = await sharp(await noise(16, 12, 4), { raw: { width: 16, height: 12, channels: 3 } }).jpeg({ quality: 50 }).toBuffer()
+  const progressive = await sharp(await noise(64, 48, 3), { raw: { width: 64, height: 48, channels: 3 } })
+    .jpeg({ quality: 80, progressive: true })
+    .toBuffer()
+  const thumb = await sharp(await noise(16, 12, 4), { raw: { width: 16, height: 12, channels: 3 } })
+    .jpeg({ quality: 50 })
+    .toBuffer()
   const exif = withSegments(baseline[0]!, exifApp1(thumb), segment(Buffer.from([0x41, 0xff, 0xd9, 0xff, 0xd8, 0x42])))
   const restart = ffmpegTool ? await restartJpegs(ffmpegTool.path) : []
   fx = { baseline, progressive, exif, thumb, restart }
@@ -154,7 +196,10 @@ ffTest('the restart-marker fixtures have a DRI segment and RSTn markers, and dec
   t.is(fx.restart.length, 3)
   for (const j of fx.restart) {
     t.true(j.includes(Buffer.from([0xff, 0xdd])), 'DRI segment')
-    t.true([0, 1, 2].every((n) => j.includes(Buffer.from([0xff, 0xd0 + n]))), 'RST0, RST1 and RST2 in the scan')
+    t.true(
+      [0, 1, 2].every((n) => j.includes(Buffer.from([0xff, 0xd0 + n]))),
+      'RST0, RST1 and RST2 in the scan',
+    )
     await t.notThrowsAsync(sharp(j).raw().toBuffer(), 'a real, decodable JPEG')
   }
 })
@@ -178,20 +223,32 @@ test('a naive FFD9 search cuts the EXIF JPEG apart; the parser keeps it whole', 
   t.is(out.drops, 0)
 })
 
-testProp('back-to-back JPEGs come out identical under any chunking, 1-byte pieces included',
+testProp(
+  'back-to-back JPEGs come out identical under any chunking, 1-byte pieces included',
   [fc.array(fc.nat(), { minLength: 1, maxLength: 6 }), fc.nat(), fc.constantFrom(1, 2, 7, 64, 1460, 65536, 1 << 30)],
   (t, picks, seed, maxPiece) => {
     const pool = allFixtures()
     const images = picks.map((i) => pool[i % pool.length]!)
     const out = parse(rechunk(Buffer.concat(images), seed, maxPiece))
     sameFrames(t, out.frames, images)
-    t.deepEqual(out.infos, images.map((j) => jpegSize(j)))
+    t.deepEqual(
+      out.infos,
+      images.map((j) => jpegSize(j)),
+    )
     t.is(out.drops, 0)
     t.is(out.skipped, 0)
-  }, { numRuns: 60 })
+  },
+  { numRuns: 60 },
+)
 
-testProp('bytes between images that hold no SOI are skipped and counted exactly',
-  [fc.array(fc.tuple(fc.nat(), fc.uint8Array({ maxLength: 40 })), { minLength: 1, maxLength: 5 }), fc.uint8Array({ maxLength: 40 }), fc.nat(), fc.integer({ min: 1, max: 300 })],
+testProp(
+  'bytes between images that hold no SOI are skipped and counted exactly',
+  [
+    fc.array(fc.tuple(fc.nat(), fc.uint8Array({ maxLength: 40 })), { minLength: 1, maxLength: 5 }),
+    fc.uint8Array({ maxLength: 40 }),
+    fc.nat(),
+    fc.integer({ min: 1, max: 300 }),
+  ],
   (t, items, tail, seed, maxPiece) => {
     const pool = allFixtures()
     // Garbage without FF cannot hold an SOI; a lone FF at the very end of a gap is tried with the next byte too.
@@ -203,9 +260,16 @@ testProp('bytes between images that hold no SOI are skipped and counted exactly'
     sameFrames(t, out.frames, images)
     t.is(out.skipped, gaps.reduce((n, g) => n + g.length, 0) + tail.length)
     t.is(out.drops, 0)
-  }, { numRuns: 80 })
+  },
+  { numRuns: 80 },
+)
 
-interface Mutation { kind: 'flip' | 'insert' | 'delete' | 'truncate'; at: number; byte: number; len: number }
+interface Mutation {
+  kind: 'flip' | 'insert' | 'delete' | 'truncate'
+  at: number
+  byte: number
+  len: number
+}
 const mutationArb: fc.Arbitrary<Mutation> = fc.record({
   kind: fc.constantFrom('flip', 'insert', 'delete', 'truncate'),
   at: fc.nat(),
@@ -224,7 +288,7 @@ function mutate(bytes: Buffer, mutations: readonly Mutation[]): { bytes: Buffer;
       b = Buffer.from(b)
       b[at] = m.byte
     } else if (m.kind === 'insert') {
-      b = Buffer.concat([b.subarray(0, at), Buffer.alloc(m.len % 8 + 1, m.byte), b.subarray(at)])
+      b = Buffer.concat([b.subarray(0, at), Buffer.alloc((m.len % 8) + 1, m.byte), b.subarray(at)])
     } else if (m.kind === 'delete') {
       b = Buffer.concat([b.subarray(0, at), b.subarray(at + m.len)])
     } else {
@@ -234,8 +298,14 @@ function mutate(bytes: Buffer, mutations: readonly Mutation[]): { bytes: Buffer;
   return { bytes: b, first }
 }
 
-testProp('corruption: never a throw, a hang or more than maxFrameBytes held; every byte accounted for; the same result under any chunking',
-  [fc.array(fc.nat(), { minLength: 1, maxLength: 6 }), fc.array(mutationArb, { minLength: 1, maxLength: 4 }), fc.nat(), fc.integer({ min: 1, max: 2000 })],
+testProp(
+  'corruption: never a throw, a hang or more than maxFrameBytes held; every byte accounted for; the same result under any chunking',
+  [
+    fc.array(fc.nat(), { minLength: 1, maxLength: 6 }),
+    fc.array(mutationArb, { minLength: 1, maxLength: 4 }),
+    fc.nat(),
+    fc.integer({ min: 1, max: 2000 }),
+  ],
   (t, picks, mutations, seed, maxPiece) => {
     const pool = allFixtures()
     const images = picks.map((i) => pool[i % pool.length]!)
@@ -260,19 +330,31 @@ testProp('corruption: never a throw, a hang or more than maxFrameBytes held; eve
       if (end <= first) intact.push(img)
     }
     sameFrames(t, whole.frames.slice(0, intact.length), intact)
-  }, { numRuns: 150 })
+  },
+  { numRuns: 150 },
+)
 
-testProp('a limit on held bytes: with a small maxFrameBytes, nothing over it is held or emitted, whatever the input',
-  [fc.array(fc.nat(), { minLength: 1, maxLength: 5 }), fc.array(mutationArb, { maxLength: 3 }), fc.nat(), fc.integer({ min: 1, max: 3000 }), fc.integer({ min: 64, max: 20000 })],
+testProp(
+  'a limit on held bytes: with a small maxFrameBytes, nothing over it is held or emitted, whatever the input',
+  [
+    fc.array(fc.nat(), { minLength: 1, maxLength: 5 }),
+    fc.array(mutationArb, { maxLength: 3 }),
+    fc.nat(),
+    fc.integer({ min: 1, max: 3000 }),
+    fc.integer({ min: 64, max: 20000 }),
+  ],
   (t, picks, mutations, seed, maxPiece, max) => {
     const pool = allFixtures()
     const { bytes } = mutate(Buffer.concat(picks.map((i) => pool[i % pool.length]!)), mutations)
     const out = parse(rechunk(bytes, seed, maxPiece), max)
     t.true(out.maxHeld <= max, `held ${out.maxHeld} > ${max}`)
     for (const f of out.frames) t.true(f.length <= max)
-  }, { numRuns: 100 })
+  },
+  { numRuns: 100 },
+)
 
-testProp('images over maxFrameBytes are dropped (counted) and the next one is found, even when the big one carries a thumbnail',
+testProp(
+  'images over maxFrameBytes are dropped (counted) and the next one is found, even when the big one carries a thumbnail',
   [fc.array(fc.nat(), { minLength: 1, maxLength: 8 }), fc.nat(), fc.integer({ min: 1, max: 5000 })],
   (t, picks, seed, maxPiece) => {
     const pool = [fx.exif, fx.baseline[1]!, fx.baseline[3]!, fx.progressive]
@@ -281,10 +363,17 @@ testProp('images over maxFrameBytes are dropped (counted) and the next one is fo
     const max = Math.max(fx.baseline[1]!.length, fx.baseline[3]!.length, fx.progressive.length) + 1
     t.true(fx.exif.length > max && fx.thumb.length < max)
     const out = parse(rechunk(Buffer.concat(images), seed, maxPiece), max)
-    sameFrames(t, out.frames, images.filter((j) => j.length <= max), 'the thumbnail is never emitted on its own')
+    sameFrames(
+      t,
+      out.frames,
+      images.filter((j) => j.length <= max),
+      'the thumbnail is never emitted on its own',
+    )
     t.is(out.drops, images.filter((j) => j.length > max).length)
     t.is(out.skipped, 0)
-  }, { numRuns: 80 })
+  },
+  { numRuns: 80 },
+)
 
 /** Offset of the first byte of entropy-coded data (after the first SOS segment). */
 function scanStart(jpeg: Buffer): number {
@@ -297,7 +386,8 @@ function scanStart(jpeg: Buffer): number {
   }
 }
 
-testProp('an image cut short inside its scan is dropped and the next image is found at its SOI',
+testProp(
+  'an image cut short inside its scan is dropped and the next image is found at its SOI',
   [fc.array(fc.nat(), { minLength: 2, maxLength: 6 }), fc.nat(), fc.nat(), fc.nat(), fc.integer({ min: 1, max: 500 })],
   (t, picks, which, cutAt, seed, maxPiece) => {
     const pool = [...fx.baseline, fx.exif, ...fx.restart]
@@ -312,7 +402,9 @@ testProp('an image cut short inside its scan is dropped and the next image is fo
     sameFrames(t, out.frames, expected)
     t.is(out.drops, 1)
     t.is(out.lost, cut)
-  }, { numRuns: 100 })
+  },
+  { numRuns: 100 },
+)
 
 test('a stream that ends inside an image drops it and says how many bytes were lost', (t) => {
   const img = fx.baseline[0]!
@@ -321,7 +413,12 @@ test('a stream that ends inside an image drops it and says how many bytes were l
   const parser = new MjpegParser({ maxFrameBytes: 1 << 20, onFrame: (d) => frames.push(d), onDrop: (r, n) => dropped.push([r, n]) })
   parser.feed(img)
   parser.feed(img.subarray(0, 100))
-  t.like(parser.end(), { code: 'ERR_UNEXPECTED_EOF', what: 'an image', dropped: 100, message: 'mjpeg: stream ended in the middle of an image: 100 bytes dropped' })
+  t.like(parser.end(), {
+    code: 'ERR_UNEXPECTED_EOF',
+    what: 'an image',
+    dropped: 100,
+    message: 'mjpeg: stream ended in the middle of an image: 100 bytes dropped',
+  })
   t.is(frames.length, 1)
   t.like(parser, { drops: 1, lostBytes: 100 })
   t.deepEqual(dropped, [], 'reported by end(), not also through onDrop')
@@ -364,7 +461,13 @@ test('fill bytes (FF FF …) before markers and inside the scan are part of the 
   const s = scanStart(img)
   // Extra FF before the marker that follows the first segment, and before the final EOI.
   const firstEnd = 4 + img.readUInt16BE(4)
-  const padded = Buffer.concat([img.subarray(0, firstEnd), Buffer.from([0xff, 0xff]), img.subarray(firstEnd, img.length - 2), Buffer.from([0xff, 0xff]), img.subarray(img.length - 2)])
+  const padded = Buffer.concat([
+    img.subarray(0, firstEnd),
+    Buffer.from([0xff, 0xff]),
+    img.subarray(firstEnd, img.length - 2),
+    Buffer.from([0xff, 0xff]),
+    img.subarray(img.length - 2),
+  ])
   t.true(s < img.length - 2)
   const out = parse(rechunk(padded, 5, 3))
   sameFrames(t, out.frames, [padded])

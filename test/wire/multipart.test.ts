@@ -75,7 +75,10 @@ function parse(chunks: readonly Buffer[], boundary: string | null, maxFrameBytes
   const bodies: Buffer[] = []
   const headers: PartHeaders[] = []
   const parser = new MultipartParser({
-    boundary, maxFrameBytes, maxHeaderBytes, stage: 'test',
+    boundary,
+    maxFrameBytes,
+    maxHeaderBytes,
+    stage: 'test',
     onPart(body, h) {
       // Views must stay valid: copy to catch any later reuse of the memory.
       bodies.push(Buffer.from(body))
@@ -96,7 +99,9 @@ const hex = (bufs: readonly Buffer[]): string[] => bufs.map((b) => b.toString('h
 
 // ---------------------------------------------------------------- generators
 
-const jpegLike = fc.uint8Array({ maxLength: 600 }).map((a) => Buffer.concat([Buffer.from([0xff, 0xd8, 0xff]), Buffer.from(a), Buffer.from([0xff, 0xd9])]))
+const jpegLike = fc
+  .uint8Array({ maxLength: 600 })
+  .map((a) => Buffer.concat([Buffer.from([0xff, 0xd8, 0xff]), Buffer.from(a), Buffer.from([0xff, 0xd9])]))
 const binary = fc.uint8Array({ maxLength: 600 }).map((a) => Buffer.from(a))
 const big = fc.integer({ min: 1000, max: 40_000 }).map((n) => Buffer.alloc(n, n & 0xff))
 
@@ -135,14 +140,16 @@ function normalise(p: PartSpec, rfcDashes: boolean): PartSpec {
   return q
 }
 
-const streamArb = fc.record({
-  name: nameArb,
-  paramDashes: fc.boolean(),
-  rfcLines: fc.boolean(),
-  sniff: fc.boolean(),
-  preamble: fc.constantFrom('', '\r\n', '\n\r\n', 'This is a preamble.\r\n'),
-  parts: fc.array(partArb, { minLength: 1, maxLength: 8 }),
-}).map((s): StreamSpec => ({ ...s, parts: s.parts.map((p) => normalise(p, s.paramDashes && s.rfcLines)) }))
+const streamArb = fc
+  .record({
+    name: nameArb,
+    paramDashes: fc.boolean(),
+    rfcLines: fc.boolean(),
+    sniff: fc.boolean(),
+    preamble: fc.constantFrom('', '\r\n', '\n\r\n', 'This is a preamble.\r\n'),
+    parts: fc.array(partArb, { minLength: 1, maxLength: 8 }),
+  })
+  .map((s): StreamSpec => ({ ...s, parts: s.parts.map((p) => normalise(p, s.paramDashes && s.rfcLines)) }))
 
 /** No body may contain the delimiter (a real camera's boundary never occurs in its JPEGs). */
 function clean(s: StreamSpec): boolean {
@@ -154,105 +161,133 @@ const pieceArb = fc.constantFrom(1, 2, 7, 64, 1460, 65536, 1 << 30)
 
 // ---------------------------------------------------------------- properties
 
-testProp('parts come out byte for byte under any chunking and framing quirk', [streamArb, fc.nat(), pieceArb], (t, s, seed, piece) => {
-  fc.pre(clean(s))
-  const r = parse(rechunk(encode(s), seed, piece), param(s))
-  t.is(r.error, undefined)
-  t.deepEqual(hex(r.bodies), hex(s.parts.map((p) => p.body)))
-  t.is(r.parser.corrupt, 0)
-  s.parts.forEach((p, i) => {
-    if (!p.bare) t.is(r.headers[i]!.get('x-timestamp'), `${i}.5`)
-  })
-  t.is(r.parser.end(), undefined)
-  t.is(r.parser.truncated, 0)
-}, { numRuns: 300 })
+testProp(
+  'parts come out byte for byte under any chunking and framing quirk',
+  [streamArb, fc.nat(), pieceArb],
+  (t, s, seed, piece) => {
+    fc.pre(clean(s))
+    const r = parse(rechunk(encode(s), seed, piece), param(s))
+    t.is(r.error, undefined)
+    t.deepEqual(hex(r.bodies), hex(s.parts.map((p) => p.body)))
+    t.is(r.parser.corrupt, 0)
+    s.parts.forEach((p, i) => {
+      if (!p.bare) t.is(r.headers[i]!.get('x-timestamp'), `${i}.5`)
+    })
+    t.is(r.parser.end(), undefined)
+    t.is(r.parser.truncated, 0)
+  },
+  { numRuns: 300 },
+)
 
 const garbageArb = fc.uint8Array({ minLength: 1, maxLength: 300 }).map((a) => Buffer.from(a))
 
-testProp('garbage between parts is skipped and counted; every part survives', [
-  fc.array(fc.tuple(binary, fc.option(garbageArb, { nil: undefined })), { minLength: 1, maxLength: 8 }), nameArb, fc.nat(), pieceArb,
-], (t, items, name, seed, piece) => {
-  const delim = Buffer.from('--' + name, 'latin1')
-  fc.pre(items.every(([, g]) => !g || !g.includes(delim)))
-  const out: Buffer[] = []
-  let expectedCorrupt = 0
-  for (const [body, garbage] of items) {
-    out.push(Buffer.from(`--${name}\r\nContent-Type: image/jpeg\r\nContent-Length: ${body.length}\r\n\r\n`, 'latin1'), body, Buffer.from('\r\n'))
-    if (garbage) {
-      out.push(garbage, Buffer.from('\r\n'))
-      if (garbage.some((c) => c !== 0x0d && c !== 0x0a && c !== 0x20 && c !== 0x09 && c !== 0x2d)) expectedCorrupt++
+testProp(
+  'garbage between parts is skipped and counted; every part survives',
+  [fc.array(fc.tuple(binary, fc.option(garbageArb, { nil: undefined })), { minLength: 1, maxLength: 8 }), nameArb, fc.nat(), pieceArb],
+  (t, items, name, seed, piece) => {
+    const delim = Buffer.from('--' + name, 'latin1')
+    fc.pre(items.every(([, g]) => !g || !g.includes(delim)))
+    const out: Buffer[] = []
+    let expectedCorrupt = 0
+    for (const [body, garbage] of items) {
+      out.push(
+        Buffer.from(`--${name}\r\nContent-Type: image/jpeg\r\nContent-Length: ${body.length}\r\n\r\n`, 'latin1'),
+        body,
+        Buffer.from('\r\n'),
+      )
+      if (garbage) {
+        out.push(garbage, Buffer.from('\r\n'))
+        if (garbage.some((c) => c !== 0x0d && c !== 0x0a && c !== 0x20 && c !== 0x09 && c !== 0x2d)) expectedCorrupt++
+      }
     }
-  }
-  out.push(Buffer.from(`--${name}--\r\n`, 'latin1'))
-  const r = parse(rechunk(Buffer.concat(out), seed, piece), name)
-  t.is(r.error, undefined)
-  t.deepEqual(hex(r.bodies), hex(items.map(([b]) => b)))
-  t.is(r.parser.corrupt, expectedCorrupt)
-}, { numRuns: 200 })
+    out.push(Buffer.from(`--${name}--\r\n`, 'latin1'))
+    const r = parse(rechunk(Buffer.concat(out), seed, piece), name)
+    t.is(r.error, undefined)
+    t.deepEqual(hex(r.bodies), hex(items.map(([b]) => b)))
+    t.is(r.parser.corrupt, expectedCorrupt)
+  },
+  { numRuns: 200 },
+)
 
 const LIMIT = 4096
 const tailBody = (i: number): Buffer => Buffer.alloc(2100, 0x41 + i)
 
-testProp('random corruption: no throw, memory bounded, and the parser is back in step for the parts that follow', [
-  streamArb,
-  fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 12 }),
-  fc.option(fc.tuple(fc.nat(), fc.uint8Array({ maxLength: 64 })), { nil: undefined }),
-  fc.nat(),
-  pieceArb,
-], (t, s, flips, splice, seed, piece) => {
-  const spec = { ...s, sniff: false, parts: s.parts.map((p) => ({ ...p, body: p.body.subarray(0, 1500) })) }
-  const stream = encode(spec)
-  const corrupted = Buffer.from(stream.subarray(0, stream.length - 4 - delimiterLine(spec).length))
-  for (const [at, value] of flips) corrupted[at % corrupted.length] = value
-  let bytes = corrupted
-  if (splice) {
-    const at = splice[0] % bytes.length
-    bytes = Buffer.concat([bytes.subarray(0, at), Buffer.from(splice[1]), bytes.subarray(at)])
-  }
-  const delim = delimiterLine(spec)
-  const tail = [0, 1, 2].map((i) => Buffer.concat([
-    Buffer.from(`\r\n${delim}\r\nContent-Type: image/jpeg\r\nContent-Length: 2100\r\n\r\n`, 'latin1'), tailBody(i),
-  ]))
-  const all = Buffer.concat([bytes, ...tail, Buffer.from(`\r\n${delim}--\r\n`, 'latin1')])
-  const chunks = rechunk(all, seed, piece)
-  const r = parse(chunks, param(spec), LIMIT, 1024)
-  const biggestChunk = Math.max(...chunks.map((c) => c.length))
-  t.true(r.maxBuffered <= LIMIT + 2 * delim.length + 16 + Math.min(biggestChunk, 16 * 1024), `buffered ${r.maxBuffered}`)
-  t.true(r.bodies.every((b) => b.length <= LIMIT))
-  if (r.error) {
-    t.is((r.error as { code?: string }).code, 'ERR_FRAME_TOO_LARGE')
-    return
-  }
-  t.true(r.bodies.length > 0)
-  t.is(r.bodies[r.bodies.length - 1]!.toString('hex'), tailBody(2).toString('hex'))
-}, { numRuns: 400 })
+testProp(
+  'random corruption: no throw, memory bounded, and the parser is back in step for the parts that follow',
+  [
+    streamArb,
+    fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 12 }),
+    fc.option(fc.tuple(fc.nat(), fc.uint8Array({ maxLength: 64 })), { nil: undefined }),
+    fc.nat(),
+    pieceArb,
+  ],
+  (t, s, flips, splice, seed, piece) => {
+    const spec = { ...s, sniff: false, parts: s.parts.map((p) => ({ ...p, body: p.body.subarray(0, 1500) })) }
+    const stream = encode(spec)
+    const corrupted = Buffer.from(stream.subarray(0, stream.length - 4 - delimiterLine(spec).length))
+    for (const [at, value] of flips) corrupted[at % corrupted.length] = value
+    let bytes = corrupted
+    if (splice) {
+      const at = splice[0] % bytes.length
+      bytes = Buffer.concat([bytes.subarray(0, at), Buffer.from(splice[1]), bytes.subarray(at)])
+    }
+    const delim = delimiterLine(spec)
+    const tail = [0, 1, 2].map((i) =>
+      Buffer.concat([Buffer.from(`\r\n${delim}\r\nContent-Type: image/jpeg\r\nContent-Length: 2100\r\n\r\n`, 'latin1'), tailBody(i)]),
+    )
+    const all = Buffer.concat([bytes, ...tail, Buffer.from(`\r\n${delim}--\r\n`, 'latin1')])
+    const chunks = rechunk(all, seed, piece)
+    const r = parse(chunks, param(spec), LIMIT, 1024)
+    const biggestChunk = Math.max(...chunks.map((c) => c.length))
+    t.true(r.maxBuffered <= LIMIT + 2 * delim.length + 16 + Math.min(biggestChunk, 16 * 1024), `buffered ${r.maxBuffered}`)
+    t.true(r.bodies.every((b) => b.length <= LIMIT))
+    if (r.error) {
+      t.is((r.error as { code?: string }).code, 'ERR_FRAME_TOO_LARGE')
+      return
+    }
+    t.true(r.bodies.length > 0)
+    t.is(r.bodies[r.bodies.length - 1]!.toString('hex'), tailBody(2).toString('hex'))
+  },
+  { numRuns: 400 },
+)
 
-testProp('a Content-Length over the limit is an error as soon as the headers end, before any body byte', [fc.integer({ min: 101, max: 2 ** 40 }), fc.nat(), pieceArb], (t, length, seed, piece) => {
-  const head = Buffer.from(`--b0undary\r\nContent-Type: image/jpeg\r\nContent-Length: ${length}\r\n\r\n`, 'latin1')
-  const r = parse(rechunk(head, seed, piece), 'b0undary', 100)
-  t.is((r.error as { code?: string } | undefined)?.code, 'ERR_FRAME_TOO_LARGE')
-  t.regex(r.error!.message, new RegExp(`${length} bytes, more than maxFrameBytes \\(100\\)`))
-  // Only the header bytes were ever held.
-  t.true(r.maxBuffered <= head.length)
-  t.is(r.bodies.length, 0)
-})
+testProp(
+  'a Content-Length over the limit is an error as soon as the headers end, before any body byte',
+  [fc.integer({ min: 101, max: 2 ** 40 }), fc.nat(), pieceArb],
+  (t, length, seed, piece) => {
+    const head = Buffer.from(`--b0undary\r\nContent-Type: image/jpeg\r\nContent-Length: ${length}\r\n\r\n`, 'latin1')
+    const r = parse(rechunk(head, seed, piece), 'b0undary', 100)
+    t.is((r.error as { code?: string } | undefined)?.code, 'ERR_FRAME_TOO_LARGE')
+    t.regex(r.error!.message, new RegExp(`${length} bytes, more than maxFrameBytes \\(100\\)`))
+    // Only the header bytes were ever held.
+    t.true(r.maxBuffered <= head.length)
+    t.is(r.bodies.length, 0)
+  },
+)
 
-testProp('a part without Content-Length that outgrows the limit is an error; what is held stays bounded', [fc.integer({ min: 1, max: 5000 }), fc.nat(), pieceArb], (t, limit, seed, piece) => {
-  const bytes = Buffer.concat([Buffer.from('--b0undary\r\nContent-Type: image/jpeg\r\n\r\n'), Buffer.alloc(limit * 3 + 100, 0x55)])
-  const chunks = rechunk(bytes, seed, piece)
-  const r = parse(chunks, 'b0undary', limit)
-  t.is((r.error as { code?: string } | undefined)?.code, 'ERR_FRAME_TOO_LARGE')
-  t.true(r.maxBuffered <= limit + 64 + Math.min(piece, 16 * 1024), `held ${r.maxBuffered} with limit ${limit}`)
-})
+testProp(
+  'a part without Content-Length that outgrows the limit is an error; what is held stays bounded',
+  [fc.integer({ min: 1, max: 5000 }), fc.nat(), pieceArb],
+  (t, limit, seed, piece) => {
+    const bytes = Buffer.concat([Buffer.from('--b0undary\r\nContent-Type: image/jpeg\r\n\r\n'), Buffer.alloc(limit * 3 + 100, 0x55)])
+    const chunks = rechunk(bytes, seed, piece)
+    const r = parse(chunks, 'b0undary', limit)
+    t.is((r.error as { code?: string } | undefined)?.code, 'ERR_FRAME_TOO_LARGE')
+    t.true(r.maxBuffered <= limit + 64 + Math.min(piece, 16 * 1024), `held ${r.maxBuffered} with limit ${limit}`)
+  },
+)
 
 // ---------------------------------------------------------------- examples
 
 test('mjpg-streamer layout: boundary in the response head, each frame followed by the next boundary', (t) => {
   const frames = [Buffer.from([0xff, 0xd8, 1, 0xff, 0xd9]), Buffer.from([0xff, 0xd8, 2, 2, 0xff, 0xd9])]
-  const wire = Buffer.concat(frames.flatMap((f) => [
-    Buffer.from(`Content-Type: image/jpeg\r\nContent-Length: ${f.length}\r\nX-Timestamp: 1700000000.123456\r\n\r\n`), f,
-    Buffer.from('\r\n--boundarydonotcross\r\n'),
-  ]))
+  const wire = Buffer.concat(
+    frames.flatMap((f) => [
+      Buffer.from(`Content-Type: image/jpeg\r\nContent-Length: ${f.length}\r\nX-Timestamp: 1700000000.123456\r\n\r\n`),
+      f,
+      Buffer.from('\r\n--boundarydonotcross\r\n'),
+    ]),
+  )
   const r = parse([Buffer.from('--boundarydonotcross\r\n'), wire], 'boundarydonotcross')
   t.deepEqual(hex(r.bodies), hex(frames))
   t.is(r.headers[0]!.get('x-timestamp'), '1700000000.123456')

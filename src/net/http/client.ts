@@ -40,7 +40,9 @@ export class HttpSource extends Readable {
   private seq = 0
   /** The response is paused while downstream is full. */
   private readonly gate = new ReadGate({
-    pause: () => { if (this.res) this.hold(this.res) },
+    pause: () => {
+      if (this.res) this.hold(this.res)
+    },
     resume: () => {
       if (this.res && this.res.isPaused()) {
         this.res.socket?.setTimeout(this.o.timeout)
@@ -61,10 +63,14 @@ export class HttpSource extends Readable {
     try {
       url = new URL(o.url)
     } catch {
-      throw new FramePipeError('ERR_INVALID_OPTION', `expected an http:// or https:// URL for url but received '${o.url}'`, { stage: ctx.name })
+      throw new FramePipeError('ERR_INVALID_OPTION', `expected an http:// or https:// URL for url but received '${o.url}'`, {
+        stage: ctx.name,
+      })
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-      throw new FramePipeError('ERR_INVALID_OPTION', `expected an http:// or https:// URL for url but received '${o.url}'`, { stage: ctx.name })
+      throw new FramePipeError('ERR_INVALID_OPTION', `expected an http:// or https:// URL for url but received '${o.url}'`, {
+        stage: ctx.name,
+      })
     }
     this.start = url
     this.target = url
@@ -150,7 +156,12 @@ export class HttpSource extends Readable {
     if (status < 200 || status >= 300) {
       res.resume()
       const retry = status >= 500 || status === 408 || status === 429
-      return this.failed(new FramePipeError('ERR_NETWORK', `GET ${this.where()} answered ${status} ${res.statusMessage ?? ''}`.trimEnd(), { stage: this.ctx.name }), retry)
+      return this.failed(
+        new FramePipeError('ERR_NETWORK', `GET ${this.where()} answered ${status} ${res.statusMessage ?? ''}`.trimEnd(), {
+          stage: this.ctx.name,
+        }),
+        retry,
+      )
     }
     const type = (res.headers['content-type'] ?? '').toLowerCase()
     if (type.startsWith('multipart/')) return this.stream(req, res)
@@ -183,7 +194,14 @@ export class HttpSource extends Readable {
   }
 
   private notMjpeg(type: string): void {
-    this.failed(new FramePipeError('ERR_BAD_FRAME', `GET ${this.where()} answered with ${type || 'no Content-Type'}, not an MJPEG stream (multipart/x-mixed-replace) or an image`, { stage: this.ctx.name }), false)
+    this.failed(
+      new FramePipeError(
+        'ERR_BAD_FRAME',
+        `GET ${this.where()} answered with ${type || 'no Content-Type'}, not an MJPEG stream (multipart/x-mixed-replace) or an image`,
+        { stage: this.ctx.name },
+      ),
+      false,
+    )
   }
 
   private connected(res: IncomingMessage): void {
@@ -211,7 +229,12 @@ export class HttpSource extends Readable {
         // One warning per connection: a camera that bends the format does so on every frame.
         if (warned) return
         warned = true
-        this.emit('warning', new FramePipeError('ERR_BAD_FRAME', `stream from ${this.where()}: ${reason} (further ones are only counted in drops)`, { stage: this.ctx.name }))
+        this.emit(
+          'warning',
+          new FramePipeError('ERR_BAD_FRAME', `stream from ${this.where()}: ${reason} (further ones are only counted in drops)`, {
+            stage: this.ctx.name,
+          }),
+        )
       },
     })
     this.connected(res)
@@ -279,7 +302,11 @@ export class HttpSource extends Readable {
       if (res !== this.res) return
       length += chunk.length
       if (length > this.o.maxFrameBytes) {
-        this.destroy(new FramePipeError('ERR_FRAME_TOO_LARGE', `the image at ${this.where()} grew past maxFrameBytes (${this.o.maxFrameBytes})`, { stage: this.ctx.name }))
+        this.destroy(
+          new FramePipeError('ERR_FRAME_TOO_LARGE', `the image at ${this.where()} grew past maxFrameBytes (${this.o.maxFrameBytes})`, {
+            stage: this.ctx.name,
+          }),
+        )
         return
       }
       chunks.push(chunk)
@@ -299,7 +326,15 @@ export class HttpSource extends Readable {
       if (data.length > 0) {
         this.ctx.counters.frames++
         this.ctx.counters.bytes += data.length
-        this.push(this.frame(data, new Map([['x-timestamp', res.headers['x-timestamp'] as string ?? ''], ['x-seq', res.headers['x-seq'] as string ?? '']])))
+        this.push(
+          this.frame(
+            data,
+            new Map([
+              ['x-timestamp', (res.headers['x-timestamp'] as string) ?? ''],
+              ['x-seq', (res.headers['x-seq'] as string) ?? ''],
+            ]),
+          ),
+        )
       }
       if (this.o.every <= 0) {
         this.ctx.counters.connected = 0
@@ -323,7 +358,10 @@ export class HttpSource extends Readable {
     this.emitEvent('disconnect', { peer: this.where(), reason, message: `disconnected from ${this.where()} (${reason})` })
     if (this.stopping) return
     if (!this.o.reconnect) {
-      if (err) this.destroy(new FramePipeError('ERR_NETWORK', `connection to ${this.where()} failed: ${err.message}`, { stage: this.ctx.name, cause: err }))
+      if (err)
+        this.destroy(
+          new FramePipeError('ERR_NETWORK', `connection to ${this.where()} failed: ${err.message}`, { stage: this.ctx.name, cause: err }),
+        )
       else this.push(null)
       return
     }

@@ -112,7 +112,9 @@ export class HttpSink extends Transform {
     // Frames can be megabytes: hold few.
     super({ objectMode: true, highWaterMark: 2 })
     if (o.auth !== '' && !o.auth.includes(':')) {
-      throw new FramePipeError('ERR_INVALID_OPTION', `expected 'user:password' for auth but received a string without ':'`, { stage: ctx.name })
+      throw new FramePipeError('ERR_INVALID_OPTION', `expected 'user:password' for auth but received a string without ':'`, {
+        stage: ctx.name,
+      })
     }
     this.o = o
     this.ctx = ctx
@@ -192,7 +194,13 @@ export class HttpSink extends Transform {
       seq: this.latest ? this.latest.frame.seq : -1,
       frameBytes: this.latest ? this.latest.frame.data.length : 0,
       paused: this.held !== null,
-      clients: [...this.viewers].map((v) => ({ peer: v.peer, sent: v.sent, drops: v.drops, queued: v.queue.length, seconds: round((t - v.since) / 1000) })),
+      clients: [...this.viewers].map((v) => ({
+        peer: v.peer,
+        sent: v.sent,
+        drops: v.drops,
+        queued: v.queue.length,
+        seconds: round((t - v.since) / 1000),
+      })),
     }
   }
 
@@ -214,7 +222,13 @@ export class HttpSink extends Transform {
     if (chunk instanceof FramePipeError) return callback(chunk)
     if (sniffFormat(chunk.data) !== 'jpeg') {
       const size = chunk.width > 0 ? ` ${chunk.width}x${chunk.height}` : ''
-      return callback(new FramePipeError('ERR_BAD_FRAME', `expected JPEG frames but received a ${chunk.format}${size} frame of ${chunk.data.length} bytes (seq ${chunk.seq}): insert jpeg before http`, { stage: this.ctx.name }))
+      return callback(
+        new FramePipeError(
+          'ERR_BAD_FRAME',
+          `expected JPEG frames but received a ${chunk.format}${size} frame of ${chunk.data.length} bytes (seq ${chunk.seq}): insert jpeg before http`,
+          { stage: this.ctx.name },
+        ),
+      )
     }
     if (this.o.lazy && !this.released && this.viewers.size === 0) {
       this.held = () => this._transform(chunk, encoding, callback)
@@ -266,12 +280,23 @@ export class HttpSink extends Transform {
     }
     const path = (req.url ?? '/').split('?')[0]
     switch (path) {
-      case '/stream.mjpg': return this.stream(req, res)
-      case '/snapshot.jpg': return this.snapshot(req, res)
-      case '/stats': return this.sendText(req, res, 200, 'application/json', JSON.stringify(this.stats()) + '\n')
+      case '/stream.mjpg':
+        return this.stream(req, res)
+      case '/snapshot.jpg':
+        return this.snapshot(req, res)
+      case '/stats':
+        return this.sendText(req, res, 200, 'application/json', JSON.stringify(this.stats()) + '\n')
       case '/':
-      case '/index.html': return this.sendPage(req, res)
-      default: return this.sendText(req, res, 404, 'text/plain; charset=utf-8', `not found: ${path}; try /, /stream.mjpg, /snapshot.jpg or /stats\n`)
+      case '/index.html':
+        return this.sendPage(req, res)
+      default:
+        return this.sendText(
+          req,
+          res,
+          404,
+          'text/plain; charset=utf-8',
+          `not found: ${path}; try /, /stream.mjpg, /snapshot.jpg or /stats\n`,
+        )
     }
   }
 
@@ -284,7 +309,13 @@ export class HttpSink extends Transform {
   private sendPage(req: IncomingMessage, res: ServerResponse): void {
     const page = this.page
     if (!Buffer.isBuffer(page)) {
-      return this.sendText(req, res, 500, 'text/plain; charset=utf-8', `the viewer page is missing from the package (${page?.message ?? 'not loaded'}); /stream.mjpg still works\n`)
+      return this.sendText(
+        req,
+        res,
+        500,
+        'text/plain; charset=utf-8',
+        `the viewer page is missing from the package (${page?.message ?? 'not loaded'}); /stream.mjpg still works\n`,
+      )
     }
     res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Content-Length': page.length, 'Cache-Control': NO_CACHE })
     res.end(req.method === 'HEAD' ? undefined : page)
@@ -356,7 +387,7 @@ export class HttpSink extends Transform {
 function partHeader(frame: Frame): Buffer {
   return Buffer.from(
     `Content-Type: image/jpeg\r\nContent-Length: ${frame.data.length}\r\n` +
-    `X-Timestamp: ${(frame.timestamp / 1000).toFixed(6)}\r\nX-Seq: ${frame.seq}\r\n\r\n`,
+      `X-Timestamp: ${(frame.timestamp / 1000).toFixed(6)}\r\nX-Seq: ${frame.seq}\r\n\r\n`,
     'latin1',
   )
 }
@@ -375,7 +406,9 @@ function round(n: number): number {
  * src/net/http (tsx), four from dist/src/net/http (built).
  */
 async function loadPage(): Promise<Buffer | Error> {
-  const candidates = ['../../../assets/viewer.html', '../../../../assets/viewer.html'].map((p) => fileURLToPath(new URL(p, import.meta.url)))
+  const candidates = ['../../../assets/viewer.html', '../../../../assets/viewer.html'].map((p) =>
+    fileURLToPath(new URL(p, import.meta.url)),
+  )
   for (const path of candidates) {
     try {
       return await readFile(path)

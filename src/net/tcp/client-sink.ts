@@ -99,7 +99,11 @@ export class TcpClientSink extends Transform {
     }
     // Never wait for the server; but when it is behind, let socket I/O run
     // before the next packet (the server may live in this very process).
-    if (this.conn && this.queue.length > 0) this.pending = setImmediate(() => { this.pending = null; callback() })
+    if (this.conn && this.queue.length > 0)
+      this.pending = setImmediate(() => {
+        this.pending = null
+        callback()
+      })
     else callback()
   }
 

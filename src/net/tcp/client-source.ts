@@ -108,7 +108,9 @@ export class TcpClientSource extends Readable {
     const peer = peerName(socket)
     this.peer = peer
     let error: Error | undefined
-    socket.on('error', (err) => { error = err })
+    socket.on('error', (err) => {
+      error = err
+    })
     socket.on('close', () => this.lost(socket, peer, error))
     socket.on('data', (chunk: Buffer) => {
       this.ctx.counters.frames++
@@ -129,7 +131,10 @@ export class TcpClientSource extends Readable {
     this.emitEvent('disconnect', { peer, reason, message: `disconnected from ${peer} (${reason})` })
     if (!this.o.reconnect) {
       // The server closing is the end of its stream; unprefix reports a frame it cut short.
-      if (err) this.destroy(new FramePipeError('ERR_NETWORK', `connection to ${this.address} failed: ${err.message}`, { stage: this.ctx.name, cause: err }))
+      if (err)
+        this.destroy(
+          new FramePipeError('ERR_NETWORK', `connection to ${this.address} failed: ${err.message}`, { stage: this.ctx.name, cause: err }),
+        )
       else this.push(null)
       return
     }

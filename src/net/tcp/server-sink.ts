@@ -61,7 +61,12 @@ export class TcpServerSink extends Transform {
   }
 
   override _construct(callback: (error?: Error | null) => void): void {
-    this.server.listen(net.createServer((socket) => this.accept(socket)), this.o.host, this.o.port, callback)
+    this.server.listen(
+      net.createServer((socket) => this.accept(socket)),
+      this.o.host,
+      this.o.port,
+      callback,
+    )
   }
 
   override _transform(chunk: ByteChunk, encoding: BufferEncoding, callback: TransformCallback): void {

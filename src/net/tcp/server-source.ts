@@ -112,7 +112,9 @@ export class TcpServerSource extends Readable {
     this.current = peer
     this.ctx.counters.clients = 1
     socket.removeAllListeners('error')
-    socket.on('error', (err) => { peer.error = err })
+    socket.on('error', (err) => {
+      peer.error = err
+    })
     socket.on('close', () => this.leave(peer))
     socket.on('data', (chunk: Buffer) => {
       this.ctx.counters.frames++

@@ -105,11 +105,14 @@ export class MessageSender {
   private afterSleep(): void {
     this.slept = true
     if (this.answered) return this.send()
-    this.timer = setTimeout(() => {
-      this.counters.msgUnanswered++
-      this.warn(`no answer to a message within ${this.o.timeout} ms`)
-      this.send()
-    }, Math.max(0, this.sentAt + this.o.timeout - Date.now()))
+    this.timer = setTimeout(
+      () => {
+        this.counters.msgUnanswered++
+        this.warn(`no answer to a message within ${this.o.timeout} ms`)
+        this.send()
+      },
+      Math.max(0, this.sentAt + this.o.timeout - Date.now()),
+    )
   }
 
   private onReply(): void {

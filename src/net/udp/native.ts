@@ -34,9 +34,7 @@ export interface DataHeader {
 }
 
 export type Parsed =
-  | { kind: 'data'; header: DataHeader; payload: Buffer }
-  | { kind: 'ack'; stream: number; id: number }
-  | { kind: 'bad'; reason: string }
+  { kind: 'data'; header: DataHeader; payload: Buffer } | { kind: 'ack'; stream: number; id: number } | { kind: 'bad'; reason: string }
 
 /** Bytes of one frame each datagram of `mtu` bytes carries. */
 export function chunkPayload(mtu: number): number {
@@ -56,8 +54,10 @@ export function encodeFrame(frame: Frame, stream: number, id: number, mtu: numbe
   if (count > MAX_CHUNKS) return bad(`is ${total} bytes: ${count} datagrams of mtu ${mtu}, more than ${MAX_CHUNKS}; raise mtu`)
   const code = NATIVE_FORMAT_CODES.indexOf(frame.format)
   if (code < 0) return bad(`has format '${frame.format}'; the native header knows ${FRAME_FORMATS.join(', ')}`)
-  if (!fits(frame.width) || !fits(frame.height)) return bad(`has size ${frame.width}x${frame.height}; the native header holds 0..4294967295`)
-  if (!Number.isInteger(frame.channels) || frame.channels < 0 || frame.channels > 255) return bad(`has ${frame.channels} channels; the native header holds 0..255`)
+  if (!fits(frame.width) || !fits(frame.height))
+    return bad(`has size ${frame.width}x${frame.height}; the native header holds 0..4294967295`)
+  if (!Number.isInteger(frame.channels) || frame.channels < 0 || frame.channels > 255)
+    return bad(`has ${frame.channels} channels; the native header holds 0..255`)
   // Every datagram carries the same header but for the index: fill one template, copy it per chunk.
   const template = Buffer.allocUnsafe(DATA_HEADER_BYTES)
   template.writeUInt32BE(UDP_MAGIC, 0)
@@ -111,12 +111,16 @@ export function parseDatagram(d: Buffer): Parsed {
   const type = d[5]!
   const headerLength = d.readUInt16BE(6)
   if (type === TYPE_ACK) {
-    if (d.length < ACK_BYTES || headerLength < ACK_BYTES) return { kind: 'bad', reason: `ack of ${d.length} bytes, shorter than ${ACK_BYTES}` }
+    if (d.length < ACK_BYTES || headerLength < ACK_BYTES)
+      return { kind: 'bad', reason: `ack of ${d.length} bytes, shorter than ${ACK_BYTES}` }
     return { kind: 'ack', stream: d.readUInt32BE(8), id: d.readUInt32BE(12) }
   }
   if (type !== TYPE_DATA) return { kind: 'bad', reason: `datagram of unknown type ${type}` }
   if (headerLength < DATA_HEADER_BYTES || d.length < headerLength) {
-    return { kind: 'bad', reason: `data datagram of ${d.length} bytes announcing a ${headerLength}-byte header (at least ${DATA_HEADER_BYTES})` }
+    return {
+      kind: 'bad',
+      reason: `data datagram of ${d.length} bytes announcing a ${headerLength}-byte header (at least ${DATA_HEADER_BYTES})`,
+    }
   }
   const index = d.readUInt16BE(16)
   const count = d.readUInt16BE(18)

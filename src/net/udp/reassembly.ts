@@ -93,13 +93,27 @@ export class NativeReassembler implements Receiver {
         }
       }
       f = {
-        key, st, id: h.id, total: h.total, count: h.count, seq: h.meta.seq, crc: h.crc, per,
-        parts: new Array<Buffer | undefined>(h.count), have: 0, meta: h.meta, peer, last: now,
+        key,
+        st,
+        id: h.id,
+        total: h.total,
+        count: h.count,
+        seq: h.meta.seq,
+        crc: h.crc,
+        per,
+        parts: new Array<Buffer | undefined>(h.count),
+        have: 0,
+        meta: h.meta,
+        peer,
+        last: now,
       }
       this.pending.set(key, f)
     } else {
       if (h.total !== f.total || h.count !== f.count || h.meta.seq !== f.seq || h.crc !== f.crc) {
-        return this.garbage(peer, `frame id ${h.id}: chunk ${h.index} says ${h.total} bytes in ${h.count} chunks (seq ${h.meta.seq}), earlier chunks said ${f.total} in ${f.count} (seq ${f.seq})`)
+        return this.garbage(
+          peer,
+          `frame id ${h.id}: chunk ${h.index} says ${h.total} bytes in ${h.count} chunks (seq ${h.meta.seq}), earlier chunks said ${f.total} in ${f.count} (seq ${f.seq})`,
+        )
       }
       if (f.parts[h.index]) {
         count(this.hooks.counters, 'duplicates')

@@ -60,11 +60,12 @@ export class UdpServerSource extends Readable {
     this.reply = Buffer.from(o.reply)
     this.warn = throttle((m) => this.emit('warning', m))
     const hooks = { counters: ctx.counters, warn: this.warn }
-    this.receiver = o.proto === 'native'
-      ? new NativeReassembler({ maxFrameBytes: o.maxFrameBytes, timeout: o.timeout }, hooks)
-      : o.proto === 'chunked'
-        ? new ChunkedReceiver({ maxFrameBytes: o.maxFrameBytes, timeout: o.timeout }, hooks)
-        : new WholeReceiver({ maxFrameBytes: Math.min(o.maxFrameBytes, MAX_DATAGRAM) }, hooks)
+    this.receiver =
+      o.proto === 'native'
+        ? new NativeReassembler({ maxFrameBytes: o.maxFrameBytes, timeout: o.timeout }, hooks)
+        : o.proto === 'chunked'
+          ? new ChunkedReceiver({ maxFrameBytes: o.maxFrameBytes, timeout: o.timeout }, hooks)
+          : new WholeReceiver({ maxFrameBytes: Math.min(o.maxFrameBytes, MAX_DATAGRAM) }, hooks)
     ctx.counters.overflow = 0
     ctx.counters.datagrams = 0
   }

@@ -81,7 +81,11 @@ export class ChunkedReceiver implements Receiver {
     if (d.length === 0) return undefined
     const expected = Math.min(SEED_CHUNK, img.length - img.got)
     if (d.length !== expected) {
-      this.giveUp(img, 'incomplete', `expected a chunk of ${expected} bytes, got ${d.length} (${img.got} of ${img.length} bytes): a datagram was lost or repeated`)
+      this.giveUp(
+        img,
+        'incomplete',
+        `expected a chunk of ${expected} bytes, got ${d.length} (${img.got} of ${img.length} bytes): a datagram was lost or repeated`,
+      )
       // Out of step: this may be the next image's header.
       return this.header(d, key, now, false)
     }
@@ -103,7 +107,8 @@ export class ChunkedReceiver implements Receiver {
 
   expire(now: number): void {
     for (const img of this.images.values()) {
-      if (now - img.last >= this.o.timeout) this.giveUp(img, 'incomplete', `no datagram for ${this.o.timeout} ms (${img.got} of ${img.length} bytes)`)
+      if (now - img.last >= this.o.timeout)
+        this.giveUp(img, 'incomplete', `no datagram for ${this.o.timeout} ms (${img.got} of ${img.length} bytes)`)
     }
   }
 
@@ -170,7 +175,9 @@ export class WholeReceiver implements Receiver {
     if (d.length > this.maxFrameBytes || !isCompleteJpeg(d)) {
       count(this.hooks.counters, 'corrupt')
       this.hooks.counters.drops++
-      this.hooks.warn(`datagram of ${d.length} bytes from ${key} dropped: ${d.length > this.maxFrameBytes ? `more than maxFrameBytes (${this.maxFrameBytes})` : 'not a complete JPEG'}`)
+      this.hooks.warn(
+        `datagram of ${d.length} bytes from ${key} dropped: ${d.length > this.maxFrameBytes ? `more than maxFrameBytes (${this.maxFrameBytes})` : 'not a complete JPEG'}`,
+      )
       return undefined
     }
     return { data: d, meta: undefined, peer, ack: undefined }

@@ -37,7 +37,11 @@ export function checkMessage(message: string, stage: string): void {
   try {
     JSON.parse(message)
   } catch (err) {
-    throw new FramePipeError('ERR_INVALID_OPTION', `message must be JSON (the seed server json.loads it) but received '${message}': ${(err as Error).message}`, { stage })
+    throw new FramePipeError(
+      'ERR_INVALID_OPTION',
+      `message must be JSON (the seed server json.loads it) but received '${message}': ${(err as Error).message}`,
+      { stage },
+    )
   }
 }
 
@@ -94,7 +98,11 @@ export class UdpClientSink extends Transform {
         if (err2 || !msg) return callback(err2)
         this.msgSocket = msg
         msg.on('error', (e) => this.socketError(e, msgAddress))
-        this.messages = new MessageSender(msg, { message: Buffer.from(this.o.message), interval: this.o.msgInterval, timeout: this.o.ackTimeout }, { counters: this.ctx.counters, warn: this.warn })
+        this.messages = new MessageSender(
+          msg,
+          { message: Buffer.from(this.o.message), interval: this.o.msgInterval, timeout: this.o.ackTimeout },
+          { counters: this.ctx.counters, warn: this.warn },
+        )
         this.messages.start()
         callback()
       })
@@ -139,7 +147,9 @@ export class UdpClientSink extends Transform {
     const id = 0
     if (this.o.proto === 'whole') {
       if (frame.data.length > MAX_DATAGRAM) {
-        this.oversize(`frame seq ${frame.seq} is ${frame.data.length} bytes, more than one UDP datagram holds (${MAX_DATAGRAM}); dropped (use proto=chunked or native, or a lower jpeg quality)`)
+        this.oversize(
+          `frame seq ${frame.seq} is ${frame.data.length} bytes, more than one UDP datagram holds (${MAX_DATAGRAM}); dropped (use proto=chunked or native, or a lower jpeg quality)`,
+        )
         return null
       }
       return { frame, datagrams: [frame.data], id }
@@ -182,7 +192,11 @@ export class UdpClientSink extends Transform {
         if (err) failed ??= err
         if (--left > 0) return
         if (failed) return this.sent(job, failed)
-        if (end < job.datagrams.length) this.burst = setImmediate(() => { this.burst = null; this.sendFrom(job, end) })
+        if (end < job.datagrams.length)
+          this.burst = setImmediate(() => {
+            this.burst = null
+            this.sendFrom(job, end)
+          })
         else this.sent(job, null)
       })
     }
@@ -195,7 +209,9 @@ export class UdpClientSink extends Transform {
       // earlier datagram, reported by this send): lose the frame, not the pipeline.
       const code = (err as NodeJS.ErrnoException).code
       if (code === 'EMSGSIZE') {
-        this.oversize(`frame seq ${job.frame.seq} (${job.frame.data.length} bytes): ${err.message}; dropped (this host's datagram limit is lower)`)
+        this.oversize(
+          `frame seq ${job.frame.seq} (${job.frame.data.length} bytes): ${err.message}; dropped (this host's datagram limit is lower)`,
+        )
       } else {
         this.ctx.counters.drops++
         if (code === 'ECONNREFUSED') this.refused(this.address)
@@ -214,7 +230,11 @@ export class UdpClientSink extends Transform {
     // Node runs send callbacks on nextTick when the kernel took the datagrams at once: calling the
     // pipeline back directly would chain frame after frame without ever yielding to I/O and timers
     // (a receiver in this process would starve). One turn of the event loop per frame.
-    if (held) this.resumeTimer = setImmediate(() => { this.resumeTimer = null; held() })
+    if (held)
+      this.resumeTimer = setImmediate(() => {
+        this.resumeTimer = null
+        held()
+      })
     this.pump()
   }
 
@@ -225,7 +245,9 @@ export class UdpClientSink extends Transform {
       const p = parseDatagram(d)
       if (p.kind !== 'ack' || p.stream !== this.stream >>> 0) {
         this.ctx.counters.garbage++
-        this.warn(`ignored a datagram of ${d.length} bytes from ${this.address}: ${p.kind === 'bad' ? p.reason : p.kind === 'ack' ? 'an ack for another sender' : 'not an ack'}`)
+        this.warn(
+          `ignored a datagram of ${d.length} bytes from ${this.address}: ${p.kind === 'bad' ? p.reason : p.kind === 'ack' ? 'an ack for another sender' : 'not an ack'}`,
+        )
         return
       }
       const r = w.ackId(p.id)
@@ -254,7 +276,9 @@ export class UdpClientSink extends Transform {
     const expired = w.expire(performance.now())
     if (expired.length > 0) {
       this.ctx.counters.unacked += expired.length
-      this.warn(`no reply from ${this.address} within ${this.o.ackTimeout} ms for frame seq ${expired[expired.length - 1]!.frame.seq}; moving on`)
+      this.warn(
+        `no reply from ${this.address} within ${this.o.ackTimeout} ms for frame seq ${expired[expired.length - 1]!.frame.seq}; moving on`,
+      )
     }
     this.afterChange()
   }

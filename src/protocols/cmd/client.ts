@@ -76,7 +76,10 @@ export class CmdClient extends Readable {
     this.address = formatAddress(o.host, o.port)
     this.pacer = new Pacer(o.every > 0 ? 1000 / o.every : 0)
     this.parser = new FrameParser({
-      header: 'u32be', maxFrameBytes: o.maxFrameBytes, stage: ctx.name, counters: ctx.counters,
+      header: 'u32be',
+      maxFrameBytes: o.maxFrameBytes,
+      stage: ctx.name,
+      counters: ctx.counters,
       onFrame: (frame) => this.onFrame(frame),
       onWarning: (err) => this.emit('warning', err),
     })
@@ -130,7 +133,10 @@ export class CmdClient extends Readable {
     socket.on('data', (chunk: Buffer) => this.onData(chunk))
     socket.on('error', (err) => {
       // While closing, a reset is only a rougher close: 'close' follows.
-      if (this.phase !== 'closing') this.fail(new FramePipeError('ERR_NETWORK', `connection to ${this.address} failed: ${err.message}`, { stage: this.ctx.name, cause: err }))
+      if (this.phase !== 'closing')
+        this.fail(
+          new FramePipeError('ERR_NETWORK', `connection to ${this.address} failed: ${err.message}`, { stage: this.ctx.name, cause: err }),
+        )
     })
     socket.on('end', () => this.onEnd())
     socket.on('close', () => {
@@ -188,7 +194,9 @@ export class CmdClient extends Readable {
       if (this.phase !== 'idle') return
       this.pacer.tick()
       this.phase = 'requesting'
-      void this.command('0').then(() => { if (this.phase === 'requesting') this.arm() })
+      void this.command('0').then(() => {
+        if (this.phase === 'requesting') this.arm()
+      })
     }, this.pacer.wait())
   }
 
@@ -198,10 +206,20 @@ export class CmdClient extends Readable {
     const err = this.parser.end()
     if (err) return this.fail(err)
     if (this.phase === 'requesting' || this.o.mode === 'snapshot') {
-      return this.fail(new FramePipeError('ERR_NETWORK', `${this.address} closed the connection${this.phase === 'requesting' ? ' before sending the image asked for' : ''}`, { stage: this.ctx.name }))
+      return this.fail(
+        new FramePipeError(
+          'ERR_NETWORK',
+          `${this.address} closed the connection${this.phase === 'requesting' ? ' before sending the image asked for' : ''}`,
+          { stage: this.ctx.name },
+        ),
+      )
     }
     // Stream mode: the server ending at an image boundary is the end of its stream.
-    this.emit('disconnect', { peer: this.address, reason: 'end', message: `${this.address} closed the connection` } satisfies ConnectionEvent)
+    this.emit('disconnect', {
+      peer: this.address,
+      reason: 'end',
+      message: `${this.address} closed the connection`,
+    } satisfies ConnectionEvent)
     this.endStream()
   }
 
@@ -236,18 +254,21 @@ export class CmdClient extends Readable {
 
   /** Send one command byte in its own write, at least cmdGap after the previous one. */
   private command(c: string): Promise<void> {
-    const next = this.commands.then(() => new Promise<void>((resolve) => {
-      const send = () => {
-        this.gapTimer = null
-        const socket = this.socket
-        if (socket && !socket.destroyed && !this.destroyed) socket.write(c, 'latin1')
-        this.lastCommand = performance.now()
-        resolve()
-      }
-      const wait = this.lastCommand + this.o.cmdGap - performance.now()
-      if (wait > 0) this.gapTimer = setTimeout(send, wait)
-      else send()
-    }))
+    const next = this.commands.then(
+      () =>
+        new Promise<void>((resolve) => {
+          const send = () => {
+            this.gapTimer = null
+            const socket = this.socket
+            if (socket && !socket.destroyed && !this.destroyed) socket.write(c, 'latin1')
+            this.lastCommand = performance.now()
+            resolve()
+          }
+          const wait = this.lastCommand + this.o.cmdGap - performance.now()
+          if (wait > 0) this.gapTimer = setTimeout(send, wait)
+          else send()
+        }),
+    )
     this.commands = next
     return next
   }
@@ -256,7 +277,11 @@ export class CmdClient extends Readable {
     this.disarm()
     this.watchdog = setTimeout(() => {
       this.watchdog = null
-      this.fail(new FramePipeError('ERR_NETWORK', `no image from ${this.address} within ${formatDuration(this.o.timeout)}`, { stage: this.ctx.name }))
+      this.fail(
+        new FramePipeError('ERR_NETWORK', `no image from ${this.address} within ${formatDuration(this.o.timeout)}`, {
+          stage: this.ctx.name,
+        }),
+      )
     }, this.o.timeout)
   }
 

@@ -110,7 +110,9 @@ export class CmdServer extends FrameServer<CmdClient> {
     }
     if (unknown) {
       const n = unknown.length
-      this.warn(`ignored ${n} unknown command byte${n === 1 ? '' : 's'} from ${client.peer}: ${hex(Buffer.from(unknown.slice(0, 16)))}${n > 16 ? ' …' : ''} (commands are 0 1 2 3 q)`)
+      this.warn(
+        `ignored ${n} unknown command byte${n === 1 ? '' : 's'} from ${client.peer}: ${hex(Buffer.from(unknown.slice(0, 16)))}${n > 16 ? ' …' : ''} (commands are 0 1 2 3 q)`,
+      )
     }
   }
 

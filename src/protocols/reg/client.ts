@@ -161,7 +161,11 @@ export class RegClientSource extends Readable {
       // Replies still on their way (the `end` of stop(), the one owed on a destroy) go out first.
       const udp = this.udp
       this.udp = null
-      if (udp) udp.close().then(() => callback(err), (closeErr: Error) => callback(err ?? closeErr))
+      if (udp)
+        udp.close().then(
+          () => callback(err),
+          (closeErr: Error) => callback(err ?? closeErr),
+        )
       else callback(err)
     }
     // A clean end: give the extra frame its moment (bounded), so it does not hit a closed port.
@@ -174,7 +178,14 @@ export class RegClientSource extends Readable {
       this.ctx.counters.strays++
       if (!this.warnedStray) {
         this.warnedStray = true
-        this.emit('warning', new FramePipeError('ERR_NETWORK', `ignoring datagrams from ${formatAddress(rinfo.address, rinfo.port)}: frames are taken from the server's address ${this.serverIp} only`, { stage: this.ctx.name }))
+        this.emit(
+          'warning',
+          new FramePipeError(
+            'ERR_NETWORK',
+            `ignoring datagrams from ${formatAddress(rinfo.address, rinfo.port)}: frames are taken from the server's address ${this.serverIp} only`,
+            { stage: this.ctx.name },
+          ),
+        )
       }
       return
     }
@@ -195,7 +206,14 @@ export class RegClientSource extends Readable {
     if (frame.format === 'unknown') {
       // Not an image: drop it, but answer: the server waits for a reply to every datagram.
       this.ctx.counters.drops++
-      this.emit('warning', new FramePipeError('ERR_BAD_FRAME', `datagram of ${data.length} bytes from ${formatAddress(rinfo.address, rinfo.port)} is not an image: dropped`, { stage: this.ctx.name }))
+      this.emit(
+        'warning',
+        new FramePipeError(
+          'ERR_BAD_FRAME',
+          `datagram of ${data.length} bytes from ${formatAddress(rinfo.address, rinfo.port)} is not an image: dropped`,
+          { stage: this.ctx.name },
+        ),
+      )
       if (!this.held) {
         this.sendReply(CONTINUE, rinfo)
         this.armTimer()
@@ -253,19 +271,30 @@ export class RegClientSource extends Readable {
       const waited = (this.tries + 1) * this.o.timeout
       if (this.tcpClosed) {
         // The server closed the registration and stopped sending: the end of its stream.
-        this.emitEvent('disconnect', { peer: this.server, reason: 'end', message: `no frame for ${waited} ms after ${this.server} closed the registration: end of stream` })
+        this.emitEvent('disconnect', {
+          peer: this.server,
+          reason: 'end',
+          message: `no frame for ${waited} ms after ${this.server} closed the registration: end of stream`,
+        })
         this.stop()
         return
       }
       const since = this.source ? 'after the last reply' : 'since registering'
-      this.destroy(new FramePipeError('ERR_NETWORK', `no frame from ${this.server} for ${waited} ms ${since} (${this.tries + 1} × timeout ${this.o.timeout} ms)`, { stage: this.ctx.name }))
+      this.destroy(
+        new FramePipeError(
+          'ERR_NETWORK',
+          `no frame from ${this.server} for ${waited} ms ${since} (${this.tries + 1} × timeout ${this.o.timeout} ms)`,
+          { stage: this.ctx.name },
+        ),
+      )
       return
     }
     this.tries++
     this.ctx.counters.resends++
     if (this.source) this.sendReply(CONTINUE, this.source)
     this.emitEvent('retry', {
-      peer: this.server, delay: this.o.timeout,
+      peer: this.server,
+      delay: this.o.timeout,
       reason: 'no frame',
       message: `no frame for ${this.o.timeout} ms${this.source ? ', sent continue again' : ' since registering'} (${this.tries}/${this.o.retries})`,
     })

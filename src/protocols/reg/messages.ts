@@ -18,9 +18,7 @@ export function isEnd(reply: Buffer): boolean {
 /** More bytes than any port text needs, even with whitespace around it. */
 export const MAX_REGISTRATION_BYTES = 16
 
-export type Registration =
-  | { port: number }
-  | { error: string }
+export type Registration = { port: number } | { error: string }
 
 /**
  * Read the registration text received so far. The original parses it with

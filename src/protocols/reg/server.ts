@@ -92,9 +92,16 @@ export class RegServerSink extends Transform {
   }
 
   override _construct(callback: (error?: Error | null) => void): void {
-    this.openLog().then(() => this.bindUdp()).then(() => {
-      this.server.listen(net.createServer((socket) => this.accept(socket)), this.o.host, this.o.port, callback)
-    }, callback)
+    this.openLog()
+      .then(() => this.bindUdp())
+      .then(() => {
+        this.server.listen(
+          net.createServer((socket) => this.accept(socket)),
+          this.o.host,
+          this.o.port,
+          callback,
+        )
+      }, callback)
   }
 
   private async openLog(): Promise<void> {
@@ -132,8 +139,14 @@ export class RegServerSink extends Transform {
       this.ctx.counters.drops++
       // A camera set too large sends nothing but oversize frames: warn at the 1st, 2nd, 4th, 8th … only.
       if ((n & (n - 1)) === 0) {
-        this.emit('warning', new FramePipeError('ERR_FRAME_TOO_LARGE',
-          `frame ${frame.seq} is ${frame.data.length} bytes, more than one UDP datagram holds (${MAX_DATAGRAM}): skipped (${n} so far)`, { stage: this.ctx.name }))
+        this.emit(
+          'warning',
+          new FramePipeError(
+            'ERR_FRAME_TOO_LARGE',
+            `frame ${frame.seq} is ${frame.data.length} bytes, more than one UDP datagram holds (${MAX_DATAGRAM}): skipped (${n} so far)`,
+            { stage: this.ctx.name },
+          ),
+        )
       }
       return callback()
     }
@@ -176,7 +189,10 @@ export class RegServerSink extends Transform {
     this.server.close()
     const udp = this.udp
     this.udp = undefined
-    Promise.all([udp?.close(), this.closeLog()]).then(() => callback(err), (closeErr: Error) => callback(err ?? closeErr))
+    Promise.all([udp?.close(), this.closeLog()]).then(
+      () => callback(err),
+      (closeErr: Error) => callback(err ?? closeErr),
+    )
   }
 
   private async closeLog(): Promise<void> {
@@ -190,9 +206,16 @@ export class RegServerSink extends Transform {
     const log = this.log
     if (!log) return
     const line = serverLogLine(event, client.ip, client.port, now())
-    this.logChain = this.logChain.then(() => log.write(line)).then(() => undefined, (err: Error) => {
-      this.destroy(new FramePipeError('ERR_IO', `cannot write log '${this.o.log}': ${err.message}`, { stage: this.ctx.name, cause: err }))
-    })
+    this.logChain = this.logChain
+      .then(() => log.write(line))
+      .then(
+        () => undefined,
+        (err: Error) => {
+          this.destroy(
+            new FramePipeError('ERR_IO', `cannot write log '${this.o.log}': ${err.message}`, { stage: this.ctx.name, cause: err }),
+          )
+        },
+      )
   }
 
   // ---- registration (TCP) -------------------------------------------------
@@ -251,7 +274,9 @@ export class RegServerSink extends Transform {
     })
     socket.on('end', () => finish(true))
     // 'close' follows every error; the error only names the reason.
-    socket.on('error', (err) => { loss = err })
+    socket.on('error', (err) => {
+      loss = err
+    })
     socket.on('close', () => {
       if (!done) {
         conclude()
@@ -275,7 +300,20 @@ export class RegServerSink extends Transform {
     if (old) this.dropClient(old, 'replaced by a new registration')
     // A udp6 socket reaches an IPv4 peer at its mapped address (::ffff:a.b.c.d).
     const sendTo = net.isIPv6(this.o.host) ? remote : ip
-    const client: Client = { key, ip, sendTo, port, tcp, lastGen: -1, inFlight: false, timer: null, tries: 0, closing: false, skipped: 0, gone: false }
+    const client: Client = {
+      key,
+      ip,
+      sendTo,
+      port,
+      tcp,
+      lastGen: -1,
+      inFlight: false,
+      timer: null,
+      tries: 0,
+      closing: false,
+      skipped: 0,
+      gone: false,
+    }
     this.clients.set(key, client)
     this.ctx.counters.clients = this.clients.size
     this.writeLog('join', client)

@@ -36,10 +36,18 @@ class Session {
   private closing = false
   lost: ((err: FramePipeError) => void) | null = null
 
-  constructor(readonly socket: Socket, private readonly o: SnapshotClientConfig, private readonly stage: string, counters: Counters) {
+  constructor(
+    readonly socket: Socket,
+    private readonly o: SnapshotClientConfig,
+    private readonly stage: string,
+    counters: Counters,
+  ) {
     this.address = formatAddress(o.host, o.port)
     this.parser = new FrameParser({
-      header: 'native', maxFrameBytes: o.maxFrameBytes, stage, counters,
+      header: 'native',
+      maxFrameBytes: o.maxFrameBytes,
+      stage,
+      counters,
       onFrame: (frame) => this.reply(frame),
       onWarning: () => undefined,
     })
@@ -48,10 +56,15 @@ class Session {
       const err = this.parser.feed(chunk)
       if (err) this.fail(err)
     })
-    socket.on('error', (err) => this.fail(new FramePipeError('ERR_NETWORK', `connection to ${this.address} failed: ${err.message}`, { stage, cause: err })))
+    socket.on('error', (err) =>
+      this.fail(new FramePipeError('ERR_NETWORK', `connection to ${this.address} failed: ${err.message}`, { stage, cause: err })),
+    )
     socket.on('close', () => {
       if (this.closing) return
-      this.fail(this.parser.end() ?? new FramePipeError('ERR_NETWORK', `${this.address} closed the connection${this.waiting ? ' before replying' : ''}`, { stage }))
+      this.fail(
+        this.parser.end() ??
+          new FramePipeError('ERR_NETWORK', `${this.address} closed the connection${this.waiting ? ' before replying' : ''}`, { stage }),
+      )
     })
   }
 
@@ -68,7 +81,11 @@ class Session {
     if (this.failure) return Promise.reject(this.failure)
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
-        this.fail(new FramePipeError('ERR_NETWORK', `no reply from ${this.address} within ${formatDuration(this.o.timeout)}`, { stage: this.stage }))
+        this.fail(
+          new FramePipeError('ERR_NETWORK', `no reply from ${this.address} within ${formatDuration(this.o.timeout)}`, {
+            stage: this.stage,
+          }),
+        )
       }, this.o.timeout)
       this.waiting = { resolve, reject, timer }
       this.socket.write(Buffer.of(SNAPSHOT_REQUEST))
@@ -93,7 +110,8 @@ class Session {
   private reply(frame: Frame): void {
     const w = this.waiting
     // A reply nobody waits for cannot come from a well-behaved server; the next request would take it.
-    if (!w) return this.fail(new FramePipeError('ERR_BAD_FRAME', `${this.address} sent a frame that was not asked for`, { stage: this.stage }))
+    if (!w)
+      return this.fail(new FramePipeError('ERR_BAD_FRAME', `${this.address} sent a frame that was not asked for`, { stage: this.stage }))
     clearTimeout(w.timer)
     this.waiting = null
     w.resolve(frame)
@@ -143,18 +161,21 @@ export class SnapshotClient extends Readable {
   }
 
   override _construct(callback: (error?: Error | null) => void): void {
-    Session.open(this.o, this.ctx.name, this.ctx.counters).then((session) => {
-      if (this.destroyed || this.stopping) {
-        session.destroy()
-        return callback()
-      }
-      this.session = session
-      session.lost = (err) => this.destroy(err)
-      this.ctx.counters.connected = 1
-      const peer = peerName(session.socket)
-      this.emit('connect', { peer, message: `connected to ${peer}` } satisfies ConnectionEvent)
-      callback()
-    }, (err: Error) => callback(this.destroyed ? null : err))
+    Session.open(this.o, this.ctx.name, this.ctx.counters).then(
+      (session) => {
+        if (this.destroyed || this.stopping) {
+          session.destroy()
+          return callback()
+        }
+        this.session = session
+        session.lost = (err) => this.destroy(err)
+        this.ctx.counters.connected = 1
+        const peer = peerName(session.socket)
+        this.emit('connect', { peer, message: `connected to ${peer}` } satisfies ConnectionEvent)
+        callback()
+      },
+      (err: Error) => callback(this.destroyed ? null : err),
+    )
   }
 
   override _read(): void {
@@ -179,13 +200,16 @@ export class SnapshotClient extends Readable {
     const session = this.session
     if (!session || this.stopping) return
     this.busy = true
-    session.request().then((frame) => {
-      this.busy = false
-      if (this.stopping || this.destroyed) return
-      this.delivered++
-      this.push(frame)
-      if (this.o.count > 0 && this.delivered >= this.o.count) this.stop()
-    }, (err: Error) => this.destroy(err))
+    session.request().then(
+      (frame) => {
+        this.busy = false
+        if (this.stopping || this.destroyed) return
+        this.delivered++
+        this.push(frame)
+        if (this.o.count > 0 && this.delivered >= this.o.count) this.stop()
+      },
+      (err: Error) => this.destroy(err),
+    )
   }
 
   private finish(): void {

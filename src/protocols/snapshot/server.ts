@@ -54,12 +54,16 @@ export class SnapshotServer extends FrameServer<SnapshotClient> {
         client.pending++
         this.ctx.counters.requests++
       } else if (byte !== 0x0a && byte !== 0x0d) {
-        this.warn(`${client.peer} sent ${hex(data.subarray(i, i + 8))}${data.length - i > 8 ? ' …' : ''}, not a request ('G' = 47); connection closed`)
+        this.warn(
+          `${client.peer} sent ${hex(data.subarray(i, i + 8))}${data.length - i > 8 ? ' …' : ''}, not a request ('G' = 47); connection closed`,
+        )
         return this.closeClient(client)
       }
     }
     if (client.pending > MAX_PENDING) {
-      this.warn(`${client.peer} has ${client.pending} unanswered requests (more than ${MAX_PENDING}) and does not read the replies; connection closed`)
+      this.warn(
+        `${client.peer} has ${client.pending} unanswered requests (more than ${MAX_PENDING}) and does not read the replies; connection closed`,
+      )
       return this.closeClient(client)
     }
     this.serve(client)
