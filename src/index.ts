@@ -62,3 +62,7 @@ export { snapshotClient, requestSnapshot, type SnapshotClientOptions } from './s
 // UDP: seed 000 (whole JPEG per datagram, 8-byte length + 1024-byte chunks, JSON side port) and frame-pipe's native datagrams
 export { udpServer, type UdpServerSourceOptions } from './sources/udp-server.js'
 export { udpClient, type UdpClientSinkOptions } from './sinks/udp-client.js'
+
+// NATS: publish/subscribe through nats-server (wildcards, queue groups, JetStream last frame and pre-roll)
+export { nats as natsSink, type NatsSinkOptions } from './sinks/nats.js'
+export { nats as natsSource, type NatsSourceOptions } from './sources/nats.js'

@@ -34,6 +34,8 @@ import { spec as video } from './sources/video.js'
 import { spec as udpServer } from './sources/udp-server.js'
 import { spec as udpClient } from './sinks/udp-client.js'
 import { spec as regClient } from './sources/reg-client.js'
+import { spec as natsSource } from './sources/nats.js'
+import { spec as natsSink } from './sinks/nats.js'
 
 export const STAGES: readonly StageSpec[] = [
   testsrc,
@@ -48,6 +50,7 @@ export const STAGES: readonly StageSpec[] = [
   cmdClient,
   snapshotClient,
   regClient,
+  natsSource,
   jpeg,
   png,
   webp,
@@ -69,6 +72,7 @@ export const STAGES: readonly StageSpec[] = [
   avi,
   mp4,
   httpSink,
+  natsSink,
 ] as StageSpec[]
 
 export function findStage(name: string, kind: StageKind): StageSpec | undefined {
