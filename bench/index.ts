@@ -11,6 +11,7 @@ const SUITES: Record<string, () => Promise<{ bench: Bench }>> = {
   encode: () => import('./encode.js'),
   capture: () => import('./capture.js'),
   udp: () => import('./udp.js'),
+  nats: () => import('./nats.js'),
 }
 
 async function main(): Promise<void> {
