@@ -31,7 +31,7 @@ export const spec = defineStage<NatsSourceOptions, NatsSubscriber>({
     },
     preroll: {
       type: 'duration', min: 0, default: 0,
-      doc: 'JetStream: start with the kept frames of this last span (a recorder\'s pre-roll), then live frames; 0: live only',
+      doc: 'JetStream: start with the kept frames of this last span (a recorder\'s pre-roll: never dropped, however slow downstream is), then live frames; 0: live only',
     },
     stream: { type: 'string', default: '', doc: "JetStream stream to read with last/preroll; '': the one that captures the subject" },
   },

@@ -208,6 +208,11 @@ withServer('nats-server restarted mid-stream: publisher and subscriber resume wi
   const sink = natsSink({ server: server.url, subject, ...fast })
   const published = pipeline(source, sink)
   t.teardown(() => { source.destroy() })
+  // A second camera whose frames are dropped, not held, while the server is away.
+  const other = testsrc({ width: 32, height: 24, fps: 50 })
+  const dropper = natsSink({ server: server.url, subject: 'restart.other', whenFull: 'drop', ...fast })
+  const droppedRun = pipeline(other, dropper)
+  t.teardown(() => { other.destroy() })
   await waitFor(() => sub.frames.length >= 10, 20_000, 'frames before the restart')
 
   const lost = Promise.all([waitEvent(sink, 'disconnect'), waitEvent(sub.source, 'disconnect')])
@@ -227,6 +232,12 @@ withServer('nats-server restarted mid-stream: publisher and subscriber resume wi
   t.true(resumed < 10_000, `resumed within a few seconds (${resumed} ms)`)
   stopSource(source)
   await withTimeout(published, 10_000, 'publisher to end')
+  t.is(counters(sink).drops, 0, 'whenFull=wait held the source back instead of dropping')
+  const sentBefore = counters(dropper).frames
+  await waitFor(() => counters(dropper).frames > sentBefore, 10_000, 'the dropping publisher to publish again')
+  t.true(counters(dropper).drops > 0, `whenFull=drop dropped the frames of the outage (${counters(dropper).drops})`)
+  stopSource(other)
+  await withTimeout(droppedRun, 10_000, 'the dropping publisher to end')
   sub.source.stop()
   await withTimeout(sub.done, 10_000, 'subscriber to end')
   // Seqs only grow: nothing replayed, nothing out of order.
@@ -308,9 +319,30 @@ withServer('JetStream: a late joiner gets the last frame at once, then live ones
   // keepFor: the last minute is kept; preroll reads the last 30 s of it.
   const recorded = Array.from({ length: 12 }, (_, i) => testFrame(i, 5000, 11))
   await pipeline(fromItems(recorded), natsSink({ server: server.url, subject: 'js.cam2', keepFor: 60_000 }))
-  const recorder = await subscriber(t, { server: server.url, subject: 'js.cam2', preroll: 30_000 })
-  await waitFor(() => recorder.frames.length >= 12, 10_000, 'the pre-roll')
-  recorded.forEach((f, i) => sameFrame(t, recorder.frames[i], f, 'pre-roll'))
+  // A recorder whose downstream is stuck until the whole pre-roll has arrived: live frames would
+  // drop to the newest (maxQueue=1), the pre-roll is kept whole.
+  const recorder = natsSource({ server: server.url, subject: 'js.cam2', preroll: 30_000, maxQueue: 1 })
+  const got: Frame[] = []
+  let held: (() => void) | null = null
+  const gate = new Writable({
+    objectMode: true,
+    highWaterMark: 1,
+    write(frame: Frame, _e, cb) {
+      got.push(frame)
+      if (counters(recorder).received! >= recorded.length) cb()
+      else held = cb
+    },
+  })
+  const recording = pipeline(recorder, gate)
+  t.teardown(() => { recorder.destroy() })
+  await waitFor(() => counters(recorder).received! >= recorded.length, 10_000, 'the pre-roll to arrive')
+  const release = held as (() => void) | null
+  release?.()
+  await waitFor(() => got.length >= recorded.length, 10_000, 'the pre-roll to be handed on')
+  t.is(counters(recorder).drops, 0, 'no pre-roll frame dropped')
+  recorded.forEach((f, i) => sameFrame(t, got[i], f, 'pre-roll'))
+  recorder.stop()
+  await withTimeout(recording, 10_000, 'the recorder to end')
 
   // Nothing kept for a subject: one clear line.
   const none = natsSource({ server: server.url, subject: 'nothing.here', last: true })

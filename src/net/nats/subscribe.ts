@@ -37,8 +37,15 @@ export class NatsSubscriber extends Readable {
   private readonly abort = new AbortController()
   private sub: Subscription | null = null
   private messages: ConsumerMessages | null = null
-  /** Frames waiting for downstream, oldest first; at most maxQueue. */
+  /** Live frames waiting for downstream, oldest first; at most maxQueue. */
   private readonly ready: Frame[] = []
+  /**
+   * JetStream frames delivered while more were already stored behind them
+   * (catching up: the pre-roll, the last frames): handed on before the live
+   * ones and never dropped, so that a recorder gets its whole pre-roll. What
+   * the stream keeps (keepBytes) bounds them.
+   */
+  private readonly replayed: Frame[] = []
   private reading = true
   private stopping = false
   private nextSeq = 0
@@ -69,6 +76,7 @@ export class NatsSubscriber extends Readable {
     this.abort.abort()
     this.sub?.unsubscribe()
     void this.messages?.close()
+    for (const frame of this.replayed.splice(0)) this.hand(frame)
     for (const frame of this.ready.splice(0)) this.hand(frame)
     this.push(null)
   }
@@ -120,7 +128,7 @@ export class NatsSubscriber extends Readable {
       { subject, stream: this.o.stream, last: this.o.last, preroll: this.o.preroll, batch: Math.max(2, this.o.maxQueue) },
       this.ctx.name,
       this.auth.label,
-      (m) => this.receive(m.data, m.headers),
+      (m) => this.receive(m.data, m.headers, m.info.pending > 0),
     )
     this.messages = messages
     const from = this.o.last ? 'the last frame of each subject' : `the frames of the last ${this.o.preroll / 1000} s`
@@ -147,6 +155,7 @@ export class NatsSubscriber extends Readable {
 
   override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
     this.ready.length = 0
+    this.replayed.length = 0
     const link = this.link
     this.link = null
     const messages = this.messages
@@ -159,7 +168,7 @@ export class NatsSubscriber extends Readable {
     close().then(() => callback(err), () => callback(err))
   }
 
-  private receive(data: Uint8Array, headers: MsgHdrs | undefined): void {
+  private receive(data: Uint8Array, headers: MsgHdrs | undefined, catchingUp = false): void {
     if (this.stopping || this.destroyed) return
     this.ctx.counters.received!++
     if (data.length === 0) {
@@ -168,18 +177,23 @@ export class NatsSubscriber extends Readable {
       return
     }
     const frame = messageFrame(data, headers, () => this.nextSeq++)
+    if (catchingUp) {
+      this.replayed.push(frame)
+      return this.drain()
+    }
     if (this.ready.length >= this.o.maxQueue) {
       const dropped = this.ready.shift()!
       this.ctx.counters.drops++
-      this.warn(`downstream is behind: dropped frame seq ${dropped.seq} (maxQueue=${this.o.maxQueue} frames were waiting)`)
+      this.warn(`slow consumer: downstream is behind, dropped frame seq ${dropped.seq} (maxQueue=${this.o.maxQueue} frames were waiting)`)
     }
     this.ready.push(frame)
     this.drain()
   }
 
   private drain(): void {
-    while (this.reading && this.ready.length > 0) {
-      if (!this.hand(this.ready.shift()!)) this.reading = false
+    while (this.reading && (this.replayed.length > 0 || this.ready.length > 0)) {
+      const frame = this.replayed.length > 0 ? this.replayed.shift()! : this.ready.shift()!
+      if (!this.hand(frame)) this.reading = false
     }
   }
 
