@@ -7,13 +7,6 @@
 import { readFileSync } from 'node:fs'
 import { InvalidOptionError } from '../../core/errors.js'
 
-/** Where a secret option's value comes from, for messages: `@/etc/nats/token`, `env:NATS_TOKEN`, or 'given inline'. */
-export function secretSource(value: string): string {
-  if (value.startsWith('@')) return value
-  if (value.startsWith('env:')) return value
-  return 'given inline'
-}
-
 /**
  * The secret an option stands for: the contents of the file after `@` (one
  * trailing newline removed, as `echo` and editors leave one), the variable
