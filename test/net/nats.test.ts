@@ -487,6 +487,18 @@ test('options: subjects, credentials and combinations are checked before anythin
   t.throws(() => natsSource({ subject: 'a', password: 'p' }), { message: /password needs user=/ })
   t.throws(() => natsSource({ subject: 'a', cert: '/x.pem' }), { message: /needs both cert= and key=/ })
   t.throws(() => natsSink({} as never), { message: /option 'subject' is required/ })
+  t.throws(() => natsSource({ subject: 'a', creds: '/nonexistent/user.creds' }), { message: /^nats: creds: cannot read the file \/nonexistent\/user\.creds \(ENOENT\)$/ })
+})
+
+test('creds: a file that is not a NATS creds file is refused without echoing it', async (t) => {
+  const { dir, cleanup } = await tempDir()
+  t.teardown(cleanup)
+  const path = join(dir, 'user.creds')
+  await writeFile(path, 'SUSECRETSEEDTEXT\n')
+  for (const creds of [path, `@${path}`]) {
+    const err = t.throws(() => natsSource({ subject: 'a', creds }), { message: /^nats: creds: not a NATS creds file/ })
+    t.false(err!.message.includes('SUSECRETSEEDTEXT'))
+  }
 })
 
 test('secrets: @file and env:NAME are read, a trailing newline dropped; errors name the reference only', async (t) => {

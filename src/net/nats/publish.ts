@@ -7,10 +7,11 @@
 // bytes are unconfirmed (one frame goes whatever its size), so the client
 // never piles frames up in memory for a slow link; while the connection is
 // lost nothing is published. In both cases `whenFull` holds the source back
-// (wait) or drops the frame (drop). A window in bytes rather than frames: on
-// loopback 16 frames of 50 KB in flight gave half the rate of 160 (the round
-// trip, not the bandwidth, was the limit), while 160 raw 1080p frames would
-// be a gigabyte.
+// (wait) or drops the frame (drop). A window in bytes rather than frames: 160
+// raw 1080p frames would be a gigabyte. Its size is a trade: on loopback 8 MiB
+// in flight gave twice the rate of 1 MiB (the event loop's round trip, not
+// the bandwidth, is the limit there), but on a slow uplink the window is a
+// queue a live picture waits in (8 MiB at 10 Mbit/s: almost 7 s); 1 MiB it is.
 //
 // Frames over the server's max_payload are refused, not split: parts of one
 // frame would go to different workers of a queue group, and a stream keeping
