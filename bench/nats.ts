@@ -173,20 +173,21 @@ async function runCase(receivers: Receivers, transport: Transport, n: number, pa
     listening = once(sink, 'listening')
   }
   const serverPid = natsServer.child.pid!
-  let cpu0 = 0
-  let server0 = 0
-  let pubCpu = 0
-  let serverCpu: number | null = null
   const from = now() + WARMUP_MS
   const to = from + RUN_MS
-  const sampleStart = setTimeout(() => {
-    cpu0 = selfCpuMs()
-    server0 = cpuMsOf(serverPid)
-  }, WARMUP_MS)
-  const sampleEnd = setTimeout(() => {
-    pubCpu = (selfCpuMs() - cpu0) / RUN_MS
-    if (transport === 'nats') serverCpu = (cpuMsOf(serverPid) - server0) / RUN_MS
-  }, WARMUP_MS + RUN_MS)
+  // CPU over the measured span: sampled when it starts, and when it ends or the run does, whichever is first.
+  let start: { t: number; self: number; server: number } | null = null
+  let pubCpu = 0
+  let serverCpu: number | null = null
+  const sampleStart = setTimeout(() => { start = { t: now(), self: selfCpuMs(), server: cpuMsOf(serverPid) } }, WARMUP_MS)
+  const sampleEnd = () => {
+    if (!start) return
+    const span = now() - start.t
+    pubCpu = (selfCpuMs() - start.self) / span
+    if (transport === 'nats') serverCpu = (cpuMsOf(serverPid) - start.server) / span
+    start = null
+  }
+  const endTimer = setTimeout(sampleEnd, WARMUP_MS + RUN_MS)
   const source = frames(jpeg, width, height, pace, to)
   const run = transport === 'nats' ? pipeline(source, sink) : pipeline(source, prefix({ header: 'native' }), sink)
   if (listening) {
@@ -194,8 +195,9 @@ async function runCase(receivers: Receivers, transport: Transport, n: number, pa
     await Promise.all(ids.map((i) => receivers.ask(i, { start: 'tcp', port: address.port })))
   }
   await run
+  sampleEnd()
   clearTimeout(sampleStart)
-  clearTimeout(sampleEnd)
+  clearTimeout(endTimer)
   const replies = await Promise.all(ids.map((i) => receivers.ask(i, { stop: true, from, to })))
   const tallies = replies.map((r, i) => {
     if ('error' in r) throw new Error(`subscriber ${i}: ${r.error}`)
