@@ -17,8 +17,17 @@ import { tcpClient } from '../src/sources/tcp-client.js'
 import { unprefix } from '../src/transforms/unprefix.js'
 
 export type ReceiverStart = { start: 'nats'; server: string; subject: string } | { start: 'tcp'; port: number }
-export interface ReceiverStop { stop: true; from: number; to: number }
-export interface FanTally { frames: number; p50: number; p99: number; drops: number }
+export interface ReceiverStop {
+  stop: true
+  from: number
+  to: number
+}
+export interface FanTally {
+  frames: number
+  p50: number
+  p99: number
+  drops: number
+}
 export type FanReply = { ready: true } | FanTally | { error: string }
 
 let arrivals: Float64Array = new Float64Array(1 << 16)
@@ -29,7 +38,11 @@ let done: Promise<void> | null = null
 
 function record(frame: Frame): void {
   if (count === arrivals.length) {
-    const grow = (a: Float64Array) => { const b = new Float64Array(a.length * 2); b.set(a); return b }
+    const grow = (a: Float64Array) => {
+      const b = new Float64Array(a.length * 2)
+      b.set(a)
+      return b
+    }
     arrivals = grow(arrivals)
     latencies = grow(latencies)
   }
@@ -39,7 +52,15 @@ function record(frame: Frame): void {
   count++
 }
 
-const measure = () => new Writable({ objectMode: true, highWaterMark: 1, write(frame: Frame, _e, cb) { record(frame); cb() } })
+const measure = () =>
+  new Writable({
+    objectMode: true,
+    highWaterMark: 1,
+    write(frame: Frame, _e, cb) {
+      record(frame)
+      cb()
+    },
+  })
 
 function reply(m: FanReply): void {
   process.send!(m)

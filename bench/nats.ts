@@ -44,13 +44,19 @@ function findNatsServer(): string | undefined {
 
 /** A JPEG of about `target` bytes: a gradient with noise, quality searched to fit, as a camera's frames would be. */
 async function cameraJpeg(width: number, height: number, target: number): Promise<Buffer> {
-  const raw = await sharp({ create: { width, height, channels: 3, background: { r: 90, g: 120, b: 160 }, noise: { type: 'gaussian', mean: 128, sigma: 30 } } }).raw().toBuffer()
+  const raw = await sharp({
+    create: { width, height, channels: 3, background: { r: 90, g: 120, b: 160 }, noise: { type: 'gaussian', mean: 128, sigma: 30 } },
+  })
+    .raw()
+    .toBuffer()
   let best: Buffer | undefined
   let lo = 1
   let hi = 95
   while (lo <= hi) {
     const q = (lo + hi) >> 1
-    const jpeg = await sharp(raw, { raw: { width, height, channels: 3 } }).jpeg({ quality: q }).toBuffer()
+    const jpeg = await sharp(raw, { raw: { width, height, channels: 3 } })
+      .jpeg({ quality: q })
+      .toBuffer()
     if (!best || Math.abs(jpeg.length - target) < Math.abs(best.length - target)) best = jpeg
     if (jpeg.length < target) lo = q + 1
     else hi = q - 1
@@ -83,20 +89,25 @@ class Receivers {
   ask(i: number, message: ReceiverStart | ReceiverStop, ms = 20_000): Promise<FanReply> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`subscriber ${i} did not answer within ${ms} ms`)), ms)
-      this.waiting[i] = (m) => { clearTimeout(timer); resolve(m) }
+      this.waiting[i] = (m) => {
+        clearTimeout(timer)
+        resolve(m)
+      }
       this.children[i]!.send(message)
     })
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.children.map(async (c) => {
-      if (c.exitCode !== null || c.signalCode !== null) return
-      const exited = once(c, 'exit')
-      c.disconnect()
-      const timer = setTimeout(() => c.kill(), 2000)
-      await exited
-      clearTimeout(timer)
-    }))
+    await Promise.all(
+      this.children.map(async (c) => {
+        if (c.exitCode !== null || c.signalCode !== null) return
+        const exited = once(c, 'exit')
+        c.disconnect()
+        const timer = setTimeout(() => c.kill(), 2000)
+        await exited
+        clearTimeout(timer)
+      }),
+    )
   }
 }
 
@@ -109,9 +120,15 @@ async function startNatsServer(path: string): Promise<{ child: ChildProcess; por
     child.stderr!.on('data', (d: Buffer) => {
       log = (log + d.toString()).slice(-10_000)
       const m = /Listening for client connections on [^\s]+:(\d+)/.exec(log)
-      if (m) { clearTimeout(timer); resolve(Number(m[1])) }
+      if (m) {
+        clearTimeout(timer)
+        resolve(Number(m[1]))
+      }
     })
-    child.once('exit', () => { clearTimeout(timer); reject(new Error(`nats-server exited:\n${log}`)) })
+    child.once('exit', () => {
+      clearTimeout(timer)
+      reject(new Error(`nats-server exited:\n${log}`))
+    })
   })
   // Keep draining its log so that it never blocks on a full pipe.
   child.stderr!.resume()
@@ -139,13 +156,23 @@ function frames(jpeg: Buffer, width: number, height: number, pace: Pace, until: 
     return new Readable({
       objectMode: true,
       highWaterMark: 1,
-      read() { this.push(now() < until ? make() : null) },
+      read() {
+        this.push(now() < until ? make() : null)
+      },
     })
   }
   const start = now()
   let k = 0
   let timer: NodeJS.Timeout | undefined
-  const r = new Readable({ objectMode: true, highWaterMark: 1, read() {}, destroy(err, cb) { clearTimeout(timer); cb(err) } })
+  const r = new Readable({
+    objectMode: true,
+    highWaterMark: 1,
+    read() {},
+    destroy(err, cb) {
+      clearTimeout(timer)
+      cb(err)
+    },
+  })
   const tick = () => {
     if (now() >= until) return void r.push(null)
     // A camera does not wait: when the pipeline still holds the last frame, this one is lost.
@@ -157,9 +184,24 @@ function frames(jpeg: Buffer, width: number, height: number, pace: Pace, until: 
   return r
 }
 
-interface CaseResult { tallies: FanTally[]; pubCpu: number; serverCpu: number | null; publisherDrops: number }
+interface CaseResult {
+  tallies: FanTally[]
+  pubCpu: number
+  serverCpu: number | null
+  publisherDrops: number
+}
 
-async function runCase(receivers: Receivers, transport: Transport, n: number, pace: Pace, jpeg: Buffer, width: number, height: number, natsServer: { child: ChildProcess; port: number }, caseNo: number): Promise<CaseResult> {
+async function runCase(
+  receivers: Receivers,
+  transport: Transport,
+  n: number,
+  pace: Pace,
+  jpeg: Buffer,
+  width: number,
+  height: number,
+  natsServer: { child: ChildProcess; port: number },
+  caseNo: number,
+): Promise<CaseResult> {
   const ids = Array.from({ length: n }, (_, i) => i)
   const subject = `bench.case${caseNo}`
   let sink: Writable
@@ -179,7 +221,9 @@ async function runCase(receivers: Receivers, transport: Transport, n: number, pa
   let start: { t: number; self: number; server: number } | null = null
   let pubCpu = 0
   let serverCpu: number | null = null
-  const sampleStart = setTimeout(() => { start = { t: now(), self: selfCpuMs(), server: cpuMsOf(serverPid) } }, WARMUP_MS)
+  const sampleStart = setTimeout(() => {
+    start = { t: now(), self: selfCpuMs(), server: cpuMsOf(serverPid) }
+  }, WARMUP_MS)
   const sampleEnd = () => {
     if (!start) return
     const span = now() - start.t
@@ -220,7 +264,10 @@ export const bench: Bench = async () => {
   const server = await startNatsServer(path)
   let caseNo = 0
   try {
-    for (const [label, width, height, target] of [['640x480', 640, 480, 50_000], ['1080p', 1920, 1080, 250_000]] as const) {
+    for (const [label, width, height, target] of [
+      ['640x480', 640, 480, 50_000],
+      ['1080p', 1920, 1080, 250_000],
+    ] as const) {
       const jpeg = await cameraJpeg(width, height, target)
       const what = `${label} JPEG (${Math.round(jpeg.length / 1000)} KB)`
       // Warm both paths up before the clock counts.
@@ -240,9 +287,21 @@ export const bench: Bench = async () => {
             const dropNote = `${drops > 0 ? `; subscribers dropped ${drops}` : ''}${r.publisherDrops > 0 ? `; publisher dropped ${r.publisherDrops}` : ''}`
             const name = `${what} → ${n} sub${n === 1 ? '' : 's'}, ${via}, ${pace === 'max' ? 'max rate' : `${CAMERA_FPS} fps`}`
             if (pace === 'max') {
-              rows.push({ group: GROUP, name, value: mean, unit: 'frames/s per sub', note: `min ${Math.min(...fpsEach).toFixed(0)}; latency p50 ${p50.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms; ${cpu}${dropNote}` })
+              rows.push({
+                group: GROUP,
+                name,
+                value: mean,
+                unit: 'frames/s per sub',
+                note: `min ${Math.min(...fpsEach).toFixed(0)}; latency p50 ${p50.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms; ${cpu}${dropNote}`,
+              })
             } else {
-              rows.push({ group: GROUP, name, value: p50, unit: 'ms latency p50', note: `p99 ${p99.toFixed(1)} ms; ${mean.toFixed(1)} frames/s per sub; ${cpu}${dropNote}` })
+              rows.push({
+                group: GROUP,
+                name,
+                value: p50,
+                unit: 'ms latency p50',
+                note: `p99 ${p99.toFixed(1)} ms; ${mean.toFixed(1)} frames/s per sub; ${cpu}${dropNote}`,
+              })
             }
           }
         }

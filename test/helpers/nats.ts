@@ -18,7 +18,8 @@ function findNatsServer(): string | undefined {
 
 export const NATS_SERVER = findNatsServer() ?? 'nats-server'
 export const HAVE_NATS_SERVER = NATS_SERVER !== 'nats-server'
-export const NO_NATS_SERVER = 'nats-server is not installed (not in /usr/sbin, /usr/bin or PATH; Debian package nats-server, which .ci/run installs)'
+export const NO_NATS_SERVER =
+  'nats-server is not installed (not in /usr/sbin, /usr/bin or PATH; Debian package nats-server, which .ci/run installs)'
 
 export interface NatsServerOptions {
   jetstream?: boolean
@@ -53,7 +54,10 @@ export class TestNatsServer {
     if (o.maxPayload !== undefined) lines.push(`max_payload: ${o.maxPayload}`)
     if (o.maxPending !== undefined) lines.push(`max_pending: ${o.maxPending}`)
     if (o.writeDeadline !== undefined) lines.push(`write_deadline: "${o.writeDeadline}"`)
-    if (o.jetstream) lines.push(`jetstream { store_dir: ${JSON.stringify(join(this.dir, 'js'))}, max_memory_store: 268435456, max_file_store: 1073741824 }`)
+    if (o.jetstream)
+      lines.push(
+        `jetstream { store_dir: ${JSON.stringify(join(this.dir, 'js'))}, max_memory_store: 268435456, max_file_store: 1073741824 }`,
+      )
     if (o.extra) lines.push(o.extra)
     await writeFile(this.conf, lines.join('\n') + '\n')
   }
@@ -79,7 +83,9 @@ export class TestNatsServer {
         }
       })
       child.once('error', fail)
-      child.once('exit', (code, signal) => fail(new Error(`nats-server exited (code ${code}, signal ${signal}) before it was ready:\n${this.log}`)))
+      child.once('exit', (code, signal) =>
+        fail(new Error(`nats-server exited (code ${code}, signal ${signal}) before it was ready:\n${this.log}`)),
+      )
     })
   }
 

@@ -18,9 +18,8 @@ import {
 import { FramePipeError, InvalidOptionError } from '../../core/errors.js'
 import type { Counters } from '../../core/spec.js'
 import { backoff, type ConnectionEvent } from '../socket.js'
-import { resolveSecret } from './secrets.js'
 
-/** How to reach the server: what both nats stages share. Secrets are references (`@file`, `env:NAME`) or values; see secrets.ts. */
+/** How to reach the server: what both nats stages share. token, password and nkey arrive resolved (`secret` options: read from @FILE or env:NAME by resolveOptions). */
 export interface NatsLinkConfig {
   server: string
   token: string
@@ -54,7 +53,7 @@ export interface LinkHooks {
   failed(err: FramePipeError): void
 }
 
-/** Checked credentials and TLS settings, secrets resolved: made when the stage is created, so that a bad reference fails before anything starts. */
+/** Checked credentials and TLS settings: made when the stage is created, so that a mistake fails before anything starts. */
 export interface LinkAuth {
   servers: string[]
   /** Shown in messages: the servers without any credentials. */
@@ -67,7 +66,7 @@ export interface LinkAuth {
 const PING_INTERVAL = 10_000
 const MAX_PINGS_OUT = 3
 
-/** Parse `server` and resolve the secrets: every mistake is one InvalidOptionError naming the option, never showing a secret. */
+/** Parse `server` and check the credentials: every mistake is one InvalidOptionError naming the option, never showing a secret. */
 export function prepareLink(stage: string, c: NatsLinkConfig): LinkAuth {
   const servers: string[] = []
   let tlsRequired = c.tls
@@ -76,9 +75,18 @@ export function prepareLink(stage: string, c: NatsLinkConfig): LinkAuth {
     if (text === '') continue
     const m = /^(?:(nats|tls):\/\/)?([^/@\s]+?)(?::(\d+))?\/?$/.exec(text)
     if (text.includes('@')) {
-      throw new InvalidOptionError(stage, 'server', 'server: credentials in the URL would show in ps; give them with token=, user= and password= (as @file or env:NAME)')
+      throw new InvalidOptionError(
+        stage,
+        'server',
+        'server: credentials in the URL would show in ps; give them with token=, user= and password= (as @file or env:NAME)',
+      )
     }
-    if (!m) throw new InvalidOptionError(stage, 'server', `server: expected nats://host:port (or tls://host:port), comma-separated for a cluster, but received '${text}'`)
+    if (!m)
+      throw new InvalidOptionError(
+        stage,
+        'server',
+        `server: expected nats://host:port (or tls://host:port), comma-separated for a cluster, but received '${text}'`,
+      )
     const port = m[3] === undefined ? 4222 : Number(m[3])
     if (port < 1 || port > 65535) throw new InvalidOptionError(stage, 'server', `server: port ${port} out of range in '${text}'`)
     if (m[1] === 'tls') tlsRequired = true
@@ -86,41 +94,57 @@ export function prepareLink(stage: string, c: NatsLinkConfig): LinkAuth {
   }
   if (servers.length === 0) throw new InvalidOptionError(stage, 'server', 'server: give at least one nats://host:port')
 
-  const token = resolveSecret(stage, 'token', c.token)
-  const password = resolveSecret(stage, 'password', c.password)
-  const nkey = resolveSecret(stage, 'nkey', c.nkey)
+  const { token, password, nkey } = c
   const creds = readCreds(stage, c.creds)
-  const kinds = [token !== '' && 'token', (c.user !== '' || password !== '') && 'user/password', nkey !== '' && 'nkey', creds && 'creds'].filter(Boolean)
-  if (kinds.length > 1) throw new InvalidOptionError(stage, kinds[1] === 'user/password' ? 'user' : String(kinds[1]), `give one way to authenticate, not ${kinds.join(' and ')}`)
+  const kinds = [
+    token !== '' && 'token',
+    (c.user !== '' || password !== '') && 'user/password',
+    nkey !== '' && 'nkey',
+    creds && 'creds',
+  ].filter(Boolean)
+  if (kinds.length > 1)
+    throw new InvalidOptionError(
+      stage,
+      kinds[1] === 'user/password' ? 'user' : String(kinds[1]),
+      `give one way to authenticate, not ${kinds.join(' and ')}`,
+    )
   if (password !== '' && c.user === '') throw new InvalidOptionError(stage, 'password', 'password needs user=')
   let authenticator: Authenticator | undefined
   if (token !== '') authenticator = tokenAuthenticator(token)
   else if (c.user !== '') authenticator = usernamePasswordAuthenticator(c.user, password)
   else if (nkey !== '') {
     // A user seed is 'SU' + base32; never echo it, even cut short.
-    if (!/^SU[A-Z2-7]{50,}$/.test(nkey)) throw new InvalidOptionError(stage, 'nkey', 'nkey: expected a user nkey seed (starts with SU, as `nk -gen user` prints)')
+    if (!/^SU[A-Z2-7]{50,}$/.test(nkey))
+      throw new InvalidOptionError(stage, 'nkey', 'nkey: expected a user nkey seed (starts with SU, as `nk -gen user` prints)')
     authenticator = nkeyAuthenticator(new TextEncoder().encode(nkey))
   } else if (creds) authenticator = credsAuthenticator(creds)
   for (const option of ['ca', 'cert', 'key'] as const) {
     if (c[option] !== '') tlsRequired = true
   }
-  if ((c.cert === '') !== (c.key === '')) throw new InvalidOptionError(stage, c.cert === '' ? 'cert' : 'key', 'a client certificate needs both cert= and key=')
+  if ((c.cert === '') !== (c.key === ''))
+    throw new InvalidOptionError(stage, c.cert === '' ? 'cert' : 'key', 'a client certificate needs both cert= and key=')
   return { servers, label: servers.length === 1 ? servers[0]! : servers.join(','), authenticator, tlsRequired }
 }
 
-/** A creds file (JWT + seed, as `nsc` writes it): `@path`, `env:NAME` holding its text, or a plain path. */
-function readCreds(stage: string, value: string): Uint8Array | undefined {
-  if (value === '') return undefined
-  let text = resolveSecret(stage, 'creds', value)
-  if (!value.startsWith('@') && !value.startsWith('env:') && !text.includes('BEGIN NATS USER JWT')) {
-    try {
-      text = readFileSync(value, 'utf8')
-    } catch (err) {
-      throw new InvalidOptionError(stage, 'creds', `creds: cannot read the file ${value} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
-    }
+/** A creds file (JWT + seed, as `nsc` writes it), by its path. */
+function readCreds(stage: string, path: string): Uint8Array | undefined {
+  if (path === '') return undefined
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (err) {
+    throw new InvalidOptionError(
+      stage,
+      'creds',
+      `creds: cannot read the file ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+    )
   }
   if (!text.includes('BEGIN NATS USER JWT') || !text.includes('BEGIN USER NKEY SEED')) {
-    throw new InvalidOptionError(stage, 'creds', 'creds: not a NATS creds file (expected the USER JWT and USER NKEY SEED blocks that nsc writes)')
+    throw new InvalidOptionError(
+      stage,
+      'creds',
+      `creds: ${path} is not a NATS creds file (expected the USER JWT and USER NKEY SEED blocks that nsc writes)`,
+    )
   }
   return new TextEncoder().encode(text)
 }
@@ -191,7 +215,12 @@ export class NatsLink {
         const failure = natsError(hooks.stage, err, auth.label)
         if (!c.waitForServer || signal.aborted || /refused the credentials|expired/.test(failure.message)) throw failure
         const delay = backoff(first, c.retryMin, c.retryMax)
-        hooks.emit('retry', { peer: auth.label, delay, reason: shortReason(err), message: `connecting to ${auth.label} failed (${shortReason(err)}); retrying in ${delay} ms` })
+        hooks.emit('retry', {
+          peer: auth.label,
+          delay,
+          reason: shortReason(err),
+          message: `connecting to ${auth.label} failed (${shortReason(err)}); retrying in ${delay} ms`,
+        })
         await abortableDelay(delay, signal)
         if (signal.aborted) throw failure
       }
@@ -203,7 +232,9 @@ export class NatsLink {
     }
     established = true
     attempt = 0
-    link.watch(() => { attempt = 0 })
+    link.watch(() => {
+      attempt = 0
+    })
     const info = nc.info
     hooks.counters.connected = 1
     hooks.emit('connect', {
@@ -240,7 +271,12 @@ export class NatsLink {
       hooks.counters.connected = 0
       if (this.closing) return
       const why = err ? natsError(hooks.stage, err, this.auth.label).message.replace(`${hooks.stage}: `, '') : 'closed'
-      hooks.failed(new FramePipeError('ERR_NETWORK', `connection to ${this.auth.label} ended: ${why}`, { stage: hooks.stage, cause: err ?? undefined }))
+      hooks.failed(
+        new FramePipeError('ERR_NETWORK', `connection to ${this.auth.label} ended: ${why}`, {
+          stage: hooks.stage,
+          cause: err ?? undefined,
+        }),
+      )
     })
   }
 
@@ -328,7 +364,7 @@ export function natsError(stage: string, err: unknown, server: string): FramePip
   } else if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
     message = `unknown host in ${server}`
   } else if (/tls|certificate|self.signed|SSL/i.test(text) || /^ERR_TLS|CERT|SSL/.test(code ?? '')) {
-    message = `TLS with ${server} failed: ${text}${/certificate/i.test(text) ? ' (give the CA that signed the server\'s certificate with ca=)' : ''}`
+    message = `TLS with ${server} failed: ${text}${/certificate/i.test(text) ? " (give the CA that signed the server's certificate with ca=)" : ''}`
   } else {
     message = `${server}: ${text}`
   }

@@ -85,10 +85,17 @@ export async function ensureStream(nc: NatsConnection, k: KeepConfig, stage: str
       return `JetStream stream ${name} (${k.storage}) keeps ${what}`
     }
     const subjects = info.config.subjects ?? []
-    await jsm.streams.update(name, { ...info.config, ...limits, subjects: subjects.includes(k.subject) ? subjects : [...subjects, k.subject] })
+    await jsm.streams.update(name, {
+      ...info.config,
+      ...limits,
+      subjects: subjects.includes(k.subject) ? subjects : [...subjects, k.subject],
+    })
     return `JetStream stream ${name} updated: keeps ${what}`
   } catch (err) {
-    throw new FramePipeError('ERR_NETWORK', `JetStream on ${server} refused the stream for ${k.subject}: ${(err as Error).message}`, { stage, cause: err })
+    throw new FramePipeError('ERR_NETWORK', `JetStream on ${server} refused the stream for ${k.subject}: ${(err as Error).message}`, {
+      stage,
+      cause: err,
+    })
   }
 }
 
@@ -116,14 +123,24 @@ export interface ReplayConfig {
  * it starts at the kept frames, then delivers live ones, in order, and
  * recreates itself after a gap or a reconnect. `deliver` gets every message.
  */
-export async function replay(nc: NatsConnection, r: ReplayConfig, stage: string, server: string, deliver: (m: JsMsg) => void): Promise<{ stream: string; messages: ConsumerMessages }> {
+export async function replay(
+  nc: NatsConnection,
+  r: ReplayConfig,
+  stage: string,
+  server: string,
+  deliver: (m: JsMsg) => void,
+): Promise<{ stream: string; messages: ConsumerMessages }> {
   const jsm = await manager(nc, stage, server, r.last ? 'last=true' : 'preroll')
   let stream = r.stream
   try {
     if (stream === '') {
       const found = await findStream(jsm, r.subject)
       if (!found) {
-        throw new FramePipeError('ERR_NETWORK', `no JetStream stream keeps ${r.subject} on ${server}: publish with the nats sink's keep= or keepFor=, or name the stream with stream=`, { stage })
+        throw new FramePipeError(
+          'ERR_NETWORK',
+          `no JetStream stream keeps ${r.subject} on ${server}: publish with the nats sink's keep= or keepFor=, or name the stream with stream=`,
+          { stage },
+        )
       }
       stream = found
     }
@@ -137,6 +154,10 @@ export async function replay(nc: NatsConnection, r: ReplayConfig, stage: string,
     return { stream, messages }
   } catch (err) {
     if (err instanceof FramePipeError) throw err
-    throw new FramePipeError('ERR_NETWORK', `JetStream on ${server}: cannot read ${r.subject} from ${stream || 'its stream'}: ${(err as Error).message}`, { stage, cause: err })
+    throw new FramePipeError(
+      'ERR_NETWORK',
+      `JetStream on ${server}: cannot read ${r.subject} from ${stream || 'its stream'}: ${(err as Error).message}`,
+      { stage, cause: err },
+    )
   }
 }

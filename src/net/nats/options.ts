@@ -1,28 +1,32 @@
 // Option specs both nats stages share: where the server is, how to prove who
-// we are, TLS, and how to retry. Every secret takes `@/path/file` or
-// `env:NAME` so that it never has to be on the command line.
+// we are, TLS, and how to retry. Secrets are `secret` options: `@FILE` or
+// `env:NAME`, so they never have to be on the command line, and never printed.
 
 import type { OptionSpec } from '../../core/spec.js'
 import type { NatsLinkConfig } from './connection.js'
 
-const SECRET = 'give it as @/path/to/file or env:NAME, never on the command line where ps shows it'
-
 export const LINK_OPTIONS: { [K in keyof NatsLinkConfig]: OptionSpec } = {
   server: {
-    type: 'string', default: 'nats://127.0.0.1:4222',
+    type: 'string',
+    default: 'nats://127.0.0.1:4222',
     doc: 'NATS server URL, or several comma-separated (a cluster: the client moves to another when one goes); tls:// requires TLS; no credentials in the URL',
   },
-  token: { type: 'string', default: '', doc: `Token the server requires (authorization { token }); ${SECRET}` },
+  token: { type: 'secret', default: '', doc: 'Token the server requires (authorization { token })' },
   user: { type: 'string', default: '', doc: 'User name for user/password authentication' },
-  password: { type: 'string', default: '', doc: `Password of user; ${SECRET}` },
-  nkey: { type: 'string', default: '', doc: `NKey user seed (SU…) for nkey authentication; ${SECRET}` },
-  creds: { type: 'string', default: '', doc: 'Creds file (user JWT + seed, as nsc writes it) for decentralized auth: a path, @/path or env:NAME holding its text' },
+  password: { type: 'secret', default: '', doc: 'Password of user' },
+  nkey: { type: 'secret', default: '', doc: 'NKey user seed (SU…, as `nk -gen user` prints it) for nkey authentication' },
+  creds: {
+    type: 'string',
+    default: '',
+    doc: 'Path of a creds file (user JWT + seed, as nsc writes it) for decentralized auth; the file holds the secret',
+  },
   tls: { type: 'boolean', default: false, doc: 'Require TLS to the server (implied by tls://, ca, cert)' },
-  ca: { type: 'string', default: '', doc: 'PEM file of the CA that signed the server\'s certificate (default: the system CAs)' },
+  ca: { type: 'string', default: '', doc: "PEM file of the CA that signed the server's certificate (default: the system CAs)" },
   cert: { type: 'string', default: '', doc: 'PEM file of our client certificate, when the server verifies clients (with key)' },
-  key: { type: 'string', default: '', doc: 'PEM file of the client certificate\'s private key (a path: the file holds the secret)' },
+  key: { type: 'string', default: '', doc: "PEM file of the client certificate's private key (a path: the file holds the secret)" },
   reconnect: {
-    type: 'boolean', default: true,
+    type: 'boolean',
+    default: true,
     doc: 'When the server goes away, reconnect (backoff from retryMin to retryMax) and resubscribe; off: losing the server is an error',
   },
   waitForServer: { type: 'boolean', default: false, doc: 'Retry the first connection too, instead of failing when no server is there' },

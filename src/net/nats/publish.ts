@@ -81,14 +81,19 @@ export class NatsPublisher extends Transform {
       up: () => this.reconnected(),
       failed: (err) => this.destroy(err),
     }
-    NatsLink.open(this.o, this.auth, hooks, this.abort.signal).then(async (link) => {
-      this.link = link
-      if (this.destroyed) return void link.close()
-      if (this.keeping) this.emit('info', await ensureStream(link.nc, { ...this.o }, this.ctx.name, this.auth.label))
-    }).then(() => callback(), (err: Error) => {
-      void this.link?.close()
-      callback(this.destroyed ? null : err)
-    })
+    NatsLink.open(this.o, this.auth, hooks, this.abort.signal)
+      .then(async (link) => {
+        this.link = link
+        if (this.destroyed) return void link.close()
+        if (this.keeping) this.emit('info', await ensureStream(link.nc, { ...this.o }, this.ctx.name, this.auth.label))
+      })
+      .then(
+        () => callback(),
+        (err: Error) => {
+          void this.link?.close()
+          callback(this.destroyed ? null : err)
+        },
+      )
   }
 
   override _transform(record: unknown, _encoding: BufferEncoding, callback: TransformCallback): void {
@@ -131,7 +136,10 @@ export class NatsPublisher extends Transform {
     this.ctx.counters.bytes += bytes
     this.inFlight += bytes
     // Rejected when the connection is lost: the frame's fate is unknown, its place is free again.
-    link.nc.flush().then(() => this.settle(bytes), () => this.settle(bytes))
+    link.nc.flush().then(
+      () => this.settle(bytes),
+      () => this.settle(bytes),
+    )
     return undefined
   }
 
@@ -141,8 +149,9 @@ export class NatsPublisher extends Transform {
   }
 
   private oversized(frame: Frame, size: number, limit: number): FramePipeError | undefined {
-    const text = `frame seq ${frame.seq} is ${size} bytes with its headers, over the server's max_payload of ${limit} bytes: `
-      + 'raise max_payload in nats-server.conf (e.g. max_payload: 8MB; at most 64MB) or send smaller frames (jpeg quality=, resize)'
+    const text =
+      `frame seq ${frame.seq} is ${size} bytes with its headers, over the server's max_payload of ${limit} bytes: ` +
+      'raise max_payload in nats-server.conf (e.g. max_payload: 8MB; at most 64MB) or send smaller frames (jpeg quality=, resize)'
     if (this.o.oversize === 'error') return new FramePipeError('ERR_FRAME_TOO_LARGE', text, { stage: this.ctx.name })
     this.ctx.counters.drops++
     this.ctx.counters.oversize!++
@@ -183,10 +192,15 @@ export class NatsPublisher extends Transform {
       const link = this.link
       this.link = null
       if (!link) return callback()
-      link.close().then(() => callback(), () => callback())
+      link.close().then(
+        () => callback(),
+        () => callback(),
+      )
     }
     // Frames the server has not confirmed within linger may be lost with the connection: wait for them, bounded.
-    this.onSettle = () => { if (this.inFlight <= 0) finish() }
+    this.onSettle = () => {
+      if (this.inFlight <= 0) finish()
+    }
     this.lingerTimer = setTimeout(finish, this.o.linger)
     this.onSettle()
   }
@@ -205,6 +219,9 @@ export class NatsPublisher extends Transform {
     const link = this.link
     this.link = null
     if (!link) return callback(err)
-    link.close().then(() => callback(err), () => callback(err))
+    link.close().then(
+      () => callback(err),
+      () => callback(err),
+    )
   }
 }

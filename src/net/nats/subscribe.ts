@@ -54,10 +54,15 @@ export class NatsSubscriber extends Readable {
     // Checked before the stream exists: a stream whose constructor throws would still run _construct.
     checkSubject(ctx.name, o.subject, true)
     if (o.queue !== '' && (o.last || o.preroll > 0)) {
-      throw new InvalidOptionError(ctx.name, 'queue', 'queue= shares live frames among workers; last= and preroll= read a stream of your own: use one or the other')
+      throw new InvalidOptionError(
+        ctx.name,
+        'queue',
+        'queue= shares live frames among workers; last= and preroll= read a stream of your own: use one or the other',
+      )
     }
     if (o.last && o.preroll > 0) throw new InvalidOptionError(ctx.name, 'preroll', 'give last=true or preroll=, not both')
-    if (o.queue !== '' && /[\s*>]/.test(o.queue)) throw new InvalidOptionError(ctx.name, 'queue', `queue group '${o.queue}' must not hold spaces or wildcards`)
+    if (o.queue !== '' && /[\s*>]/.test(o.queue))
+      throw new InvalidOptionError(ctx.name, 'queue', `queue group '${o.queue}' must not hold spaces or wildcards`)
     const auth = prepareLink(ctx.name, o)
     // The queue below is the buffer; the stream itself holds one frame.
     super({ objectMode: true, highWaterMark: 1 })
@@ -96,11 +101,14 @@ export class NatsSubscriber extends Readable {
         if (this.stopping || this.destroyed) return
         return this.o.last || this.o.preroll > 0 ? this.fromStream(link) : this.subscribe(link)
       })
-      .then(() => callback(), (err: Error) => {
-        void this.link?.close()
-        this.link = null
-        callback(this.destroyed || this.stopping ? null : err)
-      })
+      .then(
+        () => callback(),
+        (err: Error) => {
+          void this.link?.close()
+          this.link = null
+          callback(this.destroyed || this.stopping ? null : err)
+        },
+      )
   }
 
   private async subscribe(link: NatsLink): Promise<void> {
@@ -114,7 +122,13 @@ export class NatsSubscriber extends Readable {
     this.sub = sub
     // A permission the server refuses closes the subscription with the reason.
     void sub.closed.then((err) => {
-      if (err && !this.stopping) this.destroy(new FramePipeError('ERR_NETWORK', `${this.auth.label} refused the subscription to ${subject}: ${err.message}`, { stage: this.ctx.name, cause: err }))
+      if (err && !this.stopping)
+        this.destroy(
+          new FramePipeError('ERR_NETWORK', `${this.auth.label} refused the subscription to ${subject}: ${err.message}`, {
+            stage: this.ctx.name,
+            cause: err,
+          }),
+        )
     })
     // Once the server answers this PING it has the subscription: frames published from now on arrive.
     await link.nc.flush()
@@ -135,8 +149,10 @@ export class NatsSubscriber extends Readable {
     this.emit('info', `reading ${subject} from JetStream stream ${stream}, starting with ${from}`)
     void (async () => {
       for await (const s of messages.status()) {
-        if (s.type === 'ordered_consumer_recreated') this.emit('info', `JetStream consumer of ${stream} recreated after a gap or a reconnect`)
-        else if (s.type === 'stream_not_found') this.warn(`JetStream stream ${stream} is gone (server restarted without keeping it?); waiting for it`)
+        if (s.type === 'ordered_consumer_recreated')
+          this.emit('info', `JetStream consumer of ${stream} recreated after a gap or a reconnect`)
+        else if (s.type === 'stream_not_found')
+          this.warn(`JetStream stream ${stream} is gone (server restarted without keeping it?); waiting for it`)
         else if (s.type === 'heartbeats_missed' && s.count === 2) this.warn(`no heartbeat from JetStream for ${stream}; reconnecting it`)
       }
     })()
@@ -165,7 +181,10 @@ export class NatsSubscriber extends Readable {
       await messages?.close().catch(() => {})
       await link?.close()
     }
-    close().then(() => callback(err), () => callback(err))
+    close().then(
+      () => callback(err),
+      () => callback(err),
+    )
   }
 
   private receive(data: Uint8Array, headers: MsgHdrs | undefined, catchingUp = false): void {
