@@ -20,7 +20,7 @@ import { nats as natsSink } from '../../src/sinks/nats.js'
 import { nats as natsSource } from '../../src/sources/nats.js'
 import { testsrc } from '../../src/sources/testsrc.js'
 import { unprefix } from '../../src/transforms/unprefix.js'
-import { fromItems, prng, tempDir, withTimeout } from '../helpers/index.js'
+import { freePort, fromItems, prng, tempDir, withTimeout } from '../helpers/index.js'
 import { HAVE_NATS_SERVER, NO_NATS_SERVER, startNatsServer, type TestNatsServer } from '../helpers/nats.js'
 
 const BIN = fileURLToPath(new URL('../../bin/frame-pipe.js', import.meta.url))
@@ -647,7 +647,8 @@ test('creds: a file that is not a NATS creds file is refused without echoing it'
 })
 
 test('no server: one line, and waitForServer keeps trying', async (t) => {
-  const port = 1 + (await import('../helpers/index.js').then((h) => h.freePort()))
+  // Nothing listens there: freePort() has just closed it.
+  const port = await freePort()
   const err = await t.throwsAsync(pipeline(natsSource({ server: `127.0.0.1:${port}`, subject: 'a' }), collector().sink))
   t.regex(err!.message, /^nats: connection refused by 127\.0\.0\.1:\d+ \(is nats-server running\?\)$/)
   const waiting = natsSource({ server: `127.0.0.1:${port}`, subject: 'a', waitForServer: true, retryMin: 20, retryMax: 40 })
