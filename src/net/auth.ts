@@ -277,8 +277,8 @@ export function authenticate(
     const what = reader.buffered > 0 ? `${reader.buffered} bytes that are not the token check` : 'nothing'
     fail(
       me.role === 'server'
-        ? `no token check within ${formatDuration(timeoutMs)} (it sent ${what}; a client without token=?)`
-        : `no token check from ${peer} within ${formatDuration(timeoutMs)} (it sent ${what}; does it run with token=?)`,
+        ? `no token check within ${formatDuration(Math.round(timeoutMs))} (it sent ${what}; a client without token=?)`
+        : `no token check from ${peer} within ${formatDuration(Math.round(timeoutMs))} (it sent ${what}; does it run with token=?)`,
       REFUSAL.timeout,
     )
   }, timeoutMs)

@@ -213,7 +213,7 @@ export function checkPlainPeer(first: Buffer, peerRole: Role, peer: string): Aut
 export function plainServerProblem(socket: Socket, first: Buffer, address: string): Error | undefined {
   const failure = plainMismatch(first, 'server', address)
   if (!failure) return undefined
-  if (failure.answer) socket.write(failure.answer)
+  if (failure.answer && socket.writable) socket.write(failure.answer)
   return explained(failure.reason)
 }
 

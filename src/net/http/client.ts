@@ -34,6 +34,25 @@ export interface HttpSourceConfig {
 
 const MAX_REDIRECTS = 5
 
+/** The URL to start from, or a one-line error that never shows the credentials. */
+function checkUrl(o: HttpSourceConfig, stage: string): URL {
+  let url: URL | undefined
+  try {
+    url = new URL(o.url)
+  } catch {
+    // Not a URL: said below.
+  }
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    throw new FramePipeError('ERR_INVALID_OPTION', `expected an http:// or https:// URL for url but received '${redactUrl(o.url)}'`, {
+      stage,
+    })
+  }
+  if ((o.auth ?? '') !== '' && !o.auth!.includes(':')) {
+    throw new FramePipeError('ERR_INVALID_OPTION', `expected 'user:password' for auth but received a string without ':'`, { stage })
+  }
+  return url
+}
+
 /** The URL as it may be printed: user:password@ replaced by ***@. */
 export function redactUrl(text: string): string {
   return text.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1***@')
@@ -67,28 +86,12 @@ export class HttpSource extends Readable {
   private first: ((err?: Error | null) => void) | null = null
 
   constructor(o: HttpSourceConfig, ctx: StageContext) {
+    // Checked before the stream exists: a stream that throws once made would still try to connect.
+    const url = checkUrl(o, ctx.name)
     // Frames can be megabytes: hold few.
     super({ objectMode: true, highWaterMark: 2 })
     this.o = o
     this.ctx = ctx
-    let url: URL
-    try {
-      url = new URL(o.url)
-    } catch {
-      throw new FramePipeError('ERR_INVALID_OPTION', `expected an http:// or https:// URL for url but received '${redactUrl(o.url)}'`, {
-        stage: ctx.name,
-      })
-    }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-      throw new FramePipeError('ERR_INVALID_OPTION', `expected an http:// or https:// URL for url but received '${redactUrl(o.url)}'`, {
-        stage: ctx.name,
-      })
-    }
-    if ((o.auth ?? '') !== '' && !o.auth!.includes(':')) {
-      throw new FramePipeError('ERR_INVALID_OPTION', `expected 'user:password' for auth but received a string without ':'`, {
-        stage: ctx.name,
-      })
-    }
     if (url.password !== '') {
       // Said once the pipeline is set up, when the CLI listens for warnings.
       process.nextTick(() =>
@@ -154,7 +157,8 @@ export class HttpSource extends Readable {
 
   /** A TLS failure explained (untrusted certificate, plain server), else the error as it is. */
   private explain(err: Error, url: URL): Error {
-    if (url.protocol !== 'https:' || !isTlsRefusal(err)) return err
+    const reset = (err as NodeJS.ErrnoException).code === 'ECONNRESET' && /before secure TLS connection/.test(err.message)
+    if (url.protocol !== 'https:' || !(isTlsRefusal(err) || reset)) return err
     return new Error(explainClientTls(err, url.host, this.o.tls?.servername ?? url.hostname), { cause: err })
   }
 
@@ -170,7 +174,8 @@ export class HttpSource extends Readable {
     const req = get(url, {
       headers: { 'User-Agent': 'frame-pipe', Accept: 'multipart/x-mixed-replace, image/jpeg, image/*;q=0.8', ...this.credentials(url) },
       timeout: this.o.timeout,
-      ...(url.protocol === 'https:' ? this.o.tls?.options : undefined),
+      // A connection of its own: a pooled one may have been made with other TLS settings (another ca=).
+      ...(url.protocol === 'https:' ? { ...this.o.tls?.options, agent: false } : undefined),
     })
     this.req = req
     req.on('timeout', () => {
