@@ -11,6 +11,7 @@ const SUITES: Record<string, () => Promise<{ bench: Bench }>> = {
   encode: () => import('./encode.js'),
   capture: () => import('./capture.js'),
   udp: () => import('./udp.js'),
+  tls: () => import('./tls.js'),
 }
 
 async function main(): Promise<void> {

@@ -20,10 +20,8 @@ import {
   refusalMessage,
   serverAuth,
   serverTokenOptions,
-  type AuthFailure,
   type ClientAuth,
   type ClientTokenOptions,
-  type Role,
   type ServerAuth,
   type ServerTokenOptions,
 } from './auth.js'
@@ -124,6 +122,8 @@ export function guard(
     const deadline = performance.now() + security.timeout
     // Held, so that closing the server cuts connections still at the door.
     server.track(raw)
+    // No Nagle: the handshakes are small messages back and forth, each waiting for the last.
+    raw.setNoDelay(true)
     const refuse = (reason: string, socket: Socket, answer?: Buffer) => {
       turnAway(socket, answer)
       server.refuse(peer, reason)
@@ -167,8 +167,11 @@ export function clientSecurity(o: Partial<ClientSecurityOptions>, host: string, 
     tls: t,
     auth,
     open(h, port) {
-      if (!t) return { socket: net.connect({ host: h, port }), ready: 'connect' }
-      return { socket: tls.connect({ host: h, port, ...t.options }), ready: 'secureConnect' }
+      // No Nagle: the handshakes are small messages back and forth, each waiting for the last.
+      if (!t) return { socket: net.connect({ host: h, port, noDelay: true }), ready: 'connect' }
+      const socket = tls.connect({ host: h, port, ...t.options })
+      socket.setNoDelay(true)
+      return { socket, ready: 'secureConnect' }
     },
     check(socket, address, timeoutMs, callback) {
       if (!auth) return callback(null)
@@ -199,17 +202,12 @@ function explained(message: string, cause?: Error): Error {
 // ------------------------------------------------------------- plain ends
 
 /**
- * A plain end without a token checks the first chunk its peer sends: a TLS
- * ClientHello or frame-pipe's token check means the two ends are set up
- * differently. For a client, the error to fail the connection with (the
- * answer already sent); for a server, the failure to turn the peer away
- * with (see turnAway). Undefined: the peer's data, carry on.
+ * A plain client without a token checks the first chunk its server sends:
+ * frame-pipe's token check or a refusal means the two ends are set up
+ * differently. Returns the Error to fail the connection with (the answer
+ * already sent), or undefined: the server's data, carry on. (Servers call
+ * plainMismatch themselves and turn the client away.)
  */
-export function checkPlainPeer(first: Buffer, peerRole: Role, peer: string): AuthFailure | undefined {
-  return plainMismatch(first, peerRole, peer)
-}
-
-/** The client side of checkPlainPeer: the Error to destroy the connection with, after answering the server. */
 export function plainServerProblem(socket: Socket, first: Buffer, address: string): Error | undefined {
   const failure = plainMismatch(first, 'server', address)
   if (!failure) return undefined

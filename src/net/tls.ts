@@ -280,7 +280,7 @@ export function explainClientTls(err: Error, address: string, servername: string
   if (code === 'ERR_TLS_CERT_ALTNAME_INVALID')
     return `${address}'s certificate is not for '${servername}' (${firstLine(err.message)}): give servername= one of its names, or make one for this name (frame-pipe cert --name ${servername})`
   if (code === 'CERT_HAS_EXPIRED') return `${address}'s certificate has expired: make a new one`
-  if (/ALERT_(CERTIFICATE_REQUIRED|HANDSHAKE_FAILURE)/.test(code) && code.includes('CERTIFICATE'))
+  if (/ALERT_CERTIFICATE_REQUIRED/.test(code))
     return `${address} requires a client certificate: give cert= and key= signed by the server's ca=`
   if (/ALERT_(UNKNOWN_CA|BAD_CERTIFICATE|CERTIFICATE_UNKNOWN|DECRYPT_ERROR)/.test(code))
     return `${address} does not accept our client certificate (${code}): give cert= signed by the server's ca=`
