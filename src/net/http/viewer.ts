@@ -121,12 +121,16 @@ export class HttpSink extends Transform {
   private ending = false
 
   constructor(o: HttpSinkConfig, ctx: StageContext) {
+    // Made before the stream exists: a bad option throws before the server is scheduled to start.
+    const warnings = { emit: (_message: string): void => undefined }
+    const gate = new HttpGate({ ...o, certNames: o.tls?.names ?? [] }, ctx.name, {
+      counters: ctx.counters,
+      warn: (message) => warnings.emit(message),
+    })
     // Frames can be megabytes: hold few.
     super({ objectMode: true, highWaterMark: 2 })
-    this.gate = new HttpGate({ ...o, certNames: o.tls?.names ?? [] }, ctx.name, {
-      counters: ctx.counters,
-      warn: (message) => this.emit('warning', new FramePipeError('ERR_NETWORK', message, { stage: ctx.name })),
-    })
+    warnings.emit = (message) => this.emit('warning', new FramePipeError('ERR_NETWORK', message, { stage: ctx.name }))
+    this.gate = gate
     this.o = o
     this.ctx = ctx
     this.server = new StageServer<Server>(this, ctx.name)
