@@ -12,6 +12,7 @@ const SUITES: Record<string, () => Promise<{ bench: Bench }>> = {
   capture: () => import('./capture.js'),
   udp: () => import('./udp.js'),
   nats: () => import('./nats.js'),
+  tls: () => import('./tls.js'),
 }
 
 async function main(): Promise<void> {

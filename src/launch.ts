@@ -8,6 +8,7 @@ import { linkProblem } from './core/pipeline.js'
 import { STAGES, findStage, stageNames, stagesNamed } from './registry.js'
 import { closest, isLiteralSecret, parseOptionText, resolveOptions, type OptionSpec, type StageKind, type StageSpec } from './core/spec.js'
 import { createStage, type Staged } from './core/stage.js'
+import { securityOptionHint, tokenWireProblem } from './net/security.js'
 
 export interface ParsedOption {
   key: string
@@ -163,6 +164,9 @@ export function planDescription(text: string): PlannedStage[] {
     return { spec, options: planOptions(text, spec, stage.options), column: stage.column, literalSecrets }
   })
   checkPlan(text, planned)
+  // A token on a seed wire: its peers could never answer the check.
+  const wire = tokenWireProblem(planned.map((p) => ({ name: p.spec.name, kind: p.spec.kind, options: p.options })))
+  if (wire) throw new PipelineSyntaxError('ERR_INVALID_OPTION', wire.message, text, planned[wire.index]!.column)
   return planned
 }
 
@@ -173,10 +177,13 @@ function planOptions(text: string, spec: StageSpec, given: ParsedOption[]): Reco
     const optSpec = specs[opt.key]
     if (!optSpec) {
       const hint = closest(opt.key, Object.keys(specs))
+      const security = securityOptionHint(spec.name, opt.key)
       const msg =
         opt.value === true && findAnyStage(opt.key)
           ? `'${opt.key}' looks like a stage: is a '!' missing before it?`
-          : `${spec.name} has no option '${opt.key}'${hint ? ` (did you mean '${hint}'?)` : ''}`
+          : security
+            ? `${spec.name} has no option '${opt.key}': ${security}`
+            : `${spec.name} has no option '${opt.key}'${hint ? ` (did you mean '${hint}'?)` : ''}`
       throw new PipelineSyntaxError('ERR_INVALID_OPTION', msg, text, opt.column)
     }
     if (opt.key in values)

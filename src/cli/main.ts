@@ -11,11 +11,14 @@ import { isReaderGone } from '../sinks/stdout.js'
 import { inspectAll, inspectStage } from './inspect.js'
 import { StatusReporter } from './status.js'
 import { runDemo } from './demo.js'
+import { runCert } from './cert.js'
 import { handleSignals } from './signals.js'
 
 const USAGE = `Usage:
   frame-pipe [--json] [--quiet] [--debug] '<source> [key=value…] ! <stage> … ! <sink>'
   frame-pipe inspect [stage]          list stages, or show one stage's options
+  frame-pipe cert [--out DIR] [--name HOST]… [--days N] [--force]
+                                      a self-signed certificate (cert.pem) and key (key.pem) for trying TLS
   frame-pipe demo [--frames N] [--out DIR] [--port P]
                                       test pattern → jpeg → TCP (native header) → browser viewer and files,
                                       in one process; 900 frames (30 s) by default, --frames 0 until Ctrl-C
@@ -48,6 +51,9 @@ export async function main(argv: string[]): Promise<number> {
         frames: { type: 'string' },
         out: { type: 'string' },
         port: { type: 'string' },
+        name: { type: 'string', multiple: true },
+        days: { type: 'string' },
+        force: { type: 'boolean' },
       },
     })
   } catch (err) {
@@ -68,6 +74,10 @@ export async function main(argv: string[]): Promise<number> {
     if (positionals[0] === 'inspect') {
       process.stdout.write((positionals[1] ? inspectStage(positionals[1]) : inspectAll()) + '\n')
       return 0
+    }
+    if (positionals[0] === 'cert') {
+      const days = integerFlag('days', values.days, 365, 1, 36500)
+      return await runCert({ dir: values.out ?? '.', names: values.name ?? [], days, force: values.force ?? false })
     }
     if (positionals[0] === 'demo') {
       const frames = integerFlag('frames', values.frames, 900, 0, Number.MAX_SAFE_INTEGER)

@@ -74,33 +74,57 @@ export function listenFor(
 }
 
 /**
+ * TLS and the token check for dial(), made from a stage's options by
+ * src/net/security.ts (clientSecurity): how to open the connection, what to
+ * do once it is open, and how to explain a failure while connecting.
+ */
+export interface DialSecurity {
+  /** Open the connection; `ready` is the event that says it is open ('secureConnect' for TLS). */
+  open(host: string, port: number): { socket: Socket; ready: 'connect' | 'secureConnect' }
+  /** Once open: the token check. Calls back once, with null or a one-line error; not at all when the owner destroys the socket. */
+  check(socket: Socket, address: string, timeoutMs: number, callback: (err: Error | null) => void): void
+  /** A failure while opening (a TLS handshake error), explained. */
+  explain(err: Error, address: string): Error
+}
+
+/**
  * Connect to host:port, giving up after `timeoutMs`. The callback runs at
  * most once: with null when connected (attach your own listeners then), or
  * with the failure as a one-line networkError, the socket already destroyed.
  * It does not run when the owner destroys the socket while it connects.
+ * With `security`, connected means the TLS handshake and the token check are
+ * done too (each within timeoutMs).
  */
-export function dial(host: string, port: number, timeoutMs: number, stage: string, callback: (err: Error | null) => void): Socket {
+export function dial(
+  host: string,
+  port: number,
+  timeoutMs: number,
+  stage: string,
+  callback: (err: Error | null) => void,
+  security?: DialSecurity,
+): Socket {
   const address = formatAddress(host, port)
-  const socket = net.connect({ host, port })
+  const { socket, ready } = security ? security.open(host, port) : { socket: net.connect({ host, port }), ready: 'connect' }
   const timer = setTimeout(() => {
     const err = Object.assign(new Error(`connect timed out after ${timeoutMs} ms`), { code: 'ETIMEDOUT' })
     socket.destroy(err)
   }, timeoutMs)
   const cleanup = () => {
     clearTimeout(timer)
-    socket.off('connect', onConnect)
+    socket.off(ready, onConnect)
     socket.off('error', onError)
     socket.off('close', cleanup)
   }
   const onConnect = () => {
     cleanup()
-    callback(null)
+    if (!security) return callback(null)
+    security.check(socket, address, timeoutMs, (err) => callback(err && networkError(stage, err, address)))
   }
   const onError = (err: Error) => {
     cleanup()
-    callback(networkError(stage, err, address))
+    callback(networkError(stage, security ? security.explain(err, address) : err, address))
   }
-  socket.once('connect', onConnect)
+  socket.once(ready, onConnect)
   socket.once('error', onError)
   // Destroyed by its owner while connecting (stop): nobody is waiting for an answer.
   socket.once('close', cleanup)

@@ -13,6 +13,8 @@ import { passOn, type StageContext } from '../core/stage.js'
 import { FanOut, packetsToSocket, type FanClient } from '../net/fanout.js'
 import { peerName } from '../net/socket.js'
 import { StageServer } from '../net/server.js'
+import { admittedAs, guard, turnAway, type Admitted, type ServerSecurity } from '../net/security.js'
+import { plainMismatch } from '../net/auth.js'
 
 export interface FrameServerOptions {
   host: string
@@ -20,6 +22,8 @@ export interface FrameServerOptions {
   maxQueue: number
   maxClients: number
   linger: number
+  /** TLS and the token check (src/net/security.ts); null: plain and tokenless. */
+  security?: ServerSecurity | null
 }
 
 export interface ServedClient extends FanClient<Packet> {
@@ -55,7 +59,8 @@ export abstract class FrameServer<C extends ServedClient = ServedClient> extends
         if (!c.closing) this.onPumped(c)
       },
       left: (c, reason) => {
-        if (reason !== 'end') c.socket.destroy()
+        // A refused client is being told why (turnAway closes it).
+        if (reason !== 'end' && !reason.startsWith('refused: ')) c.socket.destroy()
         this.onLeave(c)
         this.server.client({ event: 'leave', peer: c.peer, reason, drops: c.drops })
       },
@@ -81,7 +86,7 @@ export abstract class FrameServer<C extends ServedClient = ServedClient> extends
 
   override _construct(callback: (error?: Error | null) => void): void {
     this.server.listen(
-      net.createServer((socket) => this.accept(socket)),
+      net.createServer(guard(this.so.security ?? null, this.server, (socket, who) => this.accept(socket, who))),
       this.so.host,
       this.so.port,
       callback,
@@ -138,16 +143,27 @@ export abstract class FrameServer<C extends ServedClient = ServedClient> extends
     this.emit('warning', new FramePipeError('ERR_NETWORK', message, { stage: this.ctx.name }))
   }
 
-  private accept(socket: Socket): void {
+  private accept(socket: Socket, who?: Admitted): void {
     const peer = peerName(socket)
     if (this.clients.size >= this.so.maxClients)
       return this.server.refuse(peer, `already ${this.clients.size} clients (maxClients)`, socket)
     const client = this.newClient({ socket, peer, queue: [], drops: 0, sent: 0, gone: false, closing: false })
+    // Without a token check, the first bytes may show a client set up for TLS or a token: turn it away, say why.
+    let unchecked = !this.so.security?.auth
     socket.on('data', (data: Buffer) => {
+      if (unchecked) {
+        unchecked = false
+        const mismatch = plainMismatch(data, 'client', peer)
+        if (mismatch) {
+          client.closing = true
+          turnAway(socket, mismatch.answer)
+          return this.fan.remove(client, `refused: ${mismatch.reason}`)
+        }
+      }
       // After we ended the connection its bytes are read only so that closing sends FIN, not RST.
       if (!client.gone && !client.closing) this.onData(client, data)
     })
     this.fan.connect(client, socket)
-    this.server.client({ event: 'join', peer })
+    this.server.client({ event: 'join', peer, reason: who && admittedAs(this.so.security, who) })
   }
 }

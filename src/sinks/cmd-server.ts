@@ -5,10 +5,11 @@ import { hostOption, lingerOption, maxClientsOption, portOption } from '../net/o
 import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
 import { CmdServer } from '../protocols/cmd/server.js'
+import { serverSecurity, serverTlsOnlyOptions, type ServerTlsOnlyOptions } from '../net/security.js'
 
 export type { FpsEvent } from '../protocols/cmd/server.js'
 
-export interface CmdServerOptions {
+export interface CmdServerOptions extends Partial<ServerTlsOnlyOptions> {
   host?: string
   port?: number
   header?: FixedHeaderFormat
@@ -42,9 +43,10 @@ export const spec = defineStage<CmdServerOptions, CmdServer>({
     },
     maxClients: maxClientsOption(),
     linger: lingerOption("At the end (and after a '2'), how long to wait for clients to take what is queued and close"),
+    ...serverTlsOnlyOptions(),
   },
   create(o, ctx) {
-    return new CmdServer(o, ctx)
+    return new CmdServer({ ...o, security: serverSecurity(o, ctx.name) }, ctx)
   },
 })
 

@@ -4,17 +4,22 @@ import { hostOption, lingerOption, portOption } from '../net/options.js'
 import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
 import { HttpSink } from '../net/http/viewer.js'
+import { serverTls, serverTlsOptions, type ServerTlsOptions } from '../net/tls.js'
 
 export type { HttpListening, ViewerStats } from '../net/http/viewer.js'
 
-export interface HttpSinkOptions {
+export interface HttpSinkOptions extends Partial<ServerTlsOptions> {
   host?: string
   port?: number
   auth?: string
+  token?: string
+  public?: string
+  allowedHosts?: string
   maxQueue?: number
   maxViewers?: number
   lazy?: boolean
   linger?: number
+  handshakeTimeout?: number
 }
 
 export const spec = defineStage<HttpSinkOptions, HttpSink>({
@@ -27,7 +32,26 @@ export const spec = defineStage<HttpSinkOptions, HttpSink>({
   options: {
     host: hostOption(),
     port: portOption(8080, 'Port to listen on; 0 picks a free one (see the listening event and url())'),
-    auth: { type: 'string', default: '', doc: "Require HTTP basic auth on every route, given as 'user:password'; '' = open" },
+    auth: {
+      type: 'secret',
+      default: '',
+      doc: "Require HTTP basic auth on every route but public=, given as 'user:password' (@FILE or env:NAME keep it off the command line); '' = open. Serve https (cert=) beyond this machine: basic auth is cleartext",
+    },
+    token: {
+      type: 'secret',
+      default: '',
+      doc: "Require 'Authorization: Bearer <token>' on every route but public= (for programs: curl -H, ffmpeg -headers, the http source's token=); with auth= either passes",
+    },
+    public: {
+      type: 'string',
+      default: '',
+      doc: 'Comma-separated paths served without credentials when auth= or token= guards the rest, e.g. public=/stats',
+    },
+    allowedHosts: {
+      type: 'string',
+      default: '',
+      doc: "Host names (comma-separated) accepted in the Host header besides IP addresses, localhost, the bound name and the certificate's names; others get 403 (against DNS rebinding); '*' = any",
+    },
     maxQueue: {
       type: 'int',
       min: 1,
@@ -41,9 +65,16 @@ export const spec = defineStage<HttpSinkOptions, HttpSink>({
       doc: 'With no viewer, hold the next frame (backpressure) so the source pauses; the first viewer releases it. Pair with camera idle= to stop the camera between viewers',
     },
     linger: lingerOption('At the end, how long viewers get to receive their queued frames before their connections close'),
+    ...serverTlsOptions(),
+    handshakeTimeout: {
+      type: 'duration',
+      min: 1,
+      default: 5000,
+      doc: 'HTTPS: a client must finish the TLS handshake within this long after connecting, else it is turned away (logged)',
+    },
   },
   create(o, ctx) {
-    return new HttpSink(o, ctx)
+    return new HttpSink({ ...o, tls: serverTls(o, ctx.name) }, ctx)
   },
 })
 

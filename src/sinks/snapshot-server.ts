@@ -4,8 +4,9 @@ import { hostOption, lingerOption, maxClientsOption, portOption } from '../net/o
 import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
 import { SnapshotServer } from '../protocols/snapshot/server.js'
+import { serverSecurity, serverSecurityOptions, type ServerSecurityOptions } from '../net/security.js'
 
-export interface SnapshotServerOptions {
+export interface SnapshotServerOptions extends Partial<ServerSecurityOptions> {
   host?: string
   port?: number
   checksum?: boolean
@@ -27,9 +28,10 @@ export const spec = defineStage<SnapshotServerOptions, SnapshotServer>({
     checksum: { type: 'boolean', default: false, doc: 'Add a CRC-32 of the payload to each reply, checked by the client' },
     maxClients: maxClientsOption(),
     linger: lingerOption('At the end, how long to wait for replies to reach their clients before closing'),
+    ...serverSecurityOptions(),
   },
   create(o, ctx) {
-    return new SnapshotServer(o, ctx)
+    return new SnapshotServer({ ...o, security: serverSecurity(o, ctx.name) }, ctx)
   },
 })
 

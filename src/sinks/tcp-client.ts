@@ -4,8 +4,9 @@ import { lingerOption, serverHostOption, serverPortOption } from '../net/options
 import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
 import { TcpClientSink } from '../net/tcp/client-sink.js'
+import { clientSecurity, clientSecurityOptions, type ClientSecurityOptions } from '../net/security.js'
 
-export interface TcpClientSinkOptions {
+export interface TcpClientSinkOptions extends Partial<ClientSecurityOptions> {
   host?: string
   port: number
   reconnect?: boolean
@@ -59,9 +60,10 @@ export const spec = defineStage<TcpClientSinkOptions, TcpClientSink>({
         "Wait this long between a packet's header and its payload (seed 002's receiver tells them apart only by this pause: pause=1s); " +
         'while pausing the next packet is held back (backpressure on the source), never dropped',
     },
+    ...clientSecurityOptions(),
   },
   create(o, ctx) {
-    return new TcpClientSink(o, ctx)
+    return new TcpClientSink({ ...o, security: clientSecurity(o, o.host, ctx.name) }, ctx)
   },
 })
 

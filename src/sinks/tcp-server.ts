@@ -4,8 +4,9 @@ import { hostOption, lingerOption, maxClientsOption, portOption } from '../net/o
 import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
 import { TcpServerSink } from '../net/tcp/server-sink.js'
+import { serverSecurity, serverSecurityOptions, type ServerSecurityOptions } from '../net/security.js'
 
-export interface TcpServerSinkOptions {
+export interface TcpServerSinkOptions extends Partial<ServerSecurityOptions> {
   host?: string
   port?: number
   maxQueue?: number
@@ -38,9 +39,10 @@ export const spec = defineStage<TcpServerSinkOptions, TcpServerSink>({
       doc: 'Hold the first packet (backpressure) until this many clients are connected; 0: packets with no client are discarded',
     },
     linger: lingerOption('At the end, how long to wait for clients to receive their queues before closing'),
+    ...serverSecurityOptions(),
   },
   create(o, ctx) {
-    return new TcpServerSink(o, ctx)
+    return new TcpServerSink({ ...o, security: serverSecurity(o, ctx.name) }, ctx)
   },
 })
 

@@ -6,6 +6,9 @@ import { serverHostOption, serverPortOption } from '../net/options.js'
 import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
 import { checkMessage, UdpClientSink } from '../net/udp/sender.js'
+import { checkUdpToken } from '../net/security.js'
+import { SIGNED_DATA_HEADER_BYTES } from '../net/udp/auth.js'
+import { InvalidOptionError } from '../core/errors.js'
 
 export interface UdpClientSinkOptions {
   host?: string
@@ -19,6 +22,7 @@ export interface UdpClientSinkOptions {
   msgPort?: number
   message?: string
   msgInterval?: number
+  token?: string
 }
 
 export const spec = defineStage<UdpClientSinkOptions, UdpClientSink>({
@@ -77,10 +81,22 @@ export const spec = defineStage<UdpClientSinkOptions, UdpClientSink>({
       default: 10,
       doc: 'Pause after each message before waiting for its reply (at most ackTimeout)',
     },
+    token: {
+      type: 'secret',
+      default: '',
+      doc: "Sign every datagram with an HMAC of this token (at least 16 characters; @FILE or env:NAME), and take only acks signed with it; the receiver needs the same token=; proto=native only (seed 000's wires cannot carry a signature)",
+    },
   },
   create(o, ctx) {
     // Checked before the stream exists: a constructed stream would open its sockets.
     checkMessage(o.message, ctx.name)
+    checkUdpToken(ctx.name, o.proto, o.token)
+    if (o.token !== '' && o.mtu <= SIGNED_DATA_HEADER_BYTES)
+      throw new InvalidOptionError(
+        ctx.name,
+        'mtu',
+        `mtu=${o.mtu} leaves no room for a payload after a signed header (${SIGNED_DATA_HEADER_BYTES} bytes)`,
+      )
     return new UdpClientSink(o, ctx)
   },
 })

@@ -4,10 +4,12 @@ import { serverHostOption, serverPortOption } from '../net/options.js'
 import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
 import { CMD_CLIENT_MODES, CmdClient, type CmdClientMode } from '../protocols/cmd/client.js'
+import { clientSecurity } from '../net/security.js'
+import { clientTlsOptions, type ClientTlsOptions } from '../net/tls.js'
 
 export { CMD_CLIENT_MODES, type CmdClientMode }
 
-export interface CmdClientOptions {
+export interface CmdClientOptions extends Partial<ClientTlsOptions> {
   host?: string
   port?: number
   mode?: CmdClientMode
@@ -61,9 +63,10 @@ export const spec = defineStage<CmdClientOptions, CmdClient>({
       doc: 'Largest image accepted; a bigger length (such as the text the original server writes into the stream) is an error',
     },
     connectTimeout: { type: 'duration', min: 1, default: 5000, doc: 'Give up connecting after this long' },
+    ...clientTlsOptions(),
   },
   create(o, ctx) {
-    return new CmdClient(o, ctx)
+    return new CmdClient({ ...o, security: clientSecurity(o, o.host, ctx.name) }, ctx)
   },
 })
 

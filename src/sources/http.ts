@@ -3,9 +3,13 @@
 import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
 import { HttpSource } from '../net/http/client.js'
+import { InvalidOptionError } from '../core/errors.js'
+import { clientTls, clientTlsOptions, type ClientTlsOptions } from '../net/tls.js'
 
-export interface HttpSourceOptions {
+export interface HttpSourceOptions extends Partial<Omit<ClientTlsOptions, 'tls'>> {
   url: string
+  auth?: string
+  token?: string
   reconnect?: boolean
   retryMin?: number
   retryMax?: number
@@ -24,7 +28,17 @@ export const spec = defineStage<HttpSourceOptions, HttpSource>({
     url: {
       type: 'string',
       required: true,
-      doc: 'http:// or https:// URL of a multipart/x-mixed-replace stream (e.g. …/stream.mjpg) or of a single image; user:password@ in it is sent as basic auth',
+      doc: 'http:// or https:// URL of a multipart/x-mixed-replace stream (e.g. …/stream.mjpg) or of a single image; user:password@ in it is sent as basic auth (but shows in ps: prefer auth=), and never printed',
+    },
+    auth: {
+      type: 'secret',
+      default: '',
+      doc: "HTTP basic auth as 'user:password' (@FILE or env:NAME); sent only to the URL's own origin",
+    },
+    token: {
+      type: 'secret',
+      default: '',
+      doc: "Send 'Authorization: Bearer <token>' (@FILE or env:NAME); sent only to the URL's own origin",
     },
     reconnect: {
       type: 'boolean',
@@ -51,9 +65,21 @@ export const spec = defineStage<HttpSourceOptions, HttpSource>({
       default: 0,
       doc: 'For a URL that answers with one image (a snapshot): fetch it again this often; 0: fetch it once and end',
     },
+    ...clientTlsOptions(false),
   },
   create(o, ctx) {
-    return new HttpSource(o, ctx)
+    const https = /^https:/i.test(o.url)
+    if (!https) {
+      const given = (['ca', 'cert', 'key', 'keyPassphrase', 'servername'] as const).find((k) => o[k] !== '')
+      if (given) throw new InvalidOptionError(ctx.name, given, `${given}= is for https:// URLs, and url= is not one`)
+    }
+    let host = ''
+    try {
+      host = new URL(o.url).hostname.replace(/^\[|\]$/g, '')
+    } catch {
+      // A bad URL: the engine says so.
+    }
+    return new HttpSource({ ...o, tls: https ? clientTls(o, host, ctx.name, true) : null }, ctx)
   },
 })
 

@@ -4,10 +4,11 @@ import { serverHostOption, serverPortOption } from '../net/options.js'
 import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
 import { SnapshotClient } from '../protocols/snapshot/client.js'
+import { clientSecurity, clientSecurityOptions, type ClientSecurityOptions } from '../net/security.js'
 
 export { requestSnapshot, type RequestSnapshotOptions } from '../protocols/snapshot/client.js'
 
-export interface SnapshotClientOptions {
+export interface SnapshotClientOptions extends Partial<ClientSecurityOptions> {
   host?: string
   port?: number
   every?: number
@@ -35,9 +36,10 @@ export const spec = defineStage<SnapshotClientOptions, SnapshotClient>({
     count: { type: 'int', min: 0, default: 0, doc: 'Frames to get, then end cleanly; 0 = until stopped' },
     timeout: { type: 'duration', min: 1, default: 2000, doc: 'Connecting, and each reply, must take less than this; else one clear error' },
     maxFrameBytes: { type: 'size', min: 1, default: 64 * 2 ** 20, doc: 'Largest frame accepted; a reply announcing more is an error' },
+    ...clientSecurityOptions(),
   },
   create(o, ctx) {
-    return new SnapshotClient(o, ctx)
+    return new SnapshotClient({ ...o, security: clientSecurity(o, o.host, ctx.name) }, ctx)
   },
 })
 

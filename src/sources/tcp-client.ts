@@ -4,8 +4,9 @@ import { serverHostOption, serverPortOption } from '../net/options.js'
 import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
 import { TcpClientSource } from '../net/tcp/client-source.js'
+import { clientSecurity, clientSecurityOptions, type ClientSecurityOptions } from '../net/security.js'
 
-export interface TcpClientSourceOptions {
+export interface TcpClientSourceOptions extends Partial<ClientSecurityOptions> {
   host?: string
   port: number
   reconnect?: boolean
@@ -37,9 +38,10 @@ export const spec = defineStage<TcpClientSourceOptions, TcpClientSource>({
       default: '',
       doc: 'Text (UTF-8) sent once right after each connection is made, e.g. greeting="hello Apple Cai!" as seed 001\'s client; nothing else is ever sent',
     },
+    ...clientSecurityOptions(),
   },
   create(o, ctx) {
-    return new TcpClientSource(o, ctx)
+    return new TcpClientSource({ ...o, security: clientSecurity(o, o.host, ctx.name) }, ctx)
   },
 })
 

@@ -4,8 +4,9 @@ import { hostOption, portOption } from '../net/options.js'
 import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
 import { TcpServerSource } from '../net/tcp/server-source.js'
+import { serverSecurity, serverSecurityOptions, type ServerSecurityOptions } from '../net/security.js'
 
-export interface TcpServerSourceOptions {
+export interface TcpServerSourceOptions extends Partial<ServerSecurityOptions> {
   host?: string
   port?: number
   once?: boolean
@@ -28,9 +29,10 @@ export const spec = defineStage<TcpServerSourceOptions, TcpServerSource>({
       default: 16,
       doc: 'Clients held (unread, in arrival order) while another is being served; more connections are closed and logged',
     },
+    ...serverSecurityOptions(),
   },
   create(o, ctx) {
-    return new TcpServerSource(o, ctx)
+    return new TcpServerSource({ ...o, security: serverSecurity(o, ctx.name) }, ctx)
   },
 })
 

@@ -6,6 +6,7 @@ import { hostOption, portOption } from '../net/options.js'
 import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
 import { UdpServerSource } from '../net/udp/receiver.js'
+import { checkUdpToken } from '../net/security.js'
 
 export interface UdpServerSourceOptions {
   host?: string
@@ -15,6 +16,7 @@ export interface UdpServerSourceOptions {
   msgPort?: number
   maxFrameBytes?: number
   timeout?: number
+  token?: string
 }
 
 export const spec = defineStage<UdpServerSourceOptions, UdpServerSource>({
@@ -56,8 +58,14 @@ export const spec = defineStage<UdpServerSourceOptions, UdpServerSource>({
       default: 1000,
       doc: 'An image whose datagrams stop arriving for this long is dropped (counted in drops and incomplete); at most 16 images are in reassembly, the oldest is dropped beyond',
     },
+    token: {
+      type: 'secret',
+      default: '',
+      doc: "Take only datagrams signed with this token (at least 16 characters; @FILE or env:NAME): others are dropped and counted in forged; acks are signed too. proto=native only (seed 000's wires cannot carry a signature)",
+    },
   },
   create(o, ctx) {
+    checkUdpToken(ctx.name, o.proto, o.token)
     return new UdpServerSource(o, ctx)
   },
 })

@@ -339,7 +339,7 @@ test('a viewer that never reads costs the others nothing: the source is never bl
   sink = running.sink
   const port = sink.address()!.port
   // A viewer that sends its request and never reads a byte.
-  const stalled = net.connect(port, '127.0.0.1', () => stalled.write('GET /stream.mjpg HTTP/1.1\r\nHost: x\r\n\r\n'))
+  const stalled = net.connect(port, '127.0.0.1', () => stalled.write('GET /stream.mjpg HTTP/1.1\r\nHost: localhost\r\n\r\n'))
   stalled.pause()
   stalled.on('error', () => t.log('stalled viewer was cut off'))
   t.teardown(() => stalled.destroy())

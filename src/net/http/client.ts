@@ -14,6 +14,7 @@ import { ReadGate } from '../../core/read-gate.js'
 import { boundaryFromContentType, MultipartParser, type PartHeaders } from '../../wire/multipart-parser.js'
 import { backoff, describeLoss, type ConnectionEvent } from '../socket.js'
 import type { StageContext } from '../../core/stage.js'
+import { explainClientTls, type ClientTls } from '../tls.js'
 
 export interface HttpSourceConfig {
   url: string
@@ -23,9 +24,39 @@ export interface HttpSourceConfig {
   timeout: number
   maxFrameBytes: number
   every: number
+  /** 'user:password' for basic auth, '' = none (or the URL's user:password@). */
+  auth?: string
+  /** Bearer token, '' = none. */
+  token?: string
+  /** TLS settings for https:// URLs (ca=, cert=, servername=); null: the defaults. */
+  tls?: ClientTls | null
 }
 
 const MAX_REDIRECTS = 5
+
+/** The URL to start from, or a one-line error that never shows the credentials. */
+function checkUrl(o: HttpSourceConfig, stage: string): URL {
+  let url: URL | undefined
+  try {
+    url = new URL(o.url)
+  } catch {
+    // Not a URL: said below.
+  }
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    throw new FramePipeError('ERR_INVALID_OPTION', `expected an http:// or https:// URL for url but received '${redactUrl(o.url)}'`, {
+      stage,
+    })
+  }
+  if ((o.auth ?? '') !== '' && !o.auth!.includes(':')) {
+    throw new FramePipeError('ERR_INVALID_OPTION', `expected 'user:password' for auth but received a string without ':'`, { stage })
+  }
+  return url
+}
+
+/** The URL as it may be printed: user:password@ replaced by ***@. */
+export function redactUrl(text: string): string {
+  return text.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1***@')
+}
 
 export class HttpSource extends Readable {
   private readonly o: HttpSourceConfig
@@ -55,22 +86,24 @@ export class HttpSource extends Readable {
   private first: ((err?: Error | null) => void) | null = null
 
   constructor(o: HttpSourceConfig, ctx: StageContext) {
+    // Checked before the stream exists: a stream that throws once made would still try to connect.
+    const url = checkUrl(o, ctx.name)
     // Frames can be megabytes: hold few.
     super({ objectMode: true, highWaterMark: 2 })
     this.o = o
     this.ctx = ctx
-    let url: URL
-    try {
-      url = new URL(o.url)
-    } catch {
-      throw new FramePipeError('ERR_INVALID_OPTION', `expected an http:// or https:// URL for url but received '${o.url}'`, {
-        stage: ctx.name,
-      })
-    }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-      throw new FramePipeError('ERR_INVALID_OPTION', `expected an http:// or https:// URL for url but received '${o.url}'`, {
-        stage: ctx.name,
-      })
+    if (url.password !== '') {
+      // Said once the pipeline is set up, when the CLI listens for warnings.
+      process.nextTick(() =>
+        this.emit(
+          'warning',
+          new FramePipeError(
+            'ERR_INVALID_OPTION',
+            'the password in url= is on the command line, where other users of this machine can read it (ps): give auth=@FILE or auth=env:NAME instead',
+            { stage: ctx.name },
+          ),
+        ),
+      )
     }
     this.start = url
     this.target = url
@@ -114,6 +147,21 @@ export class HttpSource extends Readable {
     req?.destroy()
   }
 
+  /** The Authorization header for `url`: auth= or token=, sent only to the origin of the URL given (never after a redirect elsewhere). */
+  private credentials(url: URL): Record<string, string> {
+    if (url.origin !== this.start.origin) return {}
+    if (this.o.token) return { Authorization: `Bearer ${this.o.token}` }
+    if (this.o.auth) return { Authorization: `Basic ${Buffer.from(this.o.auth, 'utf8').toString('base64')}` }
+    return {}
+  }
+
+  /** A TLS failure explained (untrusted certificate, plain server), else the error as it is. */
+  private explain(err: Error, url: URL): Error {
+    const reset = (err as NodeJS.ErrnoException).code === 'ECONNRESET' && /before secure TLS connection/.test(err.message)
+    if (url.protocol !== 'https:' || !(isTlsRefusal(err) || reset)) return err
+    return new Error(explainClientTls(err, url.host, this.o.tls?.servername ?? url.hostname), { cause: err })
+  }
+
   /** Where we connect, without the credentials, for messages. */
   private where(url: URL = this.target): string {
     return `${url.protocol}//${url.host}${url.pathname}${url.search}`
@@ -124,8 +172,10 @@ export class HttpSource extends Readable {
     const url = this.target
     const get = url.protocol === 'https:' ? https.get : http.get
     const req = get(url, {
-      headers: { 'User-Agent': 'frame-pipe', Accept: 'multipart/x-mixed-replace, image/jpeg, image/*;q=0.8' },
+      headers: { 'User-Agent': 'frame-pipe', Accept: 'multipart/x-mixed-replace, image/jpeg, image/*;q=0.8', ...this.credentials(url) },
       timeout: this.o.timeout,
+      // A connection of its own: a pooled one may have been made with other TLS settings (another ca=).
+      ...(url.protocol === 'https:' ? { ...this.o.tls?.options, agent: false } : undefined),
     })
     this.req = req
     req.on('timeout', () => {
@@ -135,7 +185,7 @@ export class HttpSource extends Readable {
       if (req !== this.req) return
       // After the response began, an error is a lost stream; before, a failed attempt.
       if (this.res) this.lost(req, err)
-      else this.failed(networkError(this.ctx.name, err, this.where()), true)
+      else this.failed(networkError(this.ctx.name, this.explain(err, url), this.where()), !isTlsRefusal(err))
     })
     req.on('response', (res) => {
       if (req !== this.req) return res.resume()
@@ -156,8 +206,14 @@ export class HttpSource extends Readable {
     if (status < 200 || status >= 300) {
       res.resume()
       const retry = status >= 500 || status === 408 || status === 429
+      const advice =
+        status === 401
+          ? Object.keys(this.credentials(this.target)).length > 0 || this.target.username !== ''
+            ? ': wrong credentials (auth=, token=)'
+            : ': the server requires credentials: give auth=@FILE (user:password) or token=@FILE'
+          : ''
       return this.failed(
-        new FramePipeError('ERR_NETWORK', `GET ${this.where()} answered ${status} ${res.statusMessage ?? ''}`.trimEnd(), {
+        new FramePipeError('ERR_NETWORK', `GET ${this.where()} answered ${status} ${res.statusMessage ?? ''}`.trimEnd() + advice, {
           stage: this.ctx.name,
         }),
         retry,
@@ -394,6 +450,12 @@ export class HttpSource extends Readable {
   private emitEvent(name: 'connect' | 'disconnect' | 'retry', event: ConnectionEvent): void {
     this.emit(name, event)
   }
+}
+
+/** A TLS handshake failure (certificate, protocol): retrying does not help. */
+function isTlsRefusal(err: Error): boolean {
+  const code = (err as NodeJS.ErrnoException).code ?? ''
+  return code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_') || /CERT|SELF_SIGNED|UNABLE_TO_/.test(code)
 }
 
 /**

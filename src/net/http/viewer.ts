@@ -11,7 +11,6 @@
 // layout is mjpg-streamer's (boundary right after each JPEG), so browsers
 // show a frame as soon as it arrives instead of when the next one starts.
 
-import { timingSafeEqual, createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
@@ -26,15 +25,27 @@ import { describeLoss, formatAddress } from '../socket.js'
 import { StageServer } from '../server.js'
 import { passOn, RELEASE_HELD, type StageContext } from '../../core/stage.js'
 import { SlidingStats } from '../../core/stats.js'
+import { HttpGate } from './auth.js'
+import { explainTlsOnPlainHttp, secureHttpServer } from './tls.js'
+import type { ServerTls } from '../tls.js'
 
 export interface HttpSinkConfig {
   host: string
   port: number
   auth: string
+  /** Bearer token, '' = none. */
+  token: string
+  /** Comma-separated paths served without credentials. */
+  public: string
+  /** Comma-separated extra names for the Host check, '*' = no check. */
+  allowedHosts: string
   maxQueue: number
   maxViewers: number
   lazy: boolean
   linger: number
+  /** HTTPS (src/net/tls.ts); null: plain HTTP. */
+  tls?: ServerTls | null
+  handshakeTimeout?: number
 }
 
 /** The JSON of /stats. */
@@ -93,7 +104,8 @@ interface Viewer extends FanClient<Part> {
 export class HttpSink extends Transform {
   private readonly o: HttpSinkConfig
   private readonly ctx: StageContext
-  private readonly authorization: Buffer | null
+  /** The Host check and credentials (./auth.ts). */
+  private readonly gate: HttpGate
   private readonly server: StageServer<Server>
   private page: Buffer | Error | undefined
   private readonly fan: FanOut<Part, Viewer>
@@ -109,16 +121,18 @@ export class HttpSink extends Transform {
   private ending = false
 
   constructor(o: HttpSinkConfig, ctx: StageContext) {
+    // Made before the stream exists: a bad option throws before the server is scheduled to start.
+    const warnings = { emit: (_message: string): void => undefined }
+    const gate = new HttpGate({ ...o, certNames: o.tls?.names ?? [] }, ctx.name, {
+      counters: ctx.counters,
+      warn: (message) => warnings.emit(message),
+    })
     // Frames can be megabytes: hold few.
     super({ objectMode: true, highWaterMark: 2 })
-    if (o.auth !== '' && !o.auth.includes(':')) {
-      throw new FramePipeError('ERR_INVALID_OPTION', `expected 'user:password' for auth but received a string without ':'`, {
-        stage: ctx.name,
-      })
-    }
+    warnings.emit = (message) => this.emit('warning', new FramePipeError('ERR_NETWORK', message, { stage: ctx.name }))
+    this.gate = gate
     this.o = o
     this.ctx = ctx
-    this.authorization = o.auth === '' ? null : digest(o.auth)
     this.server = new StageServer<Server>(this, ctx.name)
     this.fan = new FanOut<Part, Viewer>({
       server: this.server,
@@ -156,7 +170,7 @@ export class HttpSink extends Transform {
     const a = this.address()
     if (!a) return null
     const host = a.address === '0.0.0.0' ? '127.0.0.1' : a.address === '::' ? '::1' : a.address
-    return `http://${formatAddress(host, a.port)}/`
+    return `${this.o.tls ? 'https' : 'http'}://${formatAddress(host, a.port)}/`
   }
 
   /**
@@ -209,9 +223,24 @@ export class HttpSink extends Transform {
       this.page = page
       if (this.destroyed) return callback()
       const server = http.createServer((req, res) => this.route(req, res))
+      const refused = (peer: string, why: string) => this.server.refuse(peer, why)
+      // Before the tracking listener: that one sees the raw connections, HTTP the TLS ones.
+      if (this.o.tls) secureHttpServer(server, this.o.tls, this.o.handshakeTimeout ?? 5000, refused)
+      else explainTlsOnPlainHttp(server, refused)
       server.on('connection', (socket: Socket) => this.server.track(socket))
       this.server.listen(server, this.o.host, this.o.port, callback, (address) => {
         this.startedAt = performance.now()
+        if (this.gate.guarded && !this.o.tls && !isLoopback(address.address))
+          process.nextTick(() =>
+            this.emit(
+              'warning',
+              new FramePipeError(
+                'ERR_NETWORK',
+                `credentials (auth=, token=) cross the network in cleartext on plain http://${formatAddress(address.address, address.port)}: give cert= and key= to serve https (frame-pipe cert makes a pair)`,
+                { stage: this.ctx.name },
+              ),
+            ),
+          )
         return { ...address, url: this.url()! } satisfies HttpListening
       })
     }, callback)
@@ -268,11 +297,7 @@ export class HttpSink extends Transform {
   // ------------------------------------------------------------- routes
 
   private route(req: IncomingMessage, res: ServerResponse): void {
-    if (this.authorization && !this.authorized(req)) {
-      res.writeHead(401, { 'Content-Type': 'text/plain; charset=utf-8', 'WWW-Authenticate': 'Basic realm="frame-pipe", charset="UTF-8"' })
-      res.end('authentication required\n')
-      return
-    }
+    if (!this.gate.admit(req, res, (req.url ?? '/').split('?')[0]!)) return
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { 'Content-Type': 'text/plain; charset=utf-8', Allow: 'GET, HEAD' })
       res.end(`${req.method} is not supported: use GET\n`)
@@ -298,12 +323,6 @@ export class HttpSink extends Transform {
           `not found: ${path}; try /, /stream.mjpg, /snapshot.jpg or /stats\n`,
         )
     }
-  }
-
-  private authorized(req: IncomingMessage): boolean {
-    const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(req.headers.authorization ?? '')
-    if (!m) return false
-    return timingSafeEqual(digest(Buffer.from(m[1]!, 'base64').toString('utf8')), this.authorization!)
   }
 
   private sendPage(req: IncomingMessage, res: ServerResponse): void {
@@ -392,9 +411,8 @@ function partHeader(frame: Frame): Buffer {
   )
 }
 
-/** Fixed-length digest so that credentials of any length compare in constant time. */
-function digest(text: string): Buffer {
-  return createHash('sha256').update(text).digest()
+function isLoopback(address: string): boolean {
+  return address.startsWith('127.') || address === '::1' || address === '::ffff:127.0.0.1'
 }
 
 function round(n: number): number {

@@ -10,6 +10,7 @@ import { backoff, describeLoss, dial, formatAddress, peerName, type ConnectionEv
 import { writePacket } from '../../core/packets.js'
 import { notBytes } from '../../core/checks.js'
 import { passOn, type StageContext } from '../../core/stage.js'
+import { plainServerProblem, RefusedError, type ClientSecurity } from '../security.js'
 
 export interface TcpClientSinkConfig {
   host: string
@@ -23,6 +24,8 @@ export interface TcpClientSinkConfig {
   connectTimeout: number
   linger: number
   pause: number
+  /** TLS and the token check (src/net/security.ts); undefined: plain and tokenless. */
+  security?: ClientSecurity
 }
 
 interface Connection {
@@ -149,17 +152,24 @@ export class TcpClientSink extends Transform {
 
   private connect(first?: (error?: Error | null) => void): void {
     this.retryTimer = null
-    const socket = dial(this.o.host, this.o.port, this.o.connectTimeout, this.ctx.name, (err) => {
-      if (socket !== this.dialing) return
-      this.dialing = null
-      if (err) {
-        if (first) return first(err)
-        return this.retry(`connecting to ${this.address} failed (${describeLoss(err.cause as Error)})`)
-      }
-      this.attempt = 0
-      this.connected(socket)
-      first?.()
-    })
+    const socket = dial(
+      this.o.host,
+      this.o.port,
+      this.o.connectTimeout,
+      this.ctx.name,
+      (err) => {
+        if (socket !== this.dialing) return
+        this.dialing = null
+        if (err) {
+          if (first) return first(err)
+          return this.retry(`connecting to ${this.address} failed (${describeLoss(err.cause as Error)})`)
+        }
+        this.attempt = 0
+        this.connected(socket)
+        first?.()
+      },
+      this.o.security,
+    )
     this.dialing = socket
   }
 
@@ -173,6 +183,12 @@ export class TcpClientSink extends Transform {
     socket.on('drain', () => this.pump())
     // Read and discard what the server sends, so that closing sends FIN, not RST.
     socket.resume()
+    // Without a token check, the first bytes may show a server set up for TLS or a token: fail with why.
+    if (!this.o.security?.auth)
+      socket.once('data', (first: Buffer) => {
+        const mismatch = plainServerProblem(socket, first, this.address)
+        if (mismatch) socket.destroy(mismatch)
+      })
     this.ctx.counters.connected = 1
     this.emitEvent('connect', { peer: conn.peer, message: `connected to ${conn.peer}` })
     this.pump()
@@ -223,8 +239,9 @@ export class TcpClientSink extends Transform {
     this.ctx.counters.connected = 0
     const reason = describeLoss(err)
     this.emitEvent('disconnect', { peer: conn.peer, reason, message: `disconnected from ${conn.peer} (${reason})` })
-    if (this.destroyed || this.closing) return
-    if (!this.o.reconnect) {
+    // Refused (TLS, token) even as we close: what was sent was not taken.
+    if (this.destroyed || (this.closing && !(err instanceof RefusedError))) return
+    if (!this.o.reconnect || this.closing) {
       const text = err ? `connection to ${this.address} failed: ${err.message}` : `${this.address} closed the connection`
       this.destroy(new FramePipeError('ERR_NETWORK', text, { stage: this.ctx.name, cause: err }))
       return

@@ -9,6 +9,7 @@ import type { Boundary } from '../../core/frame.js'
 import { ReadGate } from '../../core/read-gate.js'
 import { backoff, describeLoss, dial, formatAddress, peerName, type ConnectionEvent } from '../socket.js'
 import type { StageContext } from '../../core/stage.js'
+import { plainServerProblem, type ClientSecurity } from '../security.js'
 
 export interface TcpClientSourceConfig {
   host: string
@@ -18,6 +19,8 @@ export interface TcpClientSourceConfig {
   retryMax: number
   connectTimeout: number
   greeting: string
+  /** TLS and the token check (src/net/security.ts); undefined: plain and tokenless. */
+  security?: ClientSecurity
 }
 
 export class TcpClientSource extends Readable {
@@ -89,18 +92,25 @@ export class TcpClientSource extends Readable {
 
   private connect(first?: (error?: Error | null) => void): void {
     this.retryTimer = null
-    const socket = dial(this.o.host, this.o.port, this.o.connectTimeout, this.ctx.name, (err) => {
-      if (socket !== this.socket) return
-      if (err) {
-        this.socket = null
-        // Destroyed while connecting: the stream is going away, the failure concerns nobody.
-        if (first) return first(this.destroyed ? null : err)
-        return this.retry(`connecting to ${this.address} failed (${describeLoss(err.cause as Error)})`)
-      }
-      this.attempt = 0
-      this.connected(socket)
-      first?.()
-    })
+    const socket = dial(
+      this.o.host,
+      this.o.port,
+      this.o.connectTimeout,
+      this.ctx.name,
+      (err) => {
+        if (socket !== this.socket) return
+        if (err) {
+          this.socket = null
+          // Destroyed while connecting: the stream is going away, the failure concerns nobody.
+          if (first) return first(this.destroyed ? null : err)
+          return this.retry(`connecting to ${this.address} failed (${describeLoss(err.cause as Error)})`)
+        }
+        this.attempt = 0
+        this.connected(socket)
+        first?.()
+      },
+      this.o.security,
+    )
     this.socket = socket
   }
 
@@ -112,7 +122,14 @@ export class TcpClientSource extends Readable {
       error = err
     })
     socket.on('close', () => this.lost(socket, peer, error))
+    // Without a token check, the first bytes may show a server set up for TLS or a token: fail with why.
+    let unchecked = !this.o.security?.auth
     socket.on('data', (chunk: Buffer) => {
+      if (unchecked) {
+        unchecked = false
+        const mismatch = plainServerProblem(socket, chunk, this.address)
+        if (mismatch) return void socket.destroy(mismatch)
+      }
       this.ctx.counters.frames++
       this.ctx.counters.bytes += chunk.length
       this.gate.pushed(this.push(chunk))

@@ -9,6 +9,8 @@ import { isBoundary, type ByteChunk, type Packet } from '../../core/frame.js'
 import { FanOut, packetsToSocket, type FanClient } from '../fanout.js'
 import { peerName } from '../socket.js'
 import { StageServer } from '../server.js'
+import { admittedAs, guard, turnAway, type Admitted, type ServerSecurity } from '../security.js'
+import { plainMismatch } from '../auth.js'
 import { notBytes } from '../../core/checks.js'
 import { passOn, type StageContext } from '../../core/stage.js'
 
@@ -19,6 +21,8 @@ export interface TcpServerSinkConfig {
   maxClients: number
   wait: number
   linger: number
+  /** TLS and the token check (src/net/security.ts); null: plain and tokenless. */
+  security?: ServerSecurity | null
 }
 
 interface Client extends FanClient<Packet> {
@@ -49,7 +53,8 @@ export class TcpServerSink extends Transform {
       grace: 'rest',
       ...packetsToSocket,
       left: (c, reason) => {
-        if (reason !== 'end') c.socket.destroy()
+        // A refused client is being told why (turnAway closes it).
+        if (reason !== 'end' && !reason.startsWith('refused: ')) c.socket.destroy()
         this.server.client({ event: 'leave', peer: c.peer, reason, drops: c.drops })
       },
     })
@@ -62,7 +67,7 @@ export class TcpServerSink extends Transform {
 
   override _construct(callback: (error?: Error | null) => void): void {
     this.server.listen(
-      net.createServer((socket) => this.accept(socket)),
+      net.createServer(guard(this.o.security ?? null, this.server, (socket, who) => this.accept(socket, who))),
       this.o.host,
       this.o.port,
       callback,
@@ -100,15 +105,24 @@ export class TcpServerSink extends Transform {
     callback(err)
   }
 
-  private accept(socket: Socket): void {
+  private accept(socket: Socket, who?: Admitted): void {
     const peer = peerName(socket)
     const clients = this.fan.clients
     if (clients.size >= this.o.maxClients) return this.server.refuse(peer, `already ${clients.size} clients (maxClients)`, socket)
-    this.fan.connect({ socket, peer, queue: [], drops: 0, sent: 0, gone: false }, socket)
+    const client: Client = { socket, peer, queue: [], drops: 0, sent: 0, gone: false }
+    this.fan.connect(client, socket)
     // Read and discard what clients send (seed 001's greeting): unread bytes
     // would make our close an RST, which can destroy data the client has not read.
     socket.resume()
-    this.server.client({ event: 'join', peer })
+    // Without a token check, the first bytes may show a client set up for TLS or a token: turn it away, say why.
+    if (!this.o.security?.auth)
+      socket.once('data', (first: Buffer) => {
+        const mismatch = plainMismatch(first, 'client', peer)
+        if (!mismatch) return
+        turnAway(socket, mismatch.answer)
+        this.fan.remove(client, `refused: ${mismatch.reason}`)
+      })
+    this.server.client({ event: 'join', peer, reason: who && admittedAs(this.o.security, who) })
     if (this.held && clients.size >= this.o.wait) {
       const release = this.held
       this.held = null

@@ -10,18 +10,25 @@ import { ReadGate } from '../../core/read-gate.js'
 import type { StageContext } from '../../core/stage.js'
 import { describeLoss, peerName } from '../socket.js'
 import { StageServer } from '../server.js'
+import { admittedAs, guard, turnAway, type Admitted, type ServerSecurity } from '../security.js'
+import { plainMismatch } from '../auth.js'
 
 export interface TcpServerSourceConfig {
   host: string
   port: number
   once: boolean
   maxWaiting: number
+  /** TLS and the token check (src/net/security.ts); null: plain and tokenless. */
+  security?: ServerSecurity | null
 }
 
 interface Peer {
   socket: Socket
   peer: string
   error?: Error
+  who?: Admitted
+  /** Turned away on its first bytes (a TLS or token-check peer at a plain, tokenless server): why. */
+  refused?: string
 }
 
 export class TcpServerSource extends Readable {
@@ -68,7 +75,8 @@ export class TcpServerSource extends Readable {
   override _construct(callback: (error?: Error | null) => void): void {
     if (this.stopping) return callback()
     // Waiting clients stay unread, so TCP flow control holds them back.
-    const server = net.createServer({ pauseOnConnect: true }, (socket) => this.accept(socket))
+    const admit = guard(this.o.security ?? null, this.server, (socket, who) => this.accept(socket, who), { pause: true })
+    const server = net.createServer({ pauseOnConnect: true }, admit)
     this.server.listen(server, this.o.host, this.o.port, callback, (address) => {
       // Stopped while the server was starting: nothing to announce.
       if (this.stopping) {
@@ -92,8 +100,8 @@ export class TcpServerSource extends Readable {
     callback(err)
   }
 
-  private accept(socket: Socket): void {
-    const peer: Peer = { socket, peer: peerName(socket) }
+  private accept(socket: Socket, who?: Admitted): void {
+    const peer: Peer = { socket, peer: peerName(socket), who }
     if (this.stopping || this.destroyed) {
       socket.destroy()
     } else if (!this.current) {
@@ -116,12 +124,23 @@ export class TcpServerSource extends Readable {
       peer.error = err
     })
     socket.on('close', () => this.leave(peer))
+    // Without a token check, the first bytes may show a peer set up for TLS or a token: turn it away, say why.
+    let unchecked = !this.o.security?.auth
     socket.on('data', (chunk: Buffer) => {
+      if (unchecked) {
+        unchecked = false
+        const mismatch = plainMismatch(chunk, 'client', peer.peer)
+        if (mismatch) {
+          peer.refused = mismatch.reason
+          return turnAway(socket, mismatch.answer)
+        }
+      }
+      if (peer.refused) return
       this.ctx.counters.frames++
       this.ctx.counters.bytes += chunk.length
       this.gate.pushed(this.push(chunk))
     })
-    this.server.client({ event: 'join', peer: peer.peer })
+    this.server.client({ event: 'join', peer: peer.peer, reason: peer.who && admittedAs(this.o.security, peer.who) })
     if (this.gate.open) socket.resume()
   }
 
@@ -131,7 +150,7 @@ export class TcpServerSource extends Readable {
     this.ctx.counters.clients = 0
     const boundary: Boundary = { boundary: true, peer: peer.peer, reason: peer.error ? 'error' : 'end' }
     this.push(boundary)
-    this.server.client({ event: 'leave', peer: peer.peer, reason: describeLoss(peer.error) })
+    this.server.client({ event: 'leave', peer: peer.peer, reason: peer.refused ? `refused: ${peer.refused}` : describeLoss(peer.error) })
     // With no current client, stop() ends the stream.
     if (this.o.once || this.stopping) {
       if (this.stopping) this.push(null)

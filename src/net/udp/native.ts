@@ -36,18 +36,26 @@ export interface DataHeader {
 export type Parsed =
   { kind: 'data'; header: DataHeader; payload: Buffer } | { kind: 'ack'; stream: number; id: number } | { kind: 'bad'; reason: string }
 
-/** Bytes of one frame each datagram of `mtu` bytes carries. */
-export function chunkPayload(mtu: number): number {
-  return mtu - DATA_HEADER_BYTES
+/** Bytes of one frame each datagram of `mtu` bytes carries (headers of `headerBytes`: longer when signed, see ./auth.ts). */
+export function chunkPayload(mtu: number, headerBytes = DATA_HEADER_BYTES): number {
+  return mtu - headerBytes
 }
 
 /**
  * The datagrams of one frame, each a [header, payload view] pair for a
  * vectored send: the payload is never copied. Errors name what does not fit.
+ * `headerBytes` > 52 leaves room after the header for a signature (./auth.ts).
  */
-export function encodeFrame(frame: Frame, stream: number, id: number, mtu: number, stage: string): Buffer[][] | FramePipeError {
+export function encodeFrame(
+  frame: Frame,
+  stream: number,
+  id: number,
+  mtu: number,
+  stage: string,
+  headerBytes = DATA_HEADER_BYTES,
+): Buffer[][] | FramePipeError {
   const bad = (what: string) => new FramePipeError('ERR_BAD_FRAME', `frame seq ${frame.seq} ${what}`, { stage })
-  const per = chunkPayload(mtu)
+  const per = chunkPayload(mtu, headerBytes)
   const total = frame.data.length
   const count = Math.max(1, Math.ceil(total / per))
   if (total > 0xffffffff) return bad(`is ${total} bytes; the native UDP header holds at most 4294967295`)
@@ -59,11 +67,11 @@ export function encodeFrame(frame: Frame, stream: number, id: number, mtu: numbe
   if (!Number.isInteger(frame.channels) || frame.channels < 0 || frame.channels > 255)
     return bad(`has ${frame.channels} channels; the native header holds 0..255`)
   // Every datagram carries the same header but for the index: fill one template, copy it per chunk.
-  const template = Buffer.allocUnsafe(DATA_HEADER_BYTES)
+  const template = Buffer.alloc(headerBytes)
   template.writeUInt32BE(UDP_MAGIC, 0)
   template.writeUInt8(UDP_VERSION, 4)
   template.writeUInt8(TYPE_DATA, 5)
-  template.writeUInt16BE(DATA_HEADER_BYTES, 6)
+  template.writeUInt16BE(headerBytes, 6)
   template.writeUInt32BE(stream >>> 0, 8)
   template.writeUInt32BE(id >>> 0, 12)
   template.writeUInt16BE(0, 16)

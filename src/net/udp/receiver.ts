@@ -17,6 +17,7 @@ import { peerKey, type Completed, type Receiver } from './receive.js'
 import { ChunkedReceiver, WholeReceiver } from './seed.js'
 import { bindUdp, closeQuietly, throttle, type UdpProto } from './socket.js'
 import { MAX_DATAGRAM } from './native.js'
+import { isSignedData, signAck, udpKey, verifyDatagram } from './auth.js'
 import type { StageContext } from '../../core/stage.js'
 
 export interface UdpServerSourceConfig {
@@ -27,6 +28,8 @@ export interface UdpServerSourceConfig {
   msgPort: number
   maxFrameBytes: number
   timeout: number
+  /** Take only native datagrams signed with this token, and sign acks (./auth.ts); '' = off. */
+  token?: string
 }
 
 /** Complete frames held while downstream is not reading; the oldest is dropped beyond this (counted in drops and overflow). */
@@ -51,6 +54,9 @@ export class UdpServerSource extends Readable {
   private readonly gate = new ReadGate({ pause: () => undefined, resume: () => this.drain() })
   private stopping = false
   private nextSeq = 0
+  /** token=: the key datagrams must be signed with. */
+  private readonly key: Buffer | null
+  private warnedSigned = false
 
   constructor(o: UdpServerSourceConfig, ctx: StageContext) {
     // Frames may be large: hold few on the readable side.
@@ -68,6 +74,8 @@ export class UdpServerSource extends Readable {
           : new WholeReceiver({ maxFrameBytes: Math.min(o.maxFrameBytes, MAX_DATAGRAM) }, hooks)
     ctx.counters.overflow = 0
     ctx.counters.datagrams = 0
+    this.key = o.token ? udpKey(o.token) : null
+    if (this.key) ctx.counters.forged = 0
   }
 
   /** The bound image port once listening (port 0 picks one), else null. */
@@ -135,6 +143,18 @@ export class UdpServerSource extends Readable {
   private onDatagram(d: Buffer, address: string, port: number): void {
     if (this.stopping || this.destroyed) return
     this.ctx.counters.datagrams++
+    if (this.key) {
+      const verdict = verifyDatagram(d, this.key)
+      if (verdict !== 'ok') {
+        this.ctx.counters.forged++
+        return this.warn(
+          `dropped a datagram from ${formatAddress(address, port)}: ${verdict === 'unsigned' ? 'not signed (does the sender have token=?)' : 'its signature does not match our token (forged, or another token)'}`,
+        )
+      }
+    } else if (!this.warnedSigned && this.o.proto === 'native' && isSignedData(d)) {
+      this.warnedSigned = true
+      this.warn(`${formatAddress(address, port)} signs its datagrams (token=), but this receiver has no token=: they are taken unchecked`)
+    }
     const done = this.receiver.push(d, { address, port }, performance.now())
     if (!done) return
     const frame = done.meta
@@ -166,7 +186,7 @@ export class UdpServerSource extends Readable {
   }
 
   private answer(done: Completed): void {
-    const message = done.ack ?? this.reply
+    const message = done.ack ? (this.key ? signAck(done.ack, this.key) : done.ack) : this.reply
     if (message.length === 0 || !this.socket) return
     this.socket.send(message, done.peer.port, done.peer.address, (err) => {
       if (err) this.warn(`could not answer ${peerKey(done.peer)}: ${err.message}`)

@@ -16,6 +16,7 @@ import { encodeFrame, MAX_DATAGRAM, parseDatagram } from './native.js'
 import { seedChunks } from './seed.js'
 import { closeQuietly, connectUdp, throttle, type UdpProto } from './socket.js'
 import { SendWindow } from './window.js'
+import { SIGNED_DATA_HEADER_BYTES, signData, udpKey, verifyDatagram } from './auth.js'
 import { passOn, type StageContext } from '../../core/stage.js'
 
 export interface UdpClientSinkConfig {
@@ -30,6 +31,8 @@ export interface UdpClientSinkConfig {
   msgPort: number
   message: string
   msgInterval: number
+  /** Sign every native datagram, and take only signed acks (./auth.ts); '' = off. */
+  token?: string
 }
 
 /** The seed server json.loads `message`: anything else is refused at once. */
@@ -75,6 +78,8 @@ export class UdpClientSink extends Transform {
   private burst: NodeJS.Immediate | null = null
   private resumeTimer: NodeJS.Immediate | null = null
   private flushed: TransformCallback | null = null
+  /** token=: the signing key. */
+  private readonly key: Buffer | null
 
   constructor(o: UdpClientSinkConfig, ctx: StageContext) {
     super({ objectMode: true, highWaterMark: 2 })
@@ -84,6 +89,8 @@ export class UdpClientSink extends Transform {
     this.warn = throttle((m) => this.emit('warning', m))
     this.window = o.ack === 'reply' ? new SendWindow<Job>(o.window, o.ackTimeout) : null
     for (const name of ['acked', 'unacked', 'lateAcks', 'oversize', 'refused', 'garbage', 'inFlight']) ctx.counters[name] = 0
+    this.key = o.token ? udpKey(o.token) : null
+    if (this.key) ctx.counters.forged = 0
   }
 
   override _construct(callback: (error?: Error | null) => void): void {
@@ -155,7 +162,7 @@ export class UdpClientSink extends Transform {
       return { frame, datagrams: [frame.data], id }
     }
     if (this.o.proto === 'chunked') return { frame, datagrams: seedChunks(frame.data), id }
-    const datagrams = encodeFrame(frame, this.stream, id, this.o.mtu, this.ctx.name)
+    const datagrams = encodeFrame(frame, this.stream, id, this.o.mtu, this.ctx.name, this.key ? SIGNED_DATA_HEADER_BYTES : undefined)
     if (datagrams instanceof FramePipeError) return datagrams
     return { frame, datagrams, id }
   }
@@ -166,7 +173,12 @@ export class UdpClientSink extends Transform {
     job.id = this.nextId
     this.nextId = (this.nextId + 1) >>> 0
     if (this.o.proto === 'native') {
-      for (const d of job.datagrams) (d as Buffer[])[0]!.writeUInt32BE(job.id, 12)
+      for (const d of job.datagrams) {
+        const [header, payload] = d as Buffer[]
+        header!.writeUInt32BE(job.id, 12)
+        // Signed once the id is in: the tag covers it.
+        if (this.key) signData(header!, payload!, this.key)
+      }
     }
     this.window?.open(job, job.id)
     this.outbox.push(job)
@@ -242,6 +254,11 @@ export class UdpClientSink extends Transform {
     const w = this.window
     if (!w) return
     if (this.o.proto === 'native') {
+      if (this.key && verifyDatagram(d, this.key) !== 'ok') {
+        this.ctx.counters.forged++
+        this.warn(`ignored an unsigned or forged ack from ${this.address}: does the receiver have the same token=?`)
+        return
+      }
       const p = parseDatagram(d)
       if (p.kind !== 'ack' || p.stream !== this.stream >>> 0) {
         this.ctx.counters.garbage++

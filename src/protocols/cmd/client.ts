@@ -16,6 +16,7 @@ import { Pacer } from '../../core/pacer.js'
 import { dial, formatAddress, peerName, type ConnectionEvent } from '../../net/socket.js'
 import { formatDuration } from '../../core/spec.js'
 import type { StageContext } from '../../core/stage.js'
+import { plainServerProblem, type ClientSecurity } from '../../net/security.js'
 
 export const CMD_CLIENT_MODES = ['stream', 'snapshot'] as const
 export type CmdClientMode = (typeof CMD_CLIENT_MODES)[number]
@@ -30,6 +31,8 @@ export interface CmdClientConfig {
   cmdGap: number
   maxFrameBytes: number
   connectTimeout: number
+  /** TLS (src/net/security.ts); undefined: plain. */
+  security?: ClientSecurity
 }
 
 type Phase = 'starting' | 'streaming' | 'idle' | 'requesting' | 'closing' | 'ended'
@@ -99,16 +102,23 @@ export class CmdClient extends Readable {
   }
 
   override _construct(callback: (error?: Error | null) => void): void {
-    const socket = dial(this.o.host, this.o.port, this.o.connectTimeout, this.ctx.name, (err) => {
-      // Destroyed while connecting: the stream is going away, the failure concerns nobody.
-      if (err) return callback(this.destroyed || this.phase === 'ended' ? null : err)
-      if (this.destroyed || this.phase === 'ended') {
-        socket.destroy()
-        return callback()
-      }
-      this.connected(socket)
-      callback()
-    })
+    const socket = dial(
+      this.o.host,
+      this.o.port,
+      this.o.connectTimeout,
+      this.ctx.name,
+      (err) => {
+        // Destroyed while connecting: the stream is going away, the failure concerns nobody.
+        if (err) return callback(this.destroyed || this.phase === 'ended' ? null : err)
+        if (this.destroyed || this.phase === 'ended') {
+          socket.destroy()
+          return callback()
+        }
+        this.connected(socket)
+        callback()
+      },
+      this.o.security,
+    )
     this.socket = socket
   }
 
@@ -130,7 +140,16 @@ export class CmdClient extends Readable {
     const peer = peerName(socket)
     // Each command leaves as its own segment, now.
     socket.setNoDelay(true)
-    socket.on('data', (chunk: Buffer) => this.onData(chunk))
+    // Plain, the first bytes may show a server set up for TLS: fail with why.
+    let unchecked = !this.o.security?.tls
+    socket.on('data', (chunk: Buffer) => {
+      if (unchecked) {
+        unchecked = false
+        const mismatch = plainServerProblem(socket, chunk, this.address)
+        if (mismatch) return void socket.destroy(mismatch)
+      }
+      this.onData(chunk)
+    })
     socket.on('error', (err) => {
       // While closing, a reset is only a rougher close: 'close' follows.
       if (this.phase !== 'closing')

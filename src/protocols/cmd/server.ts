@@ -11,7 +11,7 @@
 
 import { FramePipeError } from '../../core/errors.js'
 import type { Frame, Packet } from '../../core/frame.js'
-import { FrameServer, type ServedClient } from '../frame-server.js'
+import { FrameServer, type FrameServerOptions, type ServedClient } from '../frame-server.js'
 import { encodeHeader, hex, type FixedHeaderFormat } from '../../wire/headers.js'
 import type { StageContext } from '../../core/stage.js'
 
@@ -22,6 +22,8 @@ export interface CmdServerConfig {
   maxQueue: number
   maxClients: number
   linger: number
+  /** TLS (src/net/security.ts); null: plain. */
+  security?: FrameServerOptions['security']
 }
 
 interface CmdClient extends ServedClient {

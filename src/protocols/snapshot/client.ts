@@ -13,6 +13,7 @@ import { Pacer } from '../../core/pacer.js'
 import { SNAPSHOT_REQUEST } from './messages.js'
 import { formatDuration } from '../../core/spec.js'
 import { newCounters, type Counters, type StageContext } from '../../core/stage.js'
+import { clientSecurity, plainServerProblem, type ClientSecurity, type ClientSecurityOptions } from '../../net/security.js'
 
 export interface SnapshotClientConfig {
   host: string
@@ -21,6 +22,8 @@ export interface SnapshotClientConfig {
   count: number
   timeout: number
   maxFrameBytes: number
+  /** TLS and the token check (src/net/security.ts); undefined: plain and tokenless. */
+  security?: ClientSecurity
 }
 
 /**
@@ -52,7 +55,14 @@ class Session {
       onWarning: () => undefined,
     })
     socket.setNoDelay(true)
+    // Without a token check, the first bytes may show a server set up for TLS or a token: fail with why.
+    let unchecked = !o.security?.auth
     socket.on('data', (chunk: Buffer) => {
+      if (unchecked) {
+        unchecked = false
+        const mismatch = plainServerProblem(socket, chunk, this.address)
+        if (mismatch) return this.fail(new FramePipeError('ERR_NETWORK', mismatch.message, { stage }))
+      }
       const err = this.parser.feed(chunk)
       if (err) this.fail(err)
     })
@@ -70,10 +80,17 @@ class Session {
 
   static open(o: SnapshotClientConfig, stage: string, counters: Counters): Promise<Session> {
     return new Promise((resolve, reject) => {
-      const socket = dial(o.host, o.port, o.timeout, stage, (err) => {
-        if (err) reject(err)
-        else resolve(new Session(socket, o, stage, counters))
-      })
+      const socket = dial(
+        o.host,
+        o.port,
+        o.timeout,
+        stage,
+        (err) => {
+          if (err) reject(err)
+          else resolve(new Session(socket, o, stage, counters))
+        },
+        o.security,
+      )
     })
   }
 
@@ -222,7 +239,7 @@ export class SnapshotClient extends Readable {
   }
 }
 
-export interface RequestSnapshotOptions {
+export interface RequestSnapshotOptions extends Partial<ClientSecurityOptions> {
   host?: string
   port?: number
   timeout?: number
@@ -235,13 +252,15 @@ export interface RequestSnapshotOptions {
  * within `timeout` (2 s), or closes the connection.
  */
 export async function requestSnapshot(options: RequestSnapshotOptions = {}): Promise<Frame> {
+  const host = options.host ?? '127.0.0.1'
   const o: SnapshotClientConfig = {
-    host: options.host ?? '127.0.0.1',
+    host,
     port: options.port ?? 6811,
     timeout: options.timeout ?? 2000,
     maxFrameBytes: options.maxFrameBytes ?? 64 * 2 ** 20,
     every: 0,
     count: 1,
+    security: clientSecurity(options, host, 'snapshot-client'),
   }
   const session = await Session.open(o, 'snapshot-client', newCounters())
   try {

@@ -10,7 +10,7 @@
 
 import { FramePipeError } from '../../core/errors.js'
 import type { Frame, Packet } from '../../core/frame.js'
-import { FrameServer, type ServedClient } from '../frame-server.js'
+import { FrameServer, type FrameServerOptions, type ServedClient } from '../frame-server.js'
 import { encodeHeader, hex } from '../../wire/headers.js'
 import type { StageContext } from '../../core/stage.js'
 import { MAX_PENDING, SNAPSHOT_REQUEST } from './messages.js'
@@ -21,6 +21,8 @@ export interface SnapshotServerConfig {
   checksum: boolean
   maxClients: number
   linger: number
+  /** TLS and the token check (src/net/security.ts); null: plain and tokenless. */
+  security?: FrameServerOptions['security']
 }
 
 interface SnapshotClient extends ServedClient {
