@@ -458,5 +458,5 @@ test("without segment, time tokens use each frame's own timestamp; {ms} names ar
 
 test('segment must be a duration >= 0', (t) => {
   const err = t.throws(() => filesSink({ segment: -1 }), { instanceOf: FramePipeError })
-  t.is(err!.message, 'files: expected number >= 0 ms for segment but received -1 of type number')
+  t.is(err!.message, 'files: expected duration >= 0s for segment but received -1ms')
 })

@@ -25,7 +25,7 @@ import { FanOut, type FanClient } from '../fanout.js'
 import { describeLoss, formatAddress } from '../socket.js'
 import { StageServer } from '../server.js'
 import { passOn, RELEASE_HELD, type StageContext } from '../../core/stage.js'
-import { SlidingStats } from '../../core/stats.js'
+import { LATENCY, SlidingStats, type LatencySummary } from '../../core/stats.js'
 
 export interface HttpSinkConfig {
   host: string
@@ -51,8 +51,8 @@ export interface ViewerStats {
   drops: number
   /** Viewers of /stream.mjpg now. */
   viewers: number
-  /** now − capture timestamp of the frames of the last second, when they are sent on. */
-  latencyMs: { mean: number; max: number } | null
+  /** now − capture timestamp of the frames of the last second, when they are sent on: mean, max, p50/p95/p99 (ms). */
+  latencyMs: LatencySummary | null
   /** Seconds since the server started. */
   uptime: number
   /** Sequence number of the latest frame, -1 before the first. */
@@ -177,6 +177,11 @@ export class HttpSink extends Transform {
     this.release()
   }
 
+  /** For the CLI's status line and `--json` (see LATENCY). */
+  [LATENCY](): LatencySummary | null {
+    return this.window.snapshot(performance.now()).latencyMs
+  }
+
   /** The numbers of /stats. */
   stats(): ViewerStats {
     const s = this.window.snapshot(performance.now())
@@ -189,7 +194,7 @@ export class HttpSink extends Transform {
       frames: this.ctx.counters.frames,
       drops: this.ctx.counters.drops,
       viewers: this.viewers.size,
-      latencyMs: s.latencyMs ? { mean: round(s.latencyMs.mean), max: round(s.latencyMs.max) } : null,
+      latencyMs: s.latencyMs && roundLatency(s.latencyMs),
       uptime: this.startedAt > 0 ? round((t - this.startedAt) / 1000) : 0,
       seq: this.latest ? this.latest.frame.seq : -1,
       frameBytes: this.latest ? this.latest.frame.data.length : 0,
@@ -399,6 +404,10 @@ function digest(text: string): Buffer {
 
 function round(n: number): number {
   return Math.round(n * 100) / 100
+}
+
+function roundLatency(l: LatencySummary): LatencySummary {
+  return { mean: round(l.mean), max: round(l.max), p50: round(l.p50), p95: round(l.p95), p99: round(l.p99) }
 }
 
 /**
