@@ -232,9 +232,15 @@ export function parseOptionText(stage: string, key: string, opt: OptionSpec, tex
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
 /**
  * Milliseconds from the command-line text of a duration: `500ms`, `2s`,
- * `1.5m`, `1h`; a bare number is seconds (`15` = 15 s), as ffmpeg reads it.
+ * `1.5m`, `1h`, or `[HH:]MM:SS[.m]`; a bare number is seconds (`15` = 15 s),
+ * as ffmpeg reads it.
  */
 export function parseDuration(text: string): number | undefined {
+  const clock = /^(?:(\d+):)?([0-5]?\d):([0-5]?\d(?:\.\d+)?)$/.exec(text.trim())
+  if (clock) {
+    // ffmpeg's [HH:]MM:SS[.m…] form, e.g. -t 00:01:30.
+    return Math.round(((Number(clock[1] ?? 0) * 60 + Number(clock[2])) * 60 + Number(clock[3])) * 1e6) / 1000
+  }
   const m = /^(\d+(?:\.\d+)?|\.\d+)(ms|s|m|h)?$/.exec(text.trim())
   if (!m) return undefined
   // Rounded to a microsecond: 0.1 * 1000 must not read as 100.00000000000001 ms.

@@ -50,6 +50,24 @@ export function stageFactory<O, S extends Stream>(spec: StageSpec<O, S>): (optio
   return (options?: O) => createStage(spec, resolveOptions(spec, options as Partial<O>))
 }
 
+const PIPELINE = Symbol.for('frame-pipe.pipeline')
+
+/**
+ * The streams of the pipeline `stream` runs in, source first, once
+ * `pipeline()` has started it (undefined before, or for a stream piped by
+ * hand). How a stage sees its neighbours' counters: the http sink's /metrics
+ * reports every stage of its pipeline.
+ */
+export function pipelineOf(stream: Stream): readonly Stream[] | undefined {
+  return (stream as { [PIPELINE]?: readonly Stream[] })[PIPELINE]
+}
+
+/** pipeline()'s half of pipelineOf: every stage learns the list it is part of. */
+export function joinPipeline(streams: readonly Stream[]): void {
+  const list = Object.freeze([...streams])
+  for (const s of streams) (s as { [PIPELINE]?: readonly Stream[] })[PIPELINE] = list
+}
+
 /**
  * A sink that holds frames back on purpose (http lazy=true while nobody
  * watches) implements this method; `stopPipeline` calls it so a stopping

@@ -67,6 +67,8 @@ export class SlidingStats {
   private readonly t0: number
   private frames = 0
   private bytes = 0
+  private latencySum = 0
+  private latencyCount = 0
   /** Ring of the last LATENCY_SAMPLES latencies and the bucket each fell in. */
   private readonly samples = new Float64Array(LATENCY_SAMPLES)
   private readonly sampleBucket = new Float64Array(LATENCY_SAMPLES)
@@ -103,6 +105,8 @@ export class SlidingStats {
       b.latencySum += latency
       b.latencyCount++
       if (latency > b.latencyMax) b.latencyMax = latency
+      this.latencySum += latency
+      this.latencyCount++
       const at = this.sampleCount++ % LATENCY_SAMPLES
       this.samples[at] = latency
       this.sampleBucket[at] = id
@@ -133,6 +137,11 @@ export class SlidingStats {
       bytesPerSec: span > 0 ? bytes / span : 0,
       latencyMs: latencyCount > 0 ? { mean: latencySum / latencyCount, max: latencyMax, ...this.quantiles(oldest, current) } : null,
     }
+  }
+
+  /** Latency since the start (ms and frames that carried a timestamp): a Prometheus summary's _sum and _count. */
+  latencyTotals(): { sum: number; count: number } {
+    return { sum: this.latencySum, count: this.latencyCount }
   }
 
   /** Nearest-rank quantiles of the ring's samples that fall in buckets oldest..current. */
