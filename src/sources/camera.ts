@@ -81,7 +81,7 @@ export const spec = defineStage<CameraOptions, FfmpegFrameSource>({
     ffmpeg: {
       type: 'string',
       default: '',
-      doc: 'ffmpeg to run (a path, or a name in PATH); empty = FRAME_PIPE_FFMPEG, then PATH, then the npm-shipped binary',
+      doc: 'ffmpeg to run (a path, or a name in PATH); empty = FRAME_PIPE_FFMPEG, then PATH, then an npm build you installed (@ffmpeg-installer/ffmpeg, ffmpeg-static)',
     },
   },
   create(o, ctx) {

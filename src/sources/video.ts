@@ -71,12 +71,12 @@ export const spec = defineStage<VideoOptions, FfmpegFrameSource>({
     ffmpeg: {
       type: 'string',
       default: '',
-      doc: 'ffmpeg to run (a path, or a name in PATH); empty = FRAME_PIPE_FFMPEG, then PATH, then the npm-shipped binary',
+      doc: 'ffmpeg to run (a path, or a name in PATH); empty = FRAME_PIPE_FFMPEG, then PATH, then an npm build you installed (@ffmpeg-installer/ffmpeg, ffmpeg-static)',
     },
     ffprobe: {
       type: 'string',
       default: '',
-      doc: 'ffprobe to run, found like ffmpeg (FRAME_PIPE_FFPROBE, PATH, @ffprobe-installer/ffprobe)',
+      doc: 'ffprobe to run, found like ffmpeg (FRAME_PIPE_FFPROBE, PATH, then @ffprobe-installer/ffprobe or ffprobe-static if you installed one)',
     },
   },
   create(o, ctx) {
