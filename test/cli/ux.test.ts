@@ -127,31 +127,34 @@ test.serial("demo-only flags are refused outside demo with one clear line, exit 
 
 // ---------------------------------------------------------------- log levels
 
-test.serial('--loglevel: quiet prints nothing, error (= --quiet) only the error, and a start-up failure has no done: summary', async (t) => {
-  const blocker = createServer()
-  await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r))
-  t.teardown(() => blocker.close())
-  const port = (blocker.address() as { port: number }).port
-  const pipelineText = `testsrc count=1 ! prefix ! tcp-server port=${port}`
+test.serial(
+  '--loglevel: quiet prints nothing, error (= --quiet) only the error, and a start-up failure has no done: summary',
+  async (t) => {
+    const blocker = createServer()
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r))
+    t.teardown(() => blocker.close())
+    const port = (blocker.address() as { port: number }).port
+    const pipelineText = `testsrc count=1 ! prefix ! tcp-server port=${port}`
 
-  const info = await run([pipelineText])
-  t.is(info.code, 1)
-  t.notRegex(info.stderr, /done:/, 'nothing ran: no zero summary')
-  t.regex(info.stderr, /tcp-server: port in use/)
+    const info = await run([pipelineText])
+    t.is(info.code, 1)
+    t.notRegex(info.stderr, /done:/, 'nothing ran: no zero summary')
+    t.regex(info.stderr, /tcp-server: port in use/)
 
-  const quiet = await run(['--loglevel', 'quiet', pipelineText])
-  t.is(quiet.code, 1)
-  t.is(quiet.stderr, '')
+    const quiet = await run(['--loglevel', 'quiet', pipelineText])
+    t.is(quiet.code, 1)
+    t.is(quiet.stderr, '')
 
-  for (const args of [['--quiet'], ['-q'], ['--loglevel', 'error']]) {
-    const r = await run([...args, pipelineText])
-    t.is(r.code, 1)
-    t.regex(r.stderr, /^frame-pipe: tcp-server: port in use: [^\n]+\n$/, args.join(' '))
-  }
-  const bad = await run(['--loglevel', 'loud', 'testsrc ! null'])
-  t.is(bad.code, 2)
-  t.regex(bad.stderr, /--loglevel must be one of quiet, error, warning, info, debug, received 'loud'/)
-})
+    for (const args of [['--quiet'], ['-q'], ['--loglevel', 'error']]) {
+      const r = await run([...args, pipelineText])
+      t.is(r.code, 1)
+      t.regex(r.stderr, /^frame-pipe: tcp-server: port in use: [^\n]+\n$/, args.join(' '))
+    }
+    const bad = await run(['--loglevel', 'loud', 'testsrc ! null'])
+    t.is(bad.code, 2)
+    t.regex(bad.stderr, /--loglevel must be one of quiet, error, warning, info, debug, received 'loud'/)
+  },
+)
 
 test.serial('--quiet: no event lines, no status line, no summary on a run that works; info shows them', async (t) => {
   const quiet = await run(['--quiet', '--frames', '3', 'testsrc width=32 height=32 ! prefix ! tcp-server port=0 wait=0'])
