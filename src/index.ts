@@ -62,3 +62,9 @@ export { snapshotClient, requestSnapshot, type SnapshotClientOptions } from './s
 // UDP: seed 000 (whole JPEG per datagram, 8-byte length + 1024-byte chunks, JSON side port) and frame-pipe's native datagrams
 export { udpServer, type UdpServerSourceOptions } from './sources/udp-server.js'
 export { udpClient, type UdpClientSinkOptions } from './sinks/udp-client.js'
+
+// Typed events of the stages (each stage file exports its own map, e.g. HttpSinkEvents)
+export type { TypedEvents, WithEvents } from './core/events.js'
+export type { ServerEvents, ConnectionEvents, WarningEvents } from './net/events.js'
+export type { ClientEvent, ConnectionEvent } from './net/socket.js'
+export type { LatencySummary } from './core/stats.js'

@@ -69,6 +69,20 @@ export interface FfmpegEvent {
   pid?: number
 }
 
+/** 'retry': the input failed or went away and is tried again in `delay` ms. */
+export interface CaptureRetryEvent {
+  reason: string
+  delay: number
+  message: string
+}
+
+/** The events of the camera and video stages (see core/events.ts). */
+export interface CaptureEvents {
+  ffmpeg: FfmpegEvent
+  retry: CaptureRetryEvent
+  warning: FramePipeError
+}
+
 const DROP_WARNING_MS = 10_000
 
 /**
@@ -328,7 +342,7 @@ export class FfmpegFrameSource extends Readable {
       if (!this.planWorked) this.planIndex = 0
       const delay = this.c.retryDelay
       const label = inputMissing ? plan.source : plan.label
-      this.emit('retry', { reason: what, delay, message: `${label}: ${what}; retrying in ${delay} ms` })
+      this.emit('retry', { reason: what, delay, message: `${label}: ${what}; retrying in ${delay} ms` } satisfies CaptureRetryEvent)
       this.retryTimer = setTimeout(() => {
         this.retryTimer = undefined
         if (!this.ended && !this.stopping && !this.destroyed) this.start()

@@ -5,6 +5,8 @@ import { hostOption, lingerOption, maxClientsOption, portOption } from '../net/o
 import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
 import { CmdServer } from '../protocols/cmd/server.js'
+import type { ServerEvents, WarningEvents } from '../net/events.js'
+import type { FpsEvent as CmdFpsEvent } from '../protocols/cmd/server.js'
 
 export type { FpsEvent } from '../protocols/cmd/server.js'
 
@@ -16,6 +18,9 @@ export interface CmdServerOptions {
   maxClients?: number
   linger?: number
 }
+
+/** Events of cmd-server (see core/events.ts): 'info' is a client's FPS report. */
+export type CmdServerEvents = ServerEvents & WarningEvents & { info: CmdFpsEvent }
 
 export const spec = defineStage<CmdServerOptions, CmdServer>({
   name: 'cmd-server',
@@ -48,4 +53,4 @@ export const spec = defineStage<CmdServerOptions, CmdServer>({
   },
 })
 
-export const cmdServer = stageFactory(spec)
+export const cmdServer = stageFactory<CmdServerOptions, CmdServer, CmdServerEvents>(spec)

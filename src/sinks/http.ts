@@ -4,6 +4,8 @@ import { hostOption, lingerOption, portOption } from '../net/options.js'
 import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
 import { HttpSink } from '../net/http/viewer.js'
+import type { ClientEvent } from '../net/socket.js'
+import type { HttpListening } from '../net/http/viewer.js'
 
 export type { HttpListening, ViewerStats } from '../net/http/viewer.js'
 
@@ -15,6 +17,12 @@ export interface HttpSinkOptions {
   maxViewers?: number
   lazy?: boolean
   linger?: number
+}
+
+/** Events of the http sink (see core/events.ts): 'listening' carries the viewer's URL. */
+export interface HttpSinkEvents {
+  listening: HttpListening
+  client: ClientEvent
 }
 
 export const spec = defineStage<HttpSinkOptions, HttpSink>({
@@ -47,4 +55,4 @@ export const spec = defineStage<HttpSinkOptions, HttpSink>({
   },
 })
 
-export const httpSink = stageFactory(spec)
+export const httpSink = stageFactory<HttpSinkOptions, HttpSink, HttpSinkEvents>(spec)

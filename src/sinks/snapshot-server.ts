@@ -4,6 +4,7 @@ import { hostOption, lingerOption, maxClientsOption, portOption } from '../net/o
 import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
 import { SnapshotServer } from '../protocols/snapshot/server.js'
+import type { ServerEvents, WarningEvents } from '../net/events.js'
 
 export interface SnapshotServerOptions {
   host?: string
@@ -12,6 +13,9 @@ export interface SnapshotServerOptions {
   maxClients?: number
   linger?: number
 }
+
+/** Events of snapshot-server (see core/events.ts). */
+export type SnapshotServerEvents = ServerEvents & WarningEvents
 
 export const spec = defineStage<SnapshotServerOptions, SnapshotServer>({
   name: 'snapshot-server',
@@ -33,4 +37,4 @@ export const spec = defineStage<SnapshotServerOptions, SnapshotServer>({
   },
 })
 
-export const snapshotServer = stageFactory(spec)
+export const snapshotServer = stageFactory<SnapshotServerOptions, SnapshotServer, SnapshotServerEvents>(spec)

@@ -4,6 +4,7 @@ import { lingerOption, serverHostOption, serverPortOption } from '../net/options
 import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
 import { TcpClientSink } from '../net/tcp/client-sink.js'
+import type { ConnectionEvents } from '../net/events.js'
 
 export interface TcpClientSinkOptions {
   host?: string
@@ -65,4 +66,4 @@ export const spec = defineStage<TcpClientSinkOptions, TcpClientSink>({
   },
 })
 
-export const tcpClient = stageFactory(spec)
+export const tcpClient = stageFactory<TcpClientSinkOptions, TcpClientSink, ConnectionEvents>(spec)

@@ -4,6 +4,7 @@ import { hostOption, lingerOption, maxClientsOption, portOption } from '../net/o
 import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
 import { TcpServerSink } from '../net/tcp/server-sink.js'
+import type { ServerEvents } from '../net/events.js'
 
 export interface TcpServerSinkOptions {
   host?: string
@@ -44,4 +45,4 @@ export const spec = defineStage<TcpServerSinkOptions, TcpServerSink>({
   },
 })
 
-export const tcpServer = stageFactory(spec)
+export const tcpServer = stageFactory<TcpServerSinkOptions, TcpServerSink, ServerEvents>(spec)

@@ -10,6 +10,7 @@ import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
 import type { FfmpegFrameSource } from '../media/capture.js'
 import { CAMERA_DRIVERS, cameraSource, type CameraConfig } from '../media/camera.js'
+import type { CaptureEvents } from '../media/capture.js'
 
 export { CAMERA_DRIVERS, type CameraDriver } from '../media/camera.js'
 
@@ -89,4 +90,4 @@ export const spec = defineStage<CameraOptions, FfmpegFrameSource>({
   },
 })
 
-export const camera = stageFactory(spec)
+export const camera = stageFactory<CameraOptions, FfmpegFrameSource, CaptureEvents>(spec)

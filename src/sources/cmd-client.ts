@@ -4,6 +4,8 @@ import { serverHostOption, serverPortOption } from '../net/options.js'
 import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
 import { CMD_CLIENT_MODES, CmdClient, type CmdClientMode } from '../protocols/cmd/client.js'
+import type { FramePipeError } from '../core/errors.js'
+import type { ConnectionEvent } from '../net/socket.js'
 
 export { CMD_CLIENT_MODES, type CmdClientMode }
 
@@ -17,6 +19,13 @@ export interface CmdClientOptions {
   cmdGap?: number
   maxFrameBytes?: number
   connectTimeout?: number
+}
+
+/** Events of cmd-client (see core/events.ts). */
+export interface CmdClientEvents {
+  connect: ConnectionEvent
+  disconnect: ConnectionEvent
+  warning: FramePipeError
 }
 
 export const spec = defineStage<CmdClientOptions, CmdClient>({
@@ -67,4 +76,4 @@ export const spec = defineStage<CmdClientOptions, CmdClient>({
   },
 })
 
-export const cmdClient = stageFactory(spec)
+export const cmdClient = stageFactory<CmdClientOptions, CmdClient, CmdClientEvents>(spec)

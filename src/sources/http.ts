@@ -3,6 +3,7 @@
 import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
 import { HttpSource } from '../net/http/client.js'
+import type { ConnectionEvents, WarningEvents } from '../net/events.js'
 
 export interface HttpSourceOptions {
   url: string
@@ -13,6 +14,9 @@ export interface HttpSourceOptions {
   maxFrameBytes?: number
   every?: number
 }
+
+/** Events of the http source (see core/events.ts). */
+export type HttpSourceEvents = ConnectionEvents & WarningEvents
 
 export const spec = defineStage<HttpSourceOptions, HttpSource>({
   name: 'http',
@@ -57,4 +61,4 @@ export const spec = defineStage<HttpSourceOptions, HttpSource>({
   },
 })
 
-export const httpSource = stageFactory(spec)
+export const httpSource = stageFactory<HttpSourceOptions, HttpSource, HttpSourceEvents>(spec)

@@ -4,6 +4,7 @@ import { serverHostOption, serverPortOption } from '../net/options.js'
 import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
 import { SnapshotClient } from '../protocols/snapshot/client.js'
+import type { ConnectionEvent } from '../net/socket.js'
 
 export { requestSnapshot, type RequestSnapshotOptions } from '../protocols/snapshot/client.js'
 
@@ -14,6 +15,11 @@ export interface SnapshotClientOptions {
   count?: number
   timeout?: number
   maxFrameBytes?: number
+}
+
+/** Events of snapshot-client (see core/events.ts). */
+export interface SnapshotClientEvents {
+  connect: ConnectionEvent
 }
 
 export const spec = defineStage<SnapshotClientOptions, SnapshotClient>({
@@ -41,4 +47,4 @@ export const spec = defineStage<SnapshotClientOptions, SnapshotClient>({
   },
 })
 
-export const snapshotClient = stageFactory(spec)
+export const snapshotClient = stageFactory<SnapshotClientOptions, SnapshotClient, SnapshotClientEvents>(spec)

@@ -4,6 +4,7 @@ import { serverHostOption, serverPortOption } from '../net/options.js'
 import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
 import { TcpClientSource } from '../net/tcp/client-source.js'
+import type { ConnectionEvents } from '../net/events.js'
 
 export interface TcpClientSourceOptions {
   host?: string
@@ -43,4 +44,4 @@ export const spec = defineStage<TcpClientSourceOptions, TcpClientSource>({
   },
 })
 
-export const tcpClient = stageFactory(spec)
+export const tcpClient = stageFactory<TcpClientSourceOptions, TcpClientSource, ConnectionEvents>(spec)

@@ -4,6 +4,7 @@ import { hostOption, portOption } from '../net/options.js'
 import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
 import { TcpServerSource } from '../net/tcp/server-source.js'
+import type { ServerEvents } from '../net/events.js'
 
 export interface TcpServerSourceOptions {
   host?: string
@@ -34,4 +35,4 @@ export const spec = defineStage<TcpServerSourceOptions, TcpServerSource>({
   },
 })
 
-export const tcpServer = stageFactory(spec)
+export const tcpServer = stageFactory<TcpServerSourceOptions, TcpServerSource, ServerEvents>(spec)

@@ -6,6 +6,8 @@ import { hostOption, portOption } from '../net/options.js'
 import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
 import { UdpServerSource } from '../net/udp/receiver.js'
+import type { AddressInfo } from 'node:net'
+import type { MessageEvent } from '../net/udp/messages.js'
 
 export interface UdpServerSourceOptions {
   host?: string
@@ -15,6 +17,13 @@ export interface UdpServerSourceOptions {
   msgPort?: number
   maxFrameBytes?: number
   timeout?: number
+}
+
+/** Events of udp-server (see core/events.ts); its warnings are log lines (throttled), not errors. */
+export interface UdpServerEvents {
+  listening: AddressInfo | null
+  message: MessageEvent
+  warning: string
 }
 
 export const spec = defineStage<UdpServerSourceOptions, UdpServerSource>({
@@ -62,4 +71,4 @@ export const spec = defineStage<UdpServerSourceOptions, UdpServerSource>({
   },
 })
 
-export const udpServer = stageFactory(spec)
+export const udpServer = stageFactory<UdpServerSourceOptions, UdpServerSource, UdpServerEvents>(spec)

@@ -7,6 +7,7 @@ import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
 import type { FfmpegFrameSource } from '../media/capture.js'
 import { VIDEO_OUTPUTS, videoSource, type VideoConfig } from '../media/video.js'
+import type { CaptureEvents } from '../media/capture.js'
 
 export { VIDEO_OUTPUTS, type VideoOutput } from '../media/video.js'
 
@@ -84,4 +85,4 @@ export const spec = defineStage<VideoOptions, FfmpegFrameSource>({
   },
 })
 
-export const video = stageFactory(spec)
+export const video = stageFactory<VideoOptions, FfmpegFrameSource, CaptureEvents>(spec)

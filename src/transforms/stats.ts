@@ -17,6 +17,11 @@ export interface StatsOptions {
   log?: boolean
 }
 
+/** Events of stats (see core/events.ts): a snapshot every interval and one at the end. */
+export interface StatsEvents {
+  stats: StatsSnapshot
+}
+
 export const spec = defineStage<StatsOptions, Duplex>({
   name: 'stats',
   kind: 'transform',
@@ -43,7 +48,7 @@ export const spec = defineStage<StatsOptions, Duplex>({
   },
 })
 
-export const stats = stageFactory(spec)
+export const stats = stageFactory<StatsOptions, Duplex, StatsEvents>(spec)
 
 export class StatsTap extends Transform {
   private readonly o: Required<StatsOptions>
