@@ -132,6 +132,10 @@ function describe(spec: StageSpec): string {
 /** Markdown for the README: one summary table, then an options table per stage. */
 export function stagesMarkdown(): string {
   const out: string[] = []
+  out.push(
+    'Durations in options take a unit, `500ms`, `2s`, `1.5m`, `1h` (or `HH:MM:SS`); a bare number is seconds, as in ffmpeg (`segment=15` is 15 s). The TypeScript API takes milliseconds.',
+    '',
+  )
   out.push('| stage | kind | takes → produces | what it does |', '|---|---|---|---|')
   for (const s of STAGES) out.push(`| [\`${s.name}\`](#${anchor(s)}) | ${s.kind} | ${ports(s)} | ${s.description} |`)
   for (const s of STAGES) {
