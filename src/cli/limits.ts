@@ -38,20 +38,29 @@ export class FrameLimit extends Transform {
 }
 
 /**
- * Where a frame limiter goes: the index it is inserted at (after the last
- * stage whose output is frames, an 'any' stage passing on what it takes), or
- * -1 when no edge carries frames.
+ * Where a frame limiter goes, from the stages' output ports (an 'any' stage
+ * passes on what it takes): the index after the last stage whose output is
+ * frames, or -1 when no edge carries frames.
  */
-export function limiterIndex(stages: readonly Stream[]): number {
+export function limiterIndex(outputs: readonly (PortType | null | undefined)[]): number {
   let flowing: PortType | null = null
   let at = -1
-  for (let i = 0; i < stages.length - 1; i++) {
-    const info = stageInfo(stages[i]!)
-    const out = info?.output ?? 'any'
+  for (let i = 0; i < outputs.length - 1; i++) {
+    const out = outputs[i] ?? 'any'
     flowing = out === 'any' ? (flowing ?? 'any') : out
     if (flowing === 'frames') at = i + 1
   }
   return at
+}
+
+/** Refuse --frames on a pipeline with nothing to count, before any stage is created. */
+export function checkFrameLimit(outputs: readonly (PortType | null | undefined)[]): void {
+  if (limiterIndex(outputs) < 0) {
+    throw new FramePipeError(
+      'ERR_INVALID_OPTION',
+      `--frames counts frames, and this pipeline carries only bytes: cut them into frames with unprefix, or use --duration`,
+    )
+  }
 }
 
 export interface Limits {
@@ -80,13 +89,9 @@ export function applyLimits(
   }
   const streams: Stream[] = [...stages]
   if (limits.frames !== undefined) {
-    const at = limiterIndex(stages)
-    if (at < 0) {
-      throw new FramePipeError(
-        'ERR_INVALID_OPTION',
-        `--frames counts frames, and this pipeline carries only bytes: cut them into frames with unprefix, or use --duration`,
-      )
-    }
+    const outputs = stages.map((s) => stageInfo(s)?.output)
+    checkFrameLimit(outputs)
+    const at = limiterIndex(outputs)
     const n = limits.frames
     const limiter = tagStage(new FrameLimit(n, () => stop(`${n} frame${n === 1 ? '' : 's'} (--frames)`)), {
       name: 'frames-limit',

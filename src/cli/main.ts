@@ -12,7 +12,7 @@ import { StatusReporter } from './status.js'
 import { runDemo } from './demo.js'
 import { handleSignals } from './signals.js'
 import { parseDuration } from '../core/spec.js'
-import { applyLimits } from './limits.js'
+import { applyLimits, checkFrameLimit } from './limits.js'
 import { isLogLevel, LOG_LEVELS, shows, type LogLevel } from './log.js'
 
 const USAGE = `Usage:
@@ -161,6 +161,7 @@ export async function runDescription(text: string, options: RunOptions): Promise
       )
     }
   }
+  if (options.frames !== undefined) checkFrameLimit(plan.map((p) => p.spec.output))
   const stages = buildPlan(plan)
   const toStdout = stageInfo(stages[stages.length - 1]!)?.name === 'stdout'
   const status = new StatusReporter(stages, {
@@ -169,13 +170,7 @@ export async function runDescription(text: string, options: RunOptions): Promise
     json: options.json ? (toStdout ? process.stderr : process.stdout) : undefined,
     level,
   })
-  let limits
-  try {
-    limits = applyLimits(stages, { frames: options.frames, duration: options.duration }, (line) => status.logLine(line))
-  } catch (err) {
-    for (const s of stages) (s as unknown as { destroy(): void }).destroy()
-    throw err
-  }
+  const limits = applyLimits(stages, { frames: options.frames, duration: options.duration }, (line) => status.logLine(line))
   const interrupted = handleSignals(stages, status)
   status.start()
   limits.start()
