@@ -66,3 +66,9 @@ export { udpClient, type UdpClientSinkOptions } from './sinks/udp-client.js'
 // NATS: publish/subscribe through nats-server (wildcards, queue groups, JetStream last frame and pre-roll)
 export { nats as natsSink, type NatsSinkOptions } from './sinks/nats.js'
 export { nats as natsSource, type NatsSourceOptions } from './sources/nats.js'
+
+// Typed events of the stages (each stage file exports its own map, e.g. HttpSinkEvents)
+export type { TypedEvents, WithEvents } from './core/events.js'
+export type { ServerEvents, ConnectionEvents, WarningEvents } from './net/events.js'
+export type { ClientEvent, ConnectionEvent } from './net/socket.js'
+export type { LatencySummary } from './core/stats.js'

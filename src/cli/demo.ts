@@ -10,10 +10,11 @@ import { createServer, type AddressInfo } from 'node:net'
 import { resolve } from 'node:path'
 import type { Stream } from 'node:stream'
 import { launch } from '../launch.js'
-import { pipeline } from '../core/pipeline.js'
+import { pipeline, stopPipeline } from '../core/pipeline.js'
 import type { StatsSnapshot } from '../transforms/stats.js'
 import { handleSignals } from './signals.js'
 import { StatusReporter } from './status.js'
+import { shows, type LogLevel } from './log.js'
 
 export interface DemoOptions {
   /** Frames to send; 0 runs until Ctrl-C. */
@@ -21,7 +22,9 @@ export interface DemoOptions {
   out: string
   /** Viewer port; when it is taken, a free one is used instead. */
   port: number
-  quiet: boolean
+  /** Stop after this many milliseconds (--duration), as Ctrl-C does. */
+  duration?: number
+  level: LogLevel
   json: boolean
 }
 
@@ -31,8 +34,9 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   const senderText = `testsrc width=640 height=480 fps=30 count=${options.frames} ! jpeg quality=80 ! prefix header=native ! tcp-server port=0 wait=1`
   const sender = launch(senderText)
   const server = sender[sender.length - 1] as unknown as Listening
+  const quiet = !shows(options.level, 'info')
   const log = (line: string): void => {
-    if (!options.quiet) process.stderr.write(line + '\n')
+    if (!quiet) process.stderr.write(line + '\n')
   }
   // The server listens as soon as it is created; the receiver needs its port.
   const senderDone = pipeline(...sender)
@@ -51,8 +55,9 @@ export async function runDemo(options: DemoOptions): Promise<number> {
 
   const status = new StatusReporter(receiver, {
     log: process.stderr,
-    live: !options.quiet && process.stderr.isTTY === true,
+    live: process.stderr.isTTY === true,
     json: options.json ? process.stdout : undefined,
+    level: options.level,
   })
   const signals = handleSignals([...sender, ...receiver], status)
   const receiverDone = pipeline(...receiver)
@@ -61,19 +66,25 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     status.logLine(`viewer:   open ${viewer.url()} to watch${seconds}`)
   })
   status.start()
+  // The sender ending ends the receiver (the TCP connection closes), as with --frames.
+  const timer = options.duration === undefined ? undefined : setTimeout(() => stopPipeline(sender), options.duration)
+  timer?.unref()
   try {
     await Promise.all([senderDone, receiverDone])
   } catch (err) {
     for (const s of [...sender, ...receiver]) (s as unknown as { destroy(e?: Error): void }).destroy(err as Error)
     if (!signals.aborted) throw err
   } finally {
+    clearTimeout(timer)
     signals.dispose()
   }
-  const snap = options.quiet && !options.json ? status.snapshot(true) : status.finish()
+  const snap = quiet && !options.json ? status.snapshot(true) : status.finish()
   const lat = latency as StatsSnapshot['latencyMs']
   log(
     `wrote ${snap.frames} JPEG frames to ${resolve(options.out)}` +
-      (lat ? `; capture-to-disk latency mean ${lat.mean.toFixed(1)} ms, max ${lat.max.toFixed(1)} ms` : ''),
+      (lat
+        ? `; capture-to-disk latency p50 ${lat.p50.toFixed(1)} ms, p99 ${lat.p99.toFixed(1)} ms, mean ${lat.mean.toFixed(1)} ms, max ${lat.max.toFixed(1)} ms`
+        : ''),
   )
   return signals.aborted ? 130 : 0
 }

@@ -4,8 +4,12 @@
 import { FramePipeError } from '../core/errors.js'
 import { STAGES, stageNames, stagesNamed } from '../registry.js'
 import { closest, formatDefault, formatType, type OptionSpec, type StageSpec } from '../core/spec.js'
+import type { PortType, StageKind } from '../core/spec.js'
 
 const KINDS = ['source', 'transform', 'sink'] as const
+
+/** Said under every stage with a duration option: the unit of a bare number changed once, so it is spelled out. */
+export const DURATION_NOTE = 'durations: 500ms, 2s, 1.5m, 1h or HH:MM:SS; a bare number is seconds (the TypeScript API takes milliseconds)'
 
 function ports(spec: StageSpec): string {
   return `${spec.input ?? '-'} → ${spec.output ?? '-'}`
@@ -28,12 +32,78 @@ export function inspectAll(): string {
 
 /** Plain-text details of one stage name (a source and a sink may share it). */
 export function inspectStage(name: string): string {
+  return specsNamed(name).map(describe).join('\n\n')
+}
+
+function specsNamed(name: string): StageSpec[] {
   const specs = stagesNamed(name)
   if (specs.length === 0) {
     const hint = closest(name, stageNames())
     throw new FramePipeError('ERR_UNKNOWN_STAGE', `unknown stage '${name}'${hint ? ` (did you mean '${hint}'?)` : ''}`)
   }
-  return specs.map(describe).join('\n\n')
+  return specs
+}
+
+/** One option in `inspect --json`. Numbers are in `unit` (durations in ms, sizes in bytes), as the TypeScript API takes them. */
+export interface OptionJson {
+  name: string
+  type: OptionSpec['type']
+  doc: string
+  required: boolean
+  /** Absent when the option has no default (required) or is a secret. */
+  default?: string | number | boolean
+  /** The default as the command line writes it (`1s`, `64KiB`, `''`). */
+  defaultText: string
+  /** 'ms' for durations, 'bytes' for sizes. */
+  unit?: 'ms' | 'bytes'
+  min?: number
+  max?: number
+  /** An enum's values. */
+  values?: readonly string[]
+}
+
+/** One stage in `inspect --json`. */
+export interface StageJson {
+  name: string
+  kind: StageKind
+  input: PortType | null
+  output: PortType | null
+  description: string
+  /** Sinks: what each record they pass on is. */
+  passes?: string
+  options: OptionJson[]
+}
+
+export function stageJson(spec: StageSpec): StageJson {
+  const options = Object.entries(spec.options as Record<string, OptionSpec>).map(([name, o]): OptionJson => {
+    const out: OptionJson = { name, type: o.type, doc: o.doc, required: o.required === true, defaultText: formatDefault(o) }
+    if (o.default !== undefined && o.type !== 'secret') out.default = o.default
+    if (o.type === 'duration') out.unit = 'ms'
+    if (o.type === 'size') out.unit = 'bytes'
+    if ('min' in o && o.min !== undefined) out.min = o.min
+    if ('max' in o && o.max !== undefined) out.max = o.max
+    if (o.type === 'enum') out.values = o.values
+    return out
+  })
+  const json: StageJson = {
+    name: spec.name,
+    kind: spec.kind,
+    input: spec.input,
+    output: spec.output,
+    description: spec.description,
+    options,
+  }
+  if (spec.passes) json.passes = spec.passes
+  return json
+}
+
+/**
+ * `inspect --json [stage]`: a JSON array of stages (every stage, or those of
+ * one name: a name can be both a source and a sink).
+ */
+export function inspectJson(name?: string): string {
+  const specs = name === undefined ? STAGES : specsNamed(name)
+  return JSON.stringify(specs.map(stageJson), null, 2)
 }
 
 function describe(spec: StageSpec): string {
@@ -55,12 +125,17 @@ function describe(spec: StageSpec): string {
     const def = formatDefault(o)
     lines.push(`    ${key.padEnd(nameW)}  ${formatType(o).replace(/\\\|/g, '|').padEnd(typeW)}  ${o.doc}${def ? ` [default: ${def}]` : ''}`)
   }
+  if (opts.some(([, o]) => o.type === 'duration')) lines.push(`  ${DURATION_NOTE}`)
   return lines.join('\n')
 }
 
 /** Markdown for the README: one summary table, then an options table per stage. */
 export function stagesMarkdown(): string {
   const out: string[] = []
+  out.push(
+    'Durations in options take a unit, `500ms`, `2s`, `1.5m`, `1h` (or `HH:MM:SS`); a bare number is seconds, as in ffmpeg (`segment=15` is 15 s). The TypeScript API takes milliseconds.',
+    '',
+  )
   out.push('| stage | kind | takes → produces | what it does |', '|---|---|---|---|')
   for (const s of STAGES) out.push(`| [\`${s.name}\`](#${anchor(s)}) | ${s.kind} | ${ports(s)} | ${s.description} |`)
   for (const s of STAGES) {

@@ -3,6 +3,8 @@
 
 import type { Stream } from 'node:stream'
 import { stageInfo, type Counters } from '../core/stage.js'
+import { LATENCY, measuresLatency, type LatencySummary } from '../core/stats.js'
+import { eventLevel, shows, type LogLevel } from './log.js'
 
 export interface StageSnapshot {
   name: string
@@ -23,6 +25,8 @@ export interface StatusSnapshot {
   drops: number
   /** Connected peers over all network stages. */
   clients: number
+  /** End-to-end latency (ms: mean, max, p50/p95/p99) measured by the last stage that measures it (stats, http); null when none does or no frame carried a timestamp. */
+  latencyMs: LatencySummary | null
   stages: StageSnapshot[]
   final: boolean
 }
@@ -35,6 +39,8 @@ export interface StatusOptions {
   /** Write JSON lines here (one per interval and a final one), or nowhere. */
   json?: NodeJS.WritableStream
   intervalMs?: number
+  /** What reaches `log`: info (default) shows event lines, the status line and the summary; warning only warnings; error and quiet none of these. */
+  level?: LogLevel
 }
 
 const LOGGED_EVENTS = ['listening', 'client', 'warning', 'connect', 'disconnect', 'retry', 'segment', 'ffmpeg', 'info', 'message'] as const
@@ -46,13 +52,17 @@ export class StatusReporter {
   private last = { t: performance.now(), frames: 0, bytes: 0 }
   private timer: NodeJS.Timeout | undefined
   private lineShown = false
+  private readonly level: LogLevel
 
   constructor(stages: Stream[], options: StatusOptions) {
     this.stages = stages
-    this.options = options
+    this.level = options.level ?? 'info'
+    // The live line is information: only at info and debug.
+    this.options = { ...options, live: options.live && shows(this.level, 'info') }
     for (const stream of stages) {
       const name = stageInfo(stream)?.name ?? 'stage'
-      for (const event of LOGGED_EVENTS) stream.on(event, (detail: unknown) => this.logLine(`${name}: ${describeEvent(event, detail)}`))
+      for (const event of LOGGED_EVENTS)
+        stream.on(event, (detail: unknown) => this.logLine(`${name}: ${describeEvent(event, detail)}`, eventLevel(event)))
     }
   }
 
@@ -62,19 +72,33 @@ export class StatusReporter {
     this.timer.unref()
   }
 
-  /** Stop the timer and print the final summary (always one line, TTY or not). */
-  finish(): StatusSnapshot {
+  /**
+   * Stop the timer and print the final summary (one line, TTY or not, at
+   * info level; `summary: false` leaves it out, e.g. when nothing ran). The
+   * final JSON line is written whatever the level.
+   */
+  finish(opts: { summary?: boolean } = {}): StatusSnapshot {
     clearInterval(this.timer)
     const snap = this.snapshot(true)
     this.clearLine()
-    this.options.log.write(formatStatus(snap) + '\n')
+    if (opts.summary !== false && shows(this.level, 'info')) this.options.log.write(formatStatus(snap) + '\n')
     this.options.json?.write(JSON.stringify(snap) + '\n')
     return snap
   }
 
-  logLine(text: string): void {
+  /** A line on the log, when the level shows `level` (default info). */
+  logLine(text: string, level: 'error' | 'warning' | 'info' | 'debug' = 'info'): void {
+    if (!shows(this.level, level)) return
     this.clearLine()
     this.options.log.write(text + '\n')
+  }
+
+  /** No stage has counted a frame or a byte: the pipeline failed before anything flowed. */
+  nothingRan(): boolean {
+    return this.stages.every((s) => {
+      const c = stageInfo(s)?.counters
+      return !c || (c.frames === 0 && c.bytes === 0)
+    })
   }
 
   snapshot(final = false): StatusSnapshot {
@@ -97,9 +121,18 @@ export class StatusReporter {
       bytesPerSec: dt > 0 ? dBytes / dt : 0,
       drops: stages.reduce((n, s) => n + s.counters.drops, 0),
       clients: stages.reduce((n, s) => n + (s.counters.clients ?? 0), 0),
+      latencyMs: this.latency(),
       stages,
       final,
     }
+  }
+
+  private latency(): LatencySummary | null {
+    for (let i = this.stages.length - 1; i >= 0; i--) {
+      const s = this.stages[i]
+      if (measuresLatency(s)) return s[LATENCY]()
+    }
+    return null
   }
 
   private tick(): void {
@@ -128,6 +161,8 @@ export function formatStatus(s: StatusSnapshot): string {
     `drops=${s.drops}`,
   ]
   if (s.stages.some((st) => st.counters.clients !== undefined)) parts.push(`clients=${s.clients}`)
+  const l = s.latencyMs
+  if (l) parts.push(`latency(p50/p95/p99)=${l.p50.toFixed(1)}/${l.p95.toFixed(1)}/${l.p99.toFixed(1)}ms`)
   parts.push(`time=${formatClock(s.elapsed)}`)
   return (s.final ? 'done: ' : '') + parts.join(' ')
 }
@@ -148,7 +183,9 @@ function formatClock(seconds: number): string {
 
 function describeEvent(event: string, detail: unknown): string {
   if (event === 'listening') {
-    const a = detail as { address?: string; port?: number } | number | undefined
+    const a = detail as { address?: string; port?: number; url?: string } | number | undefined
+    // A server with a URL (the http viewer) shows it whole, so a terminal makes it clickable.
+    if (typeof a === 'object' && a?.url) return `viewer at ${a.url}`
     return typeof a === 'number' ? `listening on port ${a}` : `listening on ${a?.address ?? '?'}:${a?.port ?? '?'}`
   }
   if (detail instanceof Error) return detail.message

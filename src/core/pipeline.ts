@@ -5,7 +5,7 @@ import type { Duplex, Stream } from 'node:stream'
 import { pipeline as streamPipeline } from 'node:stream/promises'
 import pumpify from 'pumpify'
 import { FramePipeError } from './errors.js'
-import { RELEASE_HELD, stageInfo, tagStage, type StageInfo } from './stage.js'
+import { joinPipeline, RELEASE_HELD, stageInfo, tagStage, type StageInfo } from './stage.js'
 
 export interface PipelineOptions {
   /** Aborting tears the whole pipeline down (use `stop()` on the source for a clean end instead). */
@@ -85,6 +85,7 @@ export async function pipeline(...args: Array<Stream | PipelineOptions>): Promis
     for (const s of stages) (s as Partial<Duplex>).destroy?.()
     throw err
   }
+  joinPipeline(stages)
   await streamPipeline(stages as unknown as Parameters<typeof streamPipeline>[0][], options)
 }
 

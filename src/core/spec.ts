@@ -36,7 +36,11 @@ export type OptionSpec =
   | (OptionBase<string> & { type: 'string' })
   | (OptionBase<boolean> & { type: 'boolean' })
   | (OptionBase<string> & { type: 'enum'; values: readonly string[] })
-  /** Milliseconds; the CLI takes `500ms`, `2s`, `1.5m`, `1h` (a bare number is milliseconds). */
+  /**
+   * Milliseconds in the TypeScript API (a number); on the command line a
+   * duration with a unit, `500ms`, `2s`, `1.5m`, `1h`, and a bare number is
+   * SECONDS, as ffmpeg reads `-t 15`.
+   */
   | (OptionBase<number> & { type: 'duration'; min?: number; max?: number })
   /** Bytes; the CLI takes `65536`, `64k`, `64KiB`, `16MiB`, `1GiB`. */
   | (OptionBase<number> & { type: 'size'; min?: number; max?: number })
@@ -105,19 +109,26 @@ function checkValue(stage: string, key: string, opt: OptionSpec, value: unknown)
     case 'duration':
     case 'size': {
       const integral = opt.type !== 'number' && opt.type !== 'duration'
-      const noun = opt.type === 'int' || opt.type === 'size' ? 'integer' : 'number'
-      const unit = opt.type === 'duration' ? ' ms' : opt.type === 'size' ? ' bytes' : ''
+      const noun = opt.type === 'int' || opt.type === 'size' ? 'integer' : opt.type === 'duration' ? 'duration' : 'number'
+      const unit = opt.type === 'size' ? ' bytes' : ''
+      // Durations say their unit on every bound and on the value (`>= 10ms … received 5ms`):
+      // the CLI reads a bare number as seconds, the API as milliseconds.
+      const show = opt.type === 'duration' ? formatDuration : String
       const range =
         opt.min !== undefined && opt.max !== undefined
-          ? ` between ${opt.min} and ${opt.max}${unit}`
+          ? ` between ${show(opt.min)} and ${show(opt.max)}${unit}`
           : opt.min !== undefined
-            ? ` >= ${opt.min}${unit}`
+            ? ` >= ${show(opt.min)}${unit}`
             : opt.max !== undefined
-              ? ` <= ${opt.max}${unit}`
+              ? ` <= ${show(opt.max)}${unit}`
               : ''
       if (typeof value !== 'number' || !Number.isFinite(value) || (integral && !Number.isInteger(value))) fail(`${noun}${range}`)
-      if ((opt.min !== undefined && (value as number) < opt.min) || (opt.max !== undefined && (value as number) > opt.max))
+      if ((opt.min !== undefined && (value as number) < opt.min) || (opt.max !== undefined && (value as number) > opt.max)) {
+        if (opt.type === 'duration') {
+          throw new InvalidOptionError(stage, key, `expected ${noun}${range} for ${key} but received ${formatDuration(value as number)}`)
+        }
         fail(`${noun}${range}`)
+      }
       return
     }
     case 'string':
@@ -210,7 +221,7 @@ export function parseOptionText(stage: string, key: string, opt: OptionSpec, tex
       return bad('boolean (true/false)')
     }
     case 'duration':
-      return parseDuration(text) ?? bad('duration such as 500ms, 2s, 1.5m')
+      return parseDuration(text) ?? bad('duration such as 500ms, 2s, 1.5m (a bare number is seconds)')
     case 'size':
       return parseSize(text) ?? bad('size such as 65536, 64KiB, 16MiB')
     default:
@@ -219,10 +230,21 @@ export function parseOptionText(stage: string, key: string, opt: OptionSpec, tex
 }
 
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
+/**
+ * Milliseconds from the command-line text of a duration: `500ms`, `2s`,
+ * `1.5m`, `1h`, or `[HH:]MM:SS[.m]`; a bare number is seconds (`15` = 15 s),
+ * as ffmpeg reads it.
+ */
 export function parseDuration(text: string): number | undefined {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim())
+  const clock = /^(?:(\d+):)?([0-5]?\d):([0-5]?\d(?:\.\d+)?)$/.exec(text.trim())
+  if (clock) {
+    // ffmpeg's [HH:]MM:SS[.m…] form, e.g. -t 00:01:30.
+    return Math.round(((Number(clock[1] ?? 0) * 60 + Number(clock[2])) * 60 + Number(clock[3])) * 1e6) / 1000
+  }
+  const m = /^(\d+(?:\.\d+)?|\.\d+)(ms|s|m|h)?$/.exec(text.trim())
   if (!m) return undefined
-  return Number(m[1]) * DURATION_UNITS[m[2] ?? 'ms']!
+  // Rounded to a microsecond: 0.1 * 1000 must not read as 100.00000000000001 ms.
+  return Math.round(Number(m[1]) * DURATION_UNITS[m[2] ?? 's']! * 1000) / 1000
 }
 
 const SIZE_UNITS: Record<string, number> = {
@@ -259,6 +281,10 @@ export function formatDefault(opt: OptionSpec): string {
 
 export function formatType(opt: OptionSpec): string {
   if (opt.type === 'enum') return opt.values.join(' \\| ')
+  if (opt.type === 'duration') {
+    const range = opt.min !== undefined || opt.max !== undefined ? ` ${fmtBound(opt.min)}..${fmtBound(opt.max)}` : ''
+    return `duration${range}`
+  }
   const range =
     opt.type !== 'string' && opt.type !== 'boolean' && opt.type !== 'secret' && (opt.min !== undefined || opt.max !== undefined)
       ? ` ${opt.min ?? ''}..${opt.max ?? ''}`
@@ -273,9 +299,15 @@ export function formatBytes(n: number): string {
   return String(n)
 }
 
+/** A duration as the CLI reads it back: `2s`, `1.5s`, `500ms`, `0s`. */
 export function formatDuration(ms: number): string {
-  if (ms >= 1000 && ms % 1000 === 0) return `${ms / 1000}s`
+  if (ms === 0) return '0s'
+  if (ms >= 1000 && Number.isInteger(ms / 100)) return `${ms / 1000}s`
   return `${ms}ms`
+}
+
+function fmtBound(ms: number | undefined): string {
+  return ms === undefined ? '' : formatDuration(ms)
 }
 
 /** The candidate nearest to `word` by edit distance, when it is near enough to be a likely typo. */

@@ -4,6 +4,7 @@
 
 import type { Readable, Stream } from 'node:stream'
 import { resolveOptions, type Counters, type StageSpec } from './spec.js'
+import type { WithEvents } from './events.js'
 
 export type { Counters, StageContext } from './spec.js'
 
@@ -45,9 +46,31 @@ export function createStage<O, S extends Stream>(spec: StageSpec<O, S>, resolved
   return tagStage(stream, { name: spec.name, kind: spec.kind, input: spec.input, output: spec.output, counters })
 }
 
-/** Build the typed factory for a stage from its spec: validates options (same rules as the CLI), creates and tags the stream. */
-export function stageFactory<O, S extends Stream>(spec: StageSpec<O, S>): (options?: O) => Staged<S> {
-  return (options?: O) => createStage(spec, resolveOptions(spec, options as Partial<O>))
+/**
+ * Build the typed factory for a stage from its spec: validates options (same
+ * rules as the CLI), creates and tags the stream. `E`, the stage's events map
+ * (event name → what a listener gets), types `on('name', …)` on what it returns.
+ */
+export function stageFactory<O, S extends Stream, E = {}>(spec: StageSpec<O, S>): (options?: O) => Staged<WithEvents<S, E>> {
+  return (options?: O) => createStage(spec, resolveOptions(spec, options as Partial<O>)) as Staged<WithEvents<S, E>>
+}
+
+const PIPELINE = Symbol.for('frame-pipe.pipeline')
+
+/**
+ * The streams of the pipeline `stream` runs in, source first, once
+ * `pipeline()` has started it (undefined before, or for a stream piped by
+ * hand). How a stage sees its neighbours' counters: the http sink's /metrics
+ * reports every stage of its pipeline.
+ */
+export function pipelineOf(stream: Stream): readonly Stream[] | undefined {
+  return (stream as { [PIPELINE]?: readonly Stream[] })[PIPELINE]
+}
+
+/** pipeline()'s half of pipelineOf: every stage learns the list it is part of. */
+export function joinPipeline(streams: readonly Stream[]): void {
+  const list = Object.freeze([...streams])
+  for (const s of streams) (s as { [PIPELINE]?: readonly Stream[] })[PIPELINE] = list
 }
 
 /**

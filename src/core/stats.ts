@@ -1,5 +1,6 @@
-// Counts over a sliding window: frames, bytes, rates and end-to-end latency.
-// The stats tap and the http viewer's /stats read them.
+// Counts over a sliding window: frames, bytes, rates and end-to-end latency
+// (mean, max and the p50/p95/p99 quantiles). The stats tap, the http viewer's
+// /stats and /metrics, and the CLI's status line read them.
 
 /** What a 'stats' event carries. */
 export interface StatsSnapshot {
@@ -11,10 +12,39 @@ export interface StatsSnapshot {
   fps: number
   bytesPerSec: number
   /** End-to-end latency of the Frames in the window; null when none carried a timestamp (byte edges). */
-  latencyMs: { mean: number; max: number } | null
+  latencyMs: LatencySummary | null
+}
+
+/**
+ * Latency over a window, in milliseconds. mean and max cover every frame of
+ * the window; the quantiles cover its most recent LATENCY_SAMPLES frames
+ * (all of them below 4096 frames per window, e.g. 30 fps over 1 s).
+ */
+export interface LatencySummary {
+  mean: number
+  max: number
+  /** Median (nearest rank). */
+  p50: number
+  p95: number
+  p99: number
+}
+
+/**
+ * A stage that measures end-to-end latency (the stats tap, the http sink)
+ * answers this method; the CLI's status line and `--json` read it.
+ */
+export const LATENCY = Symbol.for('frame-pipe.latency')
+export interface MeasuresLatency {
+  [LATENCY](): LatencySummary | null
+}
+
+export function measuresLatency(stream: unknown): stream is MeasuresLatency {
+  return typeof (stream as Partial<MeasuresLatency> | null)?.[LATENCY] === 'function'
 }
 
 const BUCKETS = 10
+/** Latency samples kept for the quantiles: a ring of the most recent ones, so memory is fixed at any rate (64 KiB). */
+export const LATENCY_SAMPLES = 4096
 
 interface Bucket {
   id: number
@@ -37,6 +67,13 @@ export class SlidingStats {
   private readonly t0: number
   private frames = 0
   private bytes = 0
+  private latencySum = 0
+  private latencyCount = 0
+  /** Ring of the last LATENCY_SAMPLES latencies and the bucket each fell in. */
+  private readonly samples = new Float64Array(LATENCY_SAMPLES)
+  private readonly sampleBucket = new Float64Array(LATENCY_SAMPLES)
+  private sampleCount = 0
+  private readonly scratch = new Float64Array(LATENCY_SAMPLES)
 
   constructor(windowMs: number, startTime: number) {
     this.width = windowMs / BUCKETS
@@ -68,6 +105,11 @@ export class SlidingStats {
       b.latencySum += latency
       b.latencyCount++
       if (latency > b.latencyMax) b.latencyMax = latency
+      this.latencySum += latency
+      this.latencyCount++
+      const at = this.sampleCount++ % LATENCY_SAMPLES
+      this.samples[at] = latency
+      this.sampleBucket[at] = id
     }
   }
 
@@ -93,7 +135,31 @@ export class SlidingStats {
       bytes: this.bytes,
       fps: span > 0 ? frames / span : 0,
       bytesPerSec: span > 0 ? bytes / span : 0,
-      latencyMs: latencyCount > 0 ? { mean: latencySum / latencyCount, max: latencyMax } : null,
+      latencyMs: latencyCount > 0 ? { mean: latencySum / latencyCount, max: latencyMax, ...this.quantiles(oldest, current) } : null,
     }
   }
+
+  /** Latency since the start (ms and frames that carried a timestamp): a Prometheus summary's _sum and _count. */
+  latencyTotals(): { sum: number; count: number } {
+    return { sum: this.latencySum, count: this.latencyCount }
+  }
+
+  /** Nearest-rank quantiles of the ring's samples that fall in buckets oldest..current. */
+  private quantiles(oldest: number, current: number): { p50: number; p95: number; p99: number } {
+    const kept = Math.min(this.sampleCount, LATENCY_SAMPLES)
+    let n = 0
+    for (let i = 0; i < kept; i++) {
+      const id = this.sampleBucket[i]!
+      if (id >= oldest && id <= current) this.scratch[n++] = this.samples[i]!
+    }
+    const sorted = this.scratch.subarray(0, n).sort()
+    const rank = (q: number): number => sorted[Math.max(0, Math.ceil(q * n) - 1)] ?? 0
+    return { p50: rank(0.5), p95: rank(0.95), p99: rank(0.99) }
+  }
+}
+
+/** The quantiles of `values` by nearest rank (a reference for tests and one-off summaries). */
+export function nearestRank(values: readonly number[], q: number): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)] ?? 0
 }

@@ -69,7 +69,28 @@ export interface FfmpegEvent {
   pid?: number
 }
 
+/** 'retry': the input failed or went away and is tried again in `delay` ms. */
+export interface CaptureRetryEvent {
+  reason: string
+  delay: number
+  message: string
+}
+
+/** The events of the camera and video stages (see core/events.ts). */
+export interface CaptureEvents {
+  ffmpeg: FfmpegEvent
+  retry: CaptureRetryEvent
+  warning: FramePipeError
+}
+
 const DROP_WARNING_MS = 10_000
+
+/**
+ * ffmpeg's words for an input that is not there (or not ours to open): every
+ * plan would fail the same way, so no other plan is tried (a missing camera
+ * starts ffmpeg once, not once per plan) and messages name the input alone.
+ */
+const INPUT_MISSING = /No such file or directory|No such device|Could not find video device|Permission denied|Device or resource busy/i
 
 export class FfmpegFrameSource extends Readable {
   /** The ffmpeg in use (after construct). */
@@ -306,7 +327,8 @@ export class FfmpegFrameSource extends Readable {
       failure = `ffmpeg's output held no JPEG image (${this.parser.skippedBytes} bytes skipped)`
     }
     const next = this.plans[this.planIndex + 1]
-    if (this.runFrames === 0 && failure && next && !this.planWorked) {
+    const inputMissing = failure !== undefined && this.runFrames === 0 && INPUT_MISSING.test(failure)
+    if (this.runFrames === 0 && failure && next && !this.planWorked && !inputMissing) {
       this.emitEvent({ event: 'fallback', message: `${plan.label} failed (${failure}); trying ${next.label}` })
       this.fallbacks.push({ label: plan.label, failure })
       this.planIndex++
@@ -319,7 +341,8 @@ export class FfmpegFrameSource extends Readable {
     if (this.c.retry && lostInput) {
       if (!this.planWorked) this.planIndex = 0
       const delay = this.c.retryDelay
-      this.emit('retry', { reason: what, delay, message: `${plan.label}: ${what}; retrying in ${delay} ms` })
+      const label = inputMissing ? plan.source : plan.label
+      this.emit('retry', { reason: what, delay, message: `${label}: ${what}; retrying in ${delay} ms` } satisfies CaptureRetryEvent)
       this.retryTimer = setTimeout(() => {
         this.retryTimer = undefined
         if (!this.ended && !this.stopping && !this.destroyed) this.start()
@@ -332,7 +355,7 @@ export class FfmpegFrameSource extends Readable {
         .filter((f) => f.failure !== failure)
         .map((f) => `; before that ${f.label}: ${f.failure}`)
         .join('')
-      const text = earlier.length > 0 ? `${plan.source}: ${failure}${other}` : `${plan.label}: ${failure}`
+      const text = earlier.length > 0 || inputMissing ? `${plan.source}: ${failure}${other}` : `${plan.label}: ${failure}`
       return void this.destroy(new FramePipeError('ERR_IO', text, { stage: this.ctx.name }))
     }
     if (this.c.endIsLoss) {

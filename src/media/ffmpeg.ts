@@ -1,5 +1,6 @@
 // Finding and running ffmpeg/ffprobe as child processes: which binary (an
-// option, an environment variable, PATH, then the one npm ships), a process
+// option, an environment variable, PATH, then an npm-shipped build the user
+// chose to install: frame-pipe installs none itself), a process
 // wrapper that keeps ffmpeg's last words for error messages and is always
 // killed and awaited, and a probe of a file's video stream.
 
@@ -23,20 +24,47 @@ export interface FoundTool {
 }
 
 export const TOOL_ENV: Record<Tool, string> = { ffmpeg: 'FRAME_PIPE_FFMPEG', ffprobe: 'FRAME_PIPE_FFPROBE' }
-const NPM_PACKAGE: Record<Tool, string> = { ffmpeg: '@ffmpeg-installer/ffmpeg', ffprobe: '@ffprobe-installer/ffprobe' }
+
+/**
+ * npm packages that ship an ffmpeg/ffprobe, checked in this order when
+ * neither the option, the variable nor PATH names one. None is a dependency
+ * of frame-pipe: a user opts in by installing one. The first of each pair
+ * carries its binary inside the npm package (per-platform optional
+ * dependencies), so it installs from a registry mirror or an offline cache;
+ * the second downloads its binary in an install script, which fails behind
+ * firewalls and offline, but is found when it did install.
+ */
+export const NPM_PACKAGES: Record<Tool, readonly string[]> = {
+  ffmpeg: ['@ffmpeg-installer/ffmpeg', 'ffmpeg-static'],
+  ffprobe: ['@ffprobe-installer/ffprobe', 'ffprobe-static'],
+}
+
+/** The npm command that opts in to an npm-shipped ffmpeg and ffprobe. */
+export const NPM_OPT_IN = 'npm install @ffmpeg-installer/ffmpeg @ffprobe-installer/ffprobe'
+
+/** What to run to install ffmpeg (with ffprobe), per system: the lines of the not-found error. */
+export const INSTALL_LINES: readonly string[] = [
+  'Debian/Ubuntu/Raspberry Pi OS: sudo apt install ffmpeg',
+  'Fedora: sudo dnf install ffmpeg-free (or ffmpeg from RPM Fusion); RHEL/Rocky/Alma: enable EPEL and RPM Fusion, then sudo dnf install ffmpeg',
+  'Arch: sudo pacman -S ffmpeg; Alpine: apk add ffmpeg',
+  'macOS: brew install ffmpeg',
+  'Windows: winget install --id Gyan.FFmpeg (or choco install ffmpeg), then open a new terminal so PATH is updated',
+  `or, in your project, the npm build (ffmpeg 4.1, no system install): ${NPM_OPT_IN}`,
+]
 
 /** The lookup order, for the README and `inspect`. */
 export const DISCOVERY_ORDER =
   'the stage option (`ffmpeg=` / `ffprobe=`: a path, or a name looked up in PATH), then the environment variable ' +
-  'FRAME_PIPE_FFMPEG / FRAME_PIPE_FFPROBE, then PATH, then the binary shipped by the optional npm dependency ' +
-  '@ffmpeg-installer/ffmpeg / @ffprobe-installer/ffprobe. An option or variable that names a missing file is an error (no fallback)'
+  'FRAME_PIPE_FFMPEG / FRAME_PIPE_FFPROBE, then PATH, then an npm build you installed yourself ' +
+  '(@ffmpeg-installer/ffmpeg or ffmpeg-static / @ffprobe-installer/ffprobe or ffprobe-static). ' +
+  'An option or variable that names a missing file is an error (no fallback)'
 
-/** Find ffmpeg: option → FRAME_PIPE_FFMPEG → PATH → @ffmpeg-installer/ffmpeg. */
+/** Find ffmpeg: option → FRAME_PIPE_FFMPEG → PATH → an npm build (NPM_PACKAGES). */
 export function findFfmpeg(option?: string, stage?: string): Promise<FoundTool> {
   return findTool('ffmpeg', option, stage)
 }
 
-/** Find ffprobe: option → FRAME_PIPE_FFPROBE → PATH → @ffprobe-installer/ffprobe. */
+/** Find ffprobe: option → FRAME_PIPE_FFPROBE → PATH → an npm build (NPM_PACKAGES). */
 export function findFfprobe(option?: string, stage?: string): Promise<FoundTool> {
   return findTool('ffprobe', option, stage)
 }
@@ -60,11 +88,24 @@ export async function findTool(tool: Tool, option: string | undefined, stage?: s
   }
   const inPath = await searchPath(tool)
   if (inPath) return found(inPath, 'PATH', 'from PATH')
-  const npm = await fromNpm(tool)
-  if (typeof npm === 'string') return found(npm, 'npm', `from ${NPM_PACKAGE[tool]}`)
-  throw fail(
-    `${tool} not found: ${envName} is not set, no ${tool} in PATH, and ${NPM_PACKAGE[tool]} ${npm.why}. ` +
-      `Install ffmpeg (apt install ffmpeg, brew install ffmpeg, winget install ffmpeg), run npm install, or give its path with ${tool}=/path/to/${tool}`,
+  const why: string[] = []
+  for (const name of NPM_PACKAGES[tool]) {
+    const npm = await fromNpm(name)
+    if (typeof npm === 'string') return found(npm, 'npm', `from ${name}`)
+    // "not installed" is the normal case of an opt-in: only real trouble is worth a mention.
+    if (npm.why !== 'is not installed') why.push(`${name} ${npm.why}`)
+  }
+  throw fail(notFoundMessage(tool, why))
+}
+
+/** The not-found error: what was looked at, and exactly what to install on each system. */
+export function notFoundMessage(tool: Tool, npmTrouble: readonly string[] = []): string {
+  const envName = TOOL_ENV[tool]
+  return (
+    `${tool} not found: ${envName} is not set, there is no ${tool} in PATH and no npm build of it is installed` +
+    `${npmTrouble.length > 0 ? ` (${npmTrouble.join('; ')})` : ''}. ` +
+    `camera, video and mp4 run ffmpeg (and video ffprobe); install it:\n${INSTALL_LINES.map((l) => `  ${l}`).join('\n')}\n` +
+    `or give its path with ${tool}=/path/to/${tool} or ${envName}=/path/to/${tool}`
   )
 }
 
@@ -104,13 +145,13 @@ async function searchPath(name: string): Promise<string | undefined> {
   return undefined
 }
 
-async function fromNpm(tool: Tool): Promise<string | { why: string }> {
-  const name = NPM_PACKAGE[tool]
+async function fromNpm(name: string): Promise<string | { why: string }> {
   let path: unknown
   try {
-    // A variable specifier: the package is an optional dependency and may be absent.
-    const mod = (await import(name)) as { default?: { path?: unknown }; path?: unknown }
-    path = mod.default?.path ?? mod.path
+    // A variable specifier: the package is the user's opt-in and usually absent.
+    // @…-installer and ffprobe-static export { path }; ffmpeg-static exports the path itself.
+    const mod = (await import(name)) as { default?: { path?: unknown } | string | null; path?: unknown }
+    path = typeof mod.default === 'string' ? mod.default : (mod.default?.path ?? mod.path)
   } catch (err) {
     const e = err as NodeJS.ErrnoException | string
     if (typeof e === 'object' && e !== null && e.code === 'ERR_MODULE_NOT_FOUND') return { why: 'is not installed' }

@@ -1,9 +1,12 @@
 // The files source's engine: image files as frames, a directory of images or
 // a file-name glob in natural order (frame-2 before frame-10), optionally
 // looped and paced. Each frame is described from its file's header (sharp).
+// Globs are picomatch's (bash syntax: * ? [0-4] [!a] {a,b} +(…) …) in the
+// file-name part; wildcards in directories are refused as unsupported.
 
 import { readdir, readFile, stat } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
+import picomatch from 'picomatch'
 import sharp from 'sharp'
 import { FramePipeError } from '../core/errors.js'
 import { now, sniffFormat, type Frame } from '../core/frame.js'
@@ -18,7 +21,6 @@ export interface FilesSourceConfig {
 }
 
 const IMAGE_EXT = /\.(jpe?g|png|webp)$/i
-const WILDCARD = /[*?]/
 const collator = new Intl.Collator(undefined, { numeric: true })
 
 export class FilesSource extends PacedSource {
@@ -77,36 +79,43 @@ export class FilesSource extends PacedSource {
 }
 
 /**
- * The files `path` names, naturally sorted: a directory's images, a glob's
- * matches (wildcards only in the last component; like a shell, a leading
- * wildcard does not match dot-files), or a single file.
+ * The files `path` names, naturally sorted: a directory's images, a single
+ * file, or a glob's matches. A path that exists is taken as it is (a file
+ * named `shot[1].jpg` is that file); otherwise a glob in the file-name part is
+ * matched with picomatch (like a shell, a leading wildcard does not match
+ * dot-files). Wildcards in a directory part are refused.
  */
 export async function listImages(path: string, stage = 'files'): Promise<string[]> {
   const noMatch = () => new FramePipeError('ERR_IO', `no images match '${path}'`, { stage })
-  const dir = dirname(path)
-  const name = basename(path)
-  if (WILDCARD.test(dir)) {
-    throw new FramePipeError('ERR_INVALID_OPTION', `wildcards are only supported in the file-name part of path, received '${path}'`, {
-      stage,
-    })
-  }
-  let names: string[]
-  let base: string
-  if (WILDCARD.test(name)) {
-    base = dir
-    const re = globToRegExp(name)
-    names = (await entries(base, stage, noMatch)).filter((n) => re.test(n))
-  } else {
-    let isDir: boolean
-    try {
-      isDir = (await stat(path)).isDirectory()
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw noMatch()
+  let isDir: boolean | undefined
+  try {
+    isDir = (await stat(path)).isDirectory()
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
       throw new FramePipeError('ERR_IO', `cannot read '${path}': ${(err as Error).message}`, { stage, cause: err })
     }
-    if (!isDir) return [path]
+  }
+  if (isDir === false) return [path]
+  let names: string[]
+  let base: string
+  if (isDir) {
     base = path
     names = (await entries(base, stage, noMatch)).filter((n) => IMAGE_EXT.test(n) && !n.startsWith('.'))
+  } else {
+    const dir = dirname(path)
+    const name = basename(path)
+    if (picomatch.scan(dir).isGlob || /[\\/]/.test(picomatch.scan(path).glob)) {
+      throw new FramePipeError(
+        'ERR_INVALID_OPTION',
+        `unsupported pattern '${path}': wildcards are only supported in the file-name part of path (e.g. 'shots/cam-*.jpg')`,
+        { stage },
+      )
+    }
+    if (!picomatch.scan(name).isGlob) throw noMatch()
+    base = dir
+    // posix: bash's [!a] negation and [[:digit:]] classes.
+    const matches = picomatch(name, { posix: true })
+    names = (await entries(base, stage, noMatch)).filter((n) => matches(n))
   }
   if (names.length === 0) throw noMatch()
   return names.sort(collator.compare).map((n) => join(base, n))
@@ -120,14 +129,4 @@ async function entries(dir: string, stage: string, noMatch: () => Error): Promis
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw noMatch()
     throw new FramePipeError('ERR_IO', `cannot list '${dir}': ${(err as Error).message}`, { stage, cause: err })
   }
-}
-
-function globToRegExp(glob: string): RegExp {
-  let re = glob.startsWith('.') ? '^' : '^(?!\\.)'
-  for (const ch of glob) {
-    if (ch === '*') re += '.*'
-    else if (ch === '?') re += '.'
-    else re += ch.replace(/[\\^$.|+()[\]{}]/g, '\\$&')
-  }
-  return new RegExp(re + '$', 's')
 }

@@ -2,7 +2,7 @@
 // ffmpeg per file: the JPEGs go to its stdin (`-f mjpeg`), libx264 encodes,
 // the mp4 muxer writes. Segments are cut by frame-pipe, not by ffmpeg's
 // segment muxer, so names and rotation are exactly avi's (media/recording.ts): every naming token,
-// an existing file is never replaced (_1, _2 …), a segment holds the frames
+// an existing file is never replaced (_001, _002 …), a segment holds the frames
 // whose timestamps fall in it, and a change of frame size starts a new file.
 // (The segment muxer names files by strftime at the wall-clock moment a
 // segment opens: a backlog or a fast source gives several segments one name,

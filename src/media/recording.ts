@@ -93,15 +93,16 @@ export class SegmentFiles {
 }
 
 /**
- * Create `wanted`, or `wanted` with _1, _2 … before its extension when that
- * name is taken: a recording never replaces a file (O_EXCL, so not even one
- * created a moment ago by another process).
+ * Create `wanted`, or `wanted` with _001, _002 … before its extension when
+ * that name is taken: a recording never replaces a file (O_EXCL, so not even
+ * one created a moment ago by another process). Three digits, so the names
+ * sort in the order they were made (`_2` would sort after `_10`).
  */
 export async function createUnique(wanted: string, stage: string): Promise<{ fh: FileHandle; file: string }> {
   const ext = extname(wanted)
   const stem = wanted.slice(0, wanted.length - ext.length)
   for (let n = 0; n <= MAX_SUFFIX; n++) {
-    const file = n === 0 ? wanted : `${stem}_${n}${ext}`
+    const file = n === 0 ? wanted : `${stem}${collisionSuffix(n)}${ext}`
     try {
       return { fh: await open(file, 'wx'), file }
     } catch (err) {
@@ -110,9 +111,16 @@ export async function createUnique(wanted: string, stage: string): Promise<{ fh:
       }
     }
   }
-  throw new FramePipeError('ERR_IO', `'${wanted}' and ${MAX_SUFFIX} suffixed names (_1 … _${MAX_SUFFIX}) exist already: change pattern`, {
-    stage,
-  })
+  throw new FramePipeError(
+    'ERR_IO',
+    `'${wanted}' and ${MAX_SUFFIX} suffixed names (${collisionSuffix(1)} … ${collisionSuffix(MAX_SUFFIX)}) exist already: change pattern`,
+    { stage },
+  )
+}
+
+/** `_001` for n = 1: zero-padded to the width of MAX_SUFFIX, so suffixed names sort numerically. */
+export function collisionSuffix(n: number): string {
+  return `_${String(n).padStart(String(MAX_SUFFIX).length, '0')}`
 }
 
 // ------------------------------------------------------------- recorders (avi, mp4)
@@ -126,7 +134,7 @@ export function recordingPatternOption(ext: string): OptionSpec {
   return {
     type: 'string',
     default: `rec-{date}_{time}.${ext}`,
-    doc: "File name of each segment, from its first frame's timestamp (local time): {date} YYYY-MM-DD, {time} HH-MM-SS, {ms} epoch ms, {Y}{M}{D}{h}{m}{s}, %d/%0Nd = segment number from 0, {seq}, %% = %; may contain subdirectories. An existing file is never replaced: _1, _2 … is added before the extension",
+    doc: "File name of each segment, from its first frame's timestamp (local time): {date} YYYY-MM-DD, {time} HH-MM-SS, {ms} epoch ms, {Y}{M}{D}{h}{m}{s}, %d/%0Nd = segment number from 0, {seq}, %% = %; may contain subdirectories. An existing file is never replaced: _001, _002 … is added before the extension",
   }
 }
 

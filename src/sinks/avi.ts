@@ -8,10 +8,17 @@ import { stageFactory } from '../core/stage.js'
 import { AviSink, type AviRecorderConfig } from '../media/avi-recorder.js'
 import { recordingDirOption, recordingFpsOption, recordingPatternOption, recordingSegmentOption } from '../media/recording.js'
 import { RIFF_SIZE } from '../wire/avi.js'
+import type { AviFlushEvent as FlushEvent, AviSegmentEvent as SegmentEvent } from '../media/avi-recorder.js'
 
 export type { AviFlushEvent, AviSegmentEvent } from '../media/avi-recorder.js'
 
 export type AviOptions = Partial<AviRecorderConfig>
+
+/** Events of avi (see core/events.ts). */
+export interface AviEvents {
+  segment: SegmentEvent
+  flush: FlushEvent
+}
 
 export const spec = defineStage<AviOptions, AviSink>({
   name: 'avi',
@@ -52,4 +59,4 @@ export const spec = defineStage<AviOptions, AviSink>({
   },
 })
 
-export const avi = stageFactory(spec)
+export const avi = stageFactory<AviOptions, AviSink, AviEvents>(spec)

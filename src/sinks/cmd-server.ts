@@ -6,6 +6,8 @@ import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
 import { CmdServer } from '../protocols/cmd/server.js'
 import { serverSecurity, serverTlsOnlyOptions, type ServerTlsOnlyOptions } from '../net/security.js'
+import type { ServerEvents, WarningEvents } from '../net/events.js'
+import type { FpsEvent as CmdFpsEvent } from '../protocols/cmd/server.js'
 
 export type { FpsEvent } from '../protocols/cmd/server.js'
 
@@ -17,6 +19,9 @@ export interface CmdServerOptions extends Partial<ServerTlsOnlyOptions> {
   maxClients?: number
   linger?: number
 }
+
+/** Events of cmd-server (see core/events.ts): 'info' is a client's FPS report. */
+export type CmdServerEvents = ServerEvents & WarningEvents & { info: CmdFpsEvent }
 
 export const spec = defineStage<CmdServerOptions, CmdServer>({
   name: 'cmd-server',
@@ -50,4 +55,4 @@ export const spec = defineStage<CmdServerOptions, CmdServer>({
   },
 })
 
-export const cmdServer = stageFactory(spec)
+export const cmdServer = stageFactory<CmdServerOptions, CmdServer, CmdServerEvents>(spec)

@@ -5,6 +5,8 @@ import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
 import { HttpSink } from '../net/http/viewer.js'
 import { serverTls, serverTlsOptions, type ServerTlsOptions } from '../net/tls.js'
+import type { ClientEvent } from '../net/socket.js'
+import type { HttpListening } from '../net/http/viewer.js'
 
 export type { HttpListening, ViewerStats } from '../net/http/viewer.js'
 
@@ -20,6 +22,12 @@ export interface HttpSinkOptions extends Partial<ServerTlsOptions> {
   lazy?: boolean
   linger?: number
   handshakeTimeout?: number
+}
+
+/** Events of the http sink (see core/events.ts): 'listening' carries the viewer's URL. */
+export interface HttpSinkEvents {
+  listening: HttpListening
+  client: ClientEvent
 }
 
 export const spec = defineStage<HttpSinkOptions, HttpSink>({
@@ -78,4 +86,4 @@ export const spec = defineStage<HttpSinkOptions, HttpSink>({
   },
 })
 
-export const httpSink = stageFactory(spec)
+export const httpSink = stageFactory<HttpSinkOptions, HttpSink, HttpSinkEvents>(spec)

@@ -7,10 +7,18 @@ import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
 import { Mp4Sink, X264_PRESETS, type Mp4RecorderConfig } from '../media/mp4-recorder.js'
 import { recordingDirOption, recordingFpsOption, recordingPatternOption, recordingSegmentOption } from '../media/recording.js'
+import type { Mp4SegmentEvent as SegmentEvent } from '../media/mp4-recorder.js'
+import type { FfmpegEvent } from '../media/capture.js'
 
 export { X264_PRESETS, type X264Preset, type Mp4SegmentEvent } from '../media/mp4-recorder.js'
 
 export type Mp4Options = Partial<Mp4RecorderConfig>
+
+/** Events of mp4 (see core/events.ts). */
+export interface Mp4Events {
+  segment: SegmentEvent
+  ffmpeg: FfmpegEvent
+}
 
 export const spec = defineStage<Mp4Options, Mp4Sink>({
   name: 'mp4',
@@ -36,7 +44,7 @@ export const spec = defineStage<Mp4Options, Mp4Sink>({
     ffmpeg: {
       type: 'string',
       default: '',
-      doc: 'ffmpeg to run (a path, or a name in PATH); empty = FRAME_PIPE_FFMPEG, then PATH, then the npm-shipped binary',
+      doc: 'ffmpeg to run (a path, or a name in PATH); empty = FRAME_PIPE_FFMPEG, then PATH, then an npm build you installed (@ffmpeg-installer/ffmpeg, ffmpeg-static)',
     },
   },
   create(o, ctx) {
@@ -44,4 +52,4 @@ export const spec = defineStage<Mp4Options, Mp4Sink>({
   },
 })
 
-export const mp4 = stageFactory(spec)
+export const mp4 = stageFactory<Mp4Options, Mp4Sink, Mp4Events>(spec)

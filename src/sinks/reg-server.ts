@@ -4,6 +4,7 @@ import { hostOption, maxClientsOption, portOption } from '../net/options.js'
 import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
 import { RegServerSink } from '../protocols/reg/server.js'
+import type { ServerEvents, WarningEvents } from '../net/events.js'
 
 export interface RegServerOptions {
   host?: string
@@ -17,6 +18,9 @@ export interface RegServerOptions {
   quiet?: number
   registerTimeout?: number
 }
+
+/** Events of reg-server (see core/events.ts). */
+export type RegServerEvents = ServerEvents & WarningEvents
 
 export const spec = defineStage<RegServerOptions, RegServerSink>({
   name: 'reg-server',
@@ -78,4 +82,4 @@ export const spec = defineStage<RegServerOptions, RegServerSink>({
   },
 })
 
-export const regServer = stageFactory(spec)
+export const regServer = stageFactory<RegServerOptions, RegServerSink, RegServerEvents>(spec)

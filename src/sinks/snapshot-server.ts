@@ -5,6 +5,7 @@ import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
 import { SnapshotServer } from '../protocols/snapshot/server.js'
 import { serverSecurity, serverSecurityOptions, type ServerSecurityOptions } from '../net/security.js'
+import type { ServerEvents, WarningEvents } from '../net/events.js'
 
 export interface SnapshotServerOptions extends Partial<ServerSecurityOptions> {
   host?: string
@@ -13,6 +14,9 @@ export interface SnapshotServerOptions extends Partial<ServerSecurityOptions> {
   maxClients?: number
   linger?: number
 }
+
+/** Events of snapshot-server (see core/events.ts). */
+export type SnapshotServerEvents = ServerEvents & WarningEvents
 
 export const spec = defineStage<SnapshotServerOptions, SnapshotServer>({
   name: 'snapshot-server',
@@ -35,4 +39,4 @@ export const spec = defineStage<SnapshotServerOptions, SnapshotServer>({
   },
 })
 
-export const snapshotServer = stageFactory(spec)
+export const snapshotServer = stageFactory<SnapshotServerOptions, SnapshotServer, SnapshotServerEvents>(spec)

@@ -5,6 +5,7 @@ import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
 import { TcpClientSink } from '../net/tcp/client-sink.js'
 import { clientSecurity, clientSecurityOptions, type ClientSecurityOptions } from '../net/security.js'
+import type { ConnectionEvents } from '../net/events.js'
 
 export interface TcpClientSinkOptions extends Partial<ClientSecurityOptions> {
   host?: string
@@ -67,4 +68,4 @@ export const spec = defineStage<TcpClientSinkOptions, TcpClientSink>({
   },
 })
 
-export const tcpClient = stageFactory(spec)
+export const tcpClient = stageFactory<TcpClientSinkOptions, TcpClientSink, ConnectionEvents>(spec)

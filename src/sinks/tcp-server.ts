@@ -5,6 +5,7 @@ import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
 import { TcpServerSink } from '../net/tcp/server-sink.js'
 import { serverSecurity, serverSecurityOptions, type ServerSecurityOptions } from '../net/security.js'
+import type { ServerEvents } from '../net/events.js'
 
 export interface TcpServerSinkOptions extends Partial<ServerSecurityOptions> {
   host?: string
@@ -46,4 +47,4 @@ export const spec = defineStage<TcpServerSinkOptions, TcpServerSink>({
   },
 })
 
-export const tcpServer = stageFactory(spec)
+export const tcpServer = stageFactory<TcpServerSinkOptions, TcpServerSink, ServerEvents>(spec)

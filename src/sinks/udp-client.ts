@@ -25,6 +25,12 @@ export interface UdpClientSinkOptions {
   token?: string
 }
 
+/** Events of udp-client (see core/events.ts): throttled warning lines, and each reply from the receiver. */
+export interface UdpClientEvents {
+  warning: string
+  reply: string
+}
+
 export const spec = defineStage<UdpClientSinkOptions, UdpClientSink>({
   name: 'udp-client',
   kind: 'sink',
@@ -101,4 +107,4 @@ export const spec = defineStage<UdpClientSinkOptions, UdpClientSink>({
   },
 })
 
-export const udpClient = stageFactory(spec)
+export const udpClient = stageFactory<UdpClientSinkOptions, UdpClientSink, UdpClientEvents>(spec)

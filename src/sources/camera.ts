@@ -10,6 +10,7 @@ import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
 import type { FfmpegFrameSource } from '../media/capture.js'
 import { CAMERA_DRIVERS, cameraSource, type CameraConfig } from '../media/camera.js'
+import type { CaptureEvents } from '../media/capture.js'
 
 export { CAMERA_DRIVERS, type CameraDriver } from '../media/camera.js'
 
@@ -81,7 +82,7 @@ export const spec = defineStage<CameraOptions, FfmpegFrameSource>({
     ffmpeg: {
       type: 'string',
       default: '',
-      doc: 'ffmpeg to run (a path, or a name in PATH); empty = FRAME_PIPE_FFMPEG, then PATH, then the npm-shipped binary',
+      doc: 'ffmpeg to run (a path, or a name in PATH); empty = FRAME_PIPE_FFMPEG, then PATH, then an npm build you installed (@ffmpeg-installer/ffmpeg, ffmpeg-static)',
     },
   },
   create(o, ctx) {
@@ -89,4 +90,4 @@ export const spec = defineStage<CameraOptions, FfmpegFrameSource>({
   },
 })
 
-export const camera = stageFactory(spec)
+export const camera = stageFactory<CameraOptions, FfmpegFrameSource, CaptureEvents>(spec)

@@ -6,6 +6,8 @@ import { stageFactory } from '../core/stage.js'
 import { CMD_CLIENT_MODES, CmdClient, type CmdClientMode } from '../protocols/cmd/client.js'
 import { clientSecurity } from '../net/security.js'
 import { clientTlsOptions, type ClientTlsOptions } from '../net/tls.js'
+import type { FramePipeError } from '../core/errors.js'
+import type { ConnectionEvent } from '../net/socket.js'
 
 export { CMD_CLIENT_MODES, type CmdClientMode }
 
@@ -19,6 +21,13 @@ export interface CmdClientOptions extends Partial<ClientTlsOptions> {
   cmdGap?: number
   maxFrameBytes?: number
   connectTimeout?: number
+}
+
+/** Events of cmd-client (see core/events.ts). */
+export interface CmdClientEvents {
+  connect: ConnectionEvent
+  disconnect: ConnectionEvent
+  warning: FramePipeError
 }
 
 export const spec = defineStage<CmdClientOptions, CmdClient>({
@@ -70,4 +79,4 @@ export const spec = defineStage<CmdClientOptions, CmdClient>({
   },
 })
 
-export const cmdClient = stageFactory(spec)
+export const cmdClient = stageFactory<CmdClientOptions, CmdClient, CmdClientEvents>(spec)

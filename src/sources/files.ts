@@ -21,7 +21,7 @@ export const spec = defineStage<FilesSourceOptions, PacedSource>({
     path: {
       type: 'string',
       required: true,
-      doc: "A directory (every .jpg/.jpeg/.png/.webp in it) or a glob with * and ? in the file-name part, e.g. 'shots/cam-*.jpg'",
+      doc: "A directory (every .jpg/.jpeg/.png/.webp in it), a file, or a glob in the file-name part (bash syntax: * ? [0-4] {a,b}), e.g. 'shots/cam-*.jpg'; wildcards in directories are refused",
     },
     loop: { type: 'boolean', default: false, doc: 'Start again from the first file after the last' },
     fps: {

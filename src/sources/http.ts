@@ -5,6 +5,7 @@ import { stageFactory } from '../core/stage.js'
 import { HttpSource } from '../net/http/client.js'
 import { InvalidOptionError } from '../core/errors.js'
 import { clientTls, clientTlsOptions, type ClientTlsOptions } from '../net/tls.js'
+import type { ConnectionEvents, WarningEvents } from '../net/events.js'
 
 export interface HttpSourceOptions extends Partial<Omit<ClientTlsOptions, 'tls'>> {
   url: string
@@ -17,6 +18,9 @@ export interface HttpSourceOptions extends Partial<Omit<ClientTlsOptions, 'tls'>
   maxFrameBytes?: number
   every?: number
 }
+
+/** Events of the http source (see core/events.ts). */
+export type HttpSourceEvents = ConnectionEvents & WarningEvents
 
 export const spec = defineStage<HttpSourceOptions, HttpSource>({
   name: 'http',
@@ -83,4 +87,4 @@ export const spec = defineStage<HttpSourceOptions, HttpSource>({
   },
 })
 
-export const httpSource = stageFactory(spec)
+export const httpSource = stageFactory<HttpSourceOptions, HttpSource, HttpSourceEvents>(spec)

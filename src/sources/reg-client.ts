@@ -4,6 +4,7 @@ import { serverHostOption, serverPortOption } from '../net/options.js'
 import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
 import { RegClientSource } from '../protocols/reg/client.js'
+import type { ConnectionEvents, WarningEvents } from '../net/events.js'
 
 export interface RegClientOptions {
   host?: string
@@ -14,6 +15,9 @@ export interface RegClientOptions {
   dedupe?: boolean
   connectTimeout?: number
 }
+
+/** Events of reg-client (see core/events.ts). */
+export type RegClientEvents = ConnectionEvents & WarningEvents
 
 export const spec = defineStage<RegClientOptions, RegClientSource>({
   name: 'reg-client',
@@ -51,4 +55,4 @@ export const spec = defineStage<RegClientOptions, RegClientSource>({
   },
 })
 
-export const regClient = stageFactory(spec)
+export const regClient = stageFactory<RegClientOptions, RegClientSource, RegClientEvents>(spec)

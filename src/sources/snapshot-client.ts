@@ -5,6 +5,7 @@ import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
 import { SnapshotClient } from '../protocols/snapshot/client.js'
 import { clientSecurity, clientSecurityOptions, type ClientSecurityOptions } from '../net/security.js'
+import type { ConnectionEvent } from '../net/socket.js'
 
 export { requestSnapshot, type RequestSnapshotOptions } from '../protocols/snapshot/client.js'
 
@@ -15,6 +16,11 @@ export interface SnapshotClientOptions extends Partial<ClientSecurityOptions> {
   count?: number
   timeout?: number
   maxFrameBytes?: number
+}
+
+/** Events of snapshot-client (see core/events.ts). */
+export interface SnapshotClientEvents {
+  connect: ConnectionEvent
 }
 
 export const spec = defineStage<SnapshotClientOptions, SnapshotClient>({
@@ -43,4 +49,4 @@ export const spec = defineStage<SnapshotClientOptions, SnapshotClient>({
   },
 })
 
-export const snapshotClient = stageFactory(spec)
+export const snapshotClient = stageFactory<SnapshotClientOptions, SnapshotClient, SnapshotClientEvents>(spec)

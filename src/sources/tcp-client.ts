@@ -5,6 +5,7 @@ import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
 import { TcpClientSource } from '../net/tcp/client-source.js'
 import { clientSecurity, clientSecurityOptions, type ClientSecurityOptions } from '../net/security.js'
+import type { ConnectionEvents } from '../net/events.js'
 
 export interface TcpClientSourceOptions extends Partial<ClientSecurityOptions> {
   host?: string
@@ -45,4 +46,4 @@ export const spec = defineStage<TcpClientSourceOptions, TcpClientSource>({
   },
 })
 
-export const tcpClient = stageFactory(spec)
+export const tcpClient = stageFactory<TcpClientSourceOptions, TcpClientSource, ConnectionEvents>(spec)

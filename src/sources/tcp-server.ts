@@ -5,6 +5,7 @@ import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
 import { TcpServerSource } from '../net/tcp/server-source.js'
 import { serverSecurity, serverSecurityOptions, type ServerSecurityOptions } from '../net/security.js'
+import type { ServerEvents } from '../net/events.js'
 
 export interface TcpServerSourceOptions extends Partial<ServerSecurityOptions> {
   host?: string
@@ -36,4 +37,4 @@ export const spec = defineStage<TcpServerSourceOptions, TcpServerSource>({
   },
 })
 
-export const tcpServer = stageFactory(spec)
+export const tcpServer = stageFactory<TcpServerSourceOptions, TcpServerSource, ServerEvents>(spec)

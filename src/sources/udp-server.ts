@@ -7,6 +7,8 @@ import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
 import { UdpServerSource } from '../net/udp/receiver.js'
 import { checkUdpToken } from '../net/security.js'
+import type { AddressInfo } from 'node:net'
+import type { MessageEvent } from '../net/udp/messages.js'
 
 export interface UdpServerSourceOptions {
   host?: string
@@ -17,6 +19,13 @@ export interface UdpServerSourceOptions {
   maxFrameBytes?: number
   timeout?: number
   token?: string
+}
+
+/** Events of udp-server (see core/events.ts); its warnings are log lines (throttled), not errors. */
+export interface UdpServerEvents {
+  listening: AddressInfo | null
+  message: MessageEvent
+  warning: string
 }
 
 export const spec = defineStage<UdpServerSourceOptions, UdpServerSource>({
@@ -70,4 +79,4 @@ export const spec = defineStage<UdpServerSourceOptions, UdpServerSource>({
   },
 })
 
-export const udpServer = stageFactory(spec)
+export const udpServer = stageFactory<UdpServerSourceOptions, UdpServerSource, UdpServerEvents>(spec)

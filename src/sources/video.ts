@@ -7,6 +7,7 @@ import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
 import type { FfmpegFrameSource } from '../media/capture.js'
 import { VIDEO_OUTPUTS, videoSource, type VideoConfig } from '../media/video.js'
+import type { CaptureEvents } from '../media/capture.js'
 
 export { VIDEO_OUTPUTS, type VideoOutput } from '../media/video.js'
 
@@ -71,12 +72,12 @@ export const spec = defineStage<VideoOptions, FfmpegFrameSource>({
     ffmpeg: {
       type: 'string',
       default: '',
-      doc: 'ffmpeg to run (a path, or a name in PATH); empty = FRAME_PIPE_FFMPEG, then PATH, then the npm-shipped binary',
+      doc: 'ffmpeg to run (a path, or a name in PATH); empty = FRAME_PIPE_FFMPEG, then PATH, then an npm build you installed (@ffmpeg-installer/ffmpeg, ffmpeg-static)',
     },
     ffprobe: {
       type: 'string',
       default: '',
-      doc: 'ffprobe to run, found like ffmpeg (FRAME_PIPE_FFPROBE, PATH, @ffprobe-installer/ffprobe)',
+      doc: 'ffprobe to run, found like ffmpeg (FRAME_PIPE_FFPROBE, PATH, then @ffprobe-installer/ffprobe or ffprobe-static if you installed one)',
     },
   },
   create(o, ctx) {
@@ -84,4 +85,4 @@ export const spec = defineStage<VideoOptions, FfmpegFrameSource>({
   },
 })
 
-export const video = stageFactory(spec)
+export const video = stageFactory<VideoOptions, FfmpegFrameSource, CaptureEvents>(spec)

@@ -1,19 +1,25 @@
 // A measuring tap: passes everything through unchanged and reports frames,
-// bytes, rates and end-to-end latency (now − frame.timestamp) over a sliding
-// window, as 'stats' events and optionally one line on stderr per interval.
+// bytes, rates and end-to-end latency (now − frame.timestamp: mean, max,
+// p50/p95/p99) over a sliding window, as 'stats' events and optionally one
+// line on stderr per interval.
 
 import { Transform, type Duplex, type TransformCallback } from 'node:stream'
 import { isBoundary, isFrame, now, packetLength, type ByteChunk } from '../core/frame.js'
 import { defineStage } from '../core/spec.js'
 import { stageFactory, type StageContext } from '../core/stage.js'
-import { SlidingStats, type StatsSnapshot } from '../core/stats.js'
+import { LATENCY, SlidingStats, type LatencySummary, type StatsSnapshot } from '../core/stats.js'
 
-export type { StatsSnapshot }
+export type { LatencySummary, StatsSnapshot }
 
 export interface StatsOptions {
   interval?: number
   window?: number
   log?: boolean
+}
+
+/** Events of stats (see core/events.ts): a snapshot every interval and one at the end. */
+export interface StatsEvents {
+  stats: StatsSnapshot
 }
 
 export const spec = defineStage<StatsOptions, Duplex>({
@@ -42,7 +48,7 @@ export const spec = defineStage<StatsOptions, Duplex>({
   },
 })
 
-export const stats = stageFactory(spec)
+export const stats = stageFactory<StatsOptions, Duplex, StatsEvents>(spec)
 
 export class StatsTap extends Transform {
   private readonly o: Required<StatsOptions>
@@ -64,6 +70,11 @@ export class StatsTap extends Transform {
   /** The numbers as of now. */
   snapshot(): StatsSnapshot {
     return this.window.snapshot(performance.now())
+  }
+
+  /** For the CLI's status line and `--json` (see LATENCY). */
+  [LATENCY](): LatencySummary | null {
+    return this.snapshot().latencyMs
   }
 
   override _transform(chunk: unknown, _enc: BufferEncoding, cb: TransformCallback): void {
@@ -102,9 +113,12 @@ export class StatsTap extends Transform {
   }
 }
 
-/** One line: `stats: 300 frames, 27.6 MiB, 30.0 fps, 2.8 MiB/s, latency 1.2 ms mean, 3.4 ms max`. */
+/** One line: `stats: 300 frames, 27.6 MiB, 30.0 fps, 2.8 MiB/s, latency p50 1.1 / p95 2.0 / p99 3.1 ms, 1.2 ms mean, 3.4 ms max`. */
 export function formatSnapshot(name: string, s: StatsSnapshot): string {
-  const latency = s.latencyMs ? `, latency ${s.latencyMs.mean.toFixed(1)} ms mean, ${s.latencyMs.max.toFixed(1)} ms max` : ''
+  const l = s.latencyMs
+  const latency = l
+    ? `, latency p50 ${l.p50.toFixed(1)} / p95 ${l.p95.toFixed(1)} / p99 ${l.p99.toFixed(1)} ms, ${l.mean.toFixed(1)} ms mean, ${l.max.toFixed(1)} ms max`
+    : ''
   return `${name}: ${s.frames} frames, ${human(s.bytes)}, ${s.fps.toFixed(1)} fps, ${human(s.bytesPerSec)}/s${latency}`
 }
 

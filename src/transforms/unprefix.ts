@@ -9,10 +9,17 @@ import { FrameParser } from '../wire/length-parser.js'
 import { UNPREFIX_HEADERS, type UnprefixHeader } from '../wire/headers.js'
 import { defineStage } from '../core/spec.js'
 import { stageFactory, type StageContext } from '../core/stage.js'
+import type { FramePipeError as UnprefixWarning } from '../core/errors.js'
 
 export interface UnprefixOptions {
   header?: UnprefixHeader
   maxFrameBytes?: number
+}
+
+/** Events of unprefix (see core/events.ts): a skipped frame is a warning; a header format found by auto-detection is info. */
+export interface UnprefixEvents {
+  warning: UnprefixWarning
+  info: { message: string }
 }
 
 export const spec = defineStage<UnprefixOptions, Transform>({
@@ -43,7 +50,7 @@ export const spec = defineStage<UnprefixOptions, Transform>({
   },
 })
 
-export const unprefix = stageFactory(spec)
+export const unprefix = stageFactory<UnprefixOptions, Transform, UnprefixEvents>(spec)
 
 export class Unprefixer extends Transform {
   private readonly ctx: StageContext

@@ -4,7 +4,7 @@
 import test from 'ava'
 import { testProp, fc } from '@fast-check/ava'
 import { makeFrame, now, type Boundary, type ByteChunk, type Frame } from '../../src/core/frame.js'
-import { SlidingStats } from '../../src/core/stats.js'
+import { LATENCY, LATENCY_SAMPLES, SlidingStats, nearestRank } from '../../src/core/stats.js'
 import { formatSnapshot, stats, type StatsSnapshot } from '../../src/transforms/stats.js'
 import { stageInfo } from '../../src/core/stage.js'
 import { collect, fromItems, run, withTimeout } from '../helpers/index.js'
@@ -15,7 +15,13 @@ const frame = (seq: number, bytes: number, timestamp = now()): Frame => makeFram
 test('window numbers with synthetic times: totals, rates and latency', (t) => {
   const w = new SlidingStats(1000, 0)
   for (let i = 0; i < 10; i++) w.add(i * 100, 100, (i + 1) * 10)
-  t.deepEqual(w.snapshot(1000), { frames: 10, bytes: 1000, fps: 10, bytesPerSec: 1000, latencyMs: { mean: 55, max: 100 } })
+  t.deepEqual(w.snapshot(1000), {
+    frames: 10,
+    bytes: 1000,
+    fps: 10,
+    bytesPerSec: 1000,
+    latencyMs: { mean: 55, max: 100, p50: 50, p95: 100, p99: 100 },
+  })
   // Half a window in: the rate is over the half second that has passed, not a whole one.
   const h = new SlidingStats(1000, 0)
   for (let i = 0; i < 5; i++) h.add(i * 100, 10)
@@ -31,7 +37,7 @@ test('the window slides: old frames leave the rates, not the totals', (t) => {
   t.is(s.frames, 110)
   t.is(s.bytes, 110)
   t.is(s.fps, 10)
-  t.deepEqual(s.latencyMs, { mean: 50, max: 50 })
+  t.deepEqual(s.latencyMs, { mean: 50, max: 50, p50: 50, p95: 50, p99: 50 }, 'the quantiles slide too')
   // Long quiet: no rate, no latency, totals kept.
   t.deepEqual(w.snapshot(10_000), { frames: 110, bytes: 110, fps: 0, bytesPerSec: 0, latencyMs: null })
 })
@@ -55,6 +61,50 @@ testProp(
     }
   },
 )
+
+test('latency quantiles of known distributions: uniform 1..1000, a long tail, a constant', (t) => {
+  const uniform = new SlidingStats(1000, 0)
+  // 1000 samples within one window, in a shuffled order: the quantiles do not depend on arrival order.
+  const values = Array.from({ length: 1000 }, (_, i) => ((i * 7919) % 1000) + 1)
+  values.forEach((v, i) => uniform.add(i * 0.9, 10, v))
+  t.like(uniform.snapshot(900).latencyMs, { p50: 500, p95: 950, p99: 990, max: 1000, mean: 500.5 })
+
+  // 98 frames at 5 ms and 2 at 500 ms: the median and p95 stay at 5, p99 and max see the tail.
+  const tail = new SlidingStats(1000, 0)
+  for (let i = 0; i < 100; i++) tail.add(i * 5, 1, i % 50 === 49 ? 500 : 5)
+  t.like(tail.snapshot(500).latencyMs, { p50: 5, p95: 5, p99: 500, max: 500 })
+
+  const constant = new SlidingStats(1000, 0)
+  for (let i = 0; i < 30; i++) constant.add(i * 33, 1, 12.5)
+  t.like(constant.snapshot(1000).latencyMs, { p50: 12.5, p95: 12.5, p99: 12.5, mean: 12.5 })
+})
+
+testProp(
+  'quantiles equal the nearest rank of the window samples (fewer than the ring holds)',
+  [fc.array(fc.double({ min: 0, max: 1e4, noNaN: true }), { minLength: 1, maxLength: 300 })],
+  (t, latencies) => {
+    const w = new SlidingStats(1000, 0)
+    latencies.forEach((l, i) => w.add(i, 1, l))
+    const s = w.snapshot(latencies.length)!.latencyMs!
+    t.is(s.p50, nearestRank(latencies, 0.5))
+    t.is(s.p95, nearestRank(latencies, 0.95))
+    t.is(s.p99, nearestRank(latencies, 0.99))
+  },
+)
+
+test('memory is bounded: past LATENCY_SAMPLES in a window, the quantiles cover the most recent ones', (t) => {
+  const w = new SlidingStats(1000, 0)
+  // 10,000 frames in 1 s: the oldest 5,904 held latency 1000, the most recent 4,096 latency 1..4096.
+  const n = 10_000
+  for (let i = 0; i < n; i++) {
+    const recent = i >= n - LATENCY_SAMPLES
+    w.add(i / 10, 1, recent ? i - (n - LATENCY_SAMPLES) + 1 : 1000)
+  }
+  const l = w.snapshot(1000).latencyMs!
+  t.is(l.p50, 2048)
+  t.is(l.p99, Math.ceil(0.99 * LATENCY_SAMPLES))
+  t.is(l.max, 4096, 'max still covers every frame of the window')
+})
 
 test('passes every chunk through unchanged: frames, packets, vectors and boundaries', async (t) => {
   const boundary: Boundary = { boundary: true, peer: '127.0.0.1:1', reason: 'end' }
@@ -88,6 +138,10 @@ test('latency is now − frame.timestamp: mean and max', async (t) => {
   t.true(max >= 30 && max <= 30 + elapsed, `max ${max}, elapsed ${elapsed}`)
   t.true(mean >= 20 && mean <= 20 + elapsed, `mean ${mean}, elapsed ${elapsed}`)
   t.true(mean < max)
+  const { p50, p99 } = events.at(-1)!.latencyMs!
+  t.true(p50 >= 20 && p50 <= 20 + elapsed, `p50 ${p50}`)
+  t.is(p99, max)
+  t.not((tap as unknown as { [LATENCY](): unknown })[LATENCY](), null, "the tap answers the status line's latency question")
 })
 
 test('byte edges have no latency', async (t) => {
@@ -128,13 +182,22 @@ test.serial('log=true writes one line per snapshot to stderr', async (t) => {
   await run(fromItems([frame(0, 2048), frame(1, 2048)]), stats({ log: true, interval: 60_000 }))
   process.stderr.write = write
   t.is(lines.length, 1)
-  t.regex(lines[0]!, /^stats: 2 frames, 4\.0 KiB, [\d.]+ fps, [\d.]+ (B|KiB|MiB)\/s, latency [\d.]+ ms mean, [\d.]+ ms max\n$/)
+  t.regex(
+    lines[0]!,
+    /^stats: 2 frames, 4\.0 KiB, [\d.]+ fps, [\d.]+ (B|KiB|MiB)\/s, latency p50 [\d.]+ \/ p95 [\d.]+ \/ p99 [\d.]+ ms, [\d.]+ ms mean, [\d.]+ ms max\n$/,
+  )
 })
 
 test('formatSnapshot', (t) => {
   t.is(
-    formatSnapshot('stats', { frames: 300, bytes: 3 * 2 ** 20, fps: 30, bytesPerSec: 307200, latencyMs: { mean: 1.25, max: 3.4 } }),
-    'stats: 300 frames, 3.0 MiB, 30.0 fps, 300.0 KiB/s, latency 1.3 ms mean, 3.4 ms max',
+    formatSnapshot('stats', {
+      frames: 300,
+      bytes: 3 * 2 ** 20,
+      fps: 30,
+      bytesPerSec: 307200,
+      latencyMs: { mean: 1.25, max: 3.4, p50: 1.1, p95: 2, p99: 3.06 },
+    }),
+    'stats: 300 frames, 3.0 MiB, 30.0 fps, 300.0 KiB/s, latency p50 1.1 / p95 2.0 / p99 3.1 ms, 1.3 ms mean, 3.4 ms max',
   )
   t.is(formatSnapshot('stats', { frames: 0, bytes: 0, fps: 0, bytesPerSec: 0, latencyMs: null }), 'stats: 0 frames, 0 B, 0.0 fps, 0 B/s')
 })

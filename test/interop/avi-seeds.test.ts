@@ -105,7 +105,7 @@ mediaTest("seed 004: reg-client records reg-server's stream to camera{time}.avi 
   const { closed, written } = await recordClient(regClient({ port }), { dir, pattern: 'camera{time}.avi', segment: 400 }, 45)
   t.true(closed.length >= 2, `${closed.length} segments`)
   for (const e of closed) t.regex(e.file.slice(dir.length + 1), /^camera\d\d-\d\d-\d\d(_\d+)?\.avi$/)
-  t.is(new Set(closed.map((e) => e.file)).size, closed.length, 'segments in the same second get _1, _2 …: none replaced')
+  t.is(new Set(closed.map((e) => e.file)).size, closed.length, 'segments in the same second get _001, _002 …: none replaced')
   t.deepEqual((await readdir(dir)).sort(), closed.map((e) => e.file.slice(dir.length + 1)).sort())
   await checkSegments(t, closed, written, [160, 120])
 })

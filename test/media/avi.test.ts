@@ -455,13 +455,13 @@ test('bad options fail when the stage is made', (t) => {
   t.throws(() => avi({ fps: -1 }), { code: 'ERR_INVALID_OPTION' })
 })
 
-mediaTest('names never replace a file: _1, _2 … are added; the existing file is untouched', async (t) => {
+mediaTest('names never replace a file: _001, _002 … are added (they sort); the existing file is untouched', async (t) => {
   const dir = await tmp(t)
   await writeFile(join(dir, 'same.avi'), 'not mine')
   const rec = await record(dir, await jpegFrames(30, { interval: 100 }), { pattern: 'same.avi', segment: 1000 })
   t.deepEqual(
     rec.files.map((f) => f.slice(dir.length + 1)),
-    ['same_1.avi', 'same_2.avi', 'same_3.avi'],
+    ['same_001.avi', 'same_002.avi', 'same_003.avi'],
   )
   t.is(await readFile(join(dir, 'same.avi'), 'utf8'), 'not mine')
   t.deepEqual(

@@ -316,8 +316,24 @@ linuxTest("a missing device is one clear error with ffmpeg's reason, and no ffmp
   t.is(err?.code, 'ERR_IO')
   t.is(err?.message, 'camera: v4l2 /dev/video99: ffmpeg exited with code 1: /dev/video99: No such file or directory')
   const pids = starts(log).map((e) => e.pid!)
-  t.is(pids.length, 2, 'MJPEG tried first, then raw')
+  t.is(pids.length, 1, 'ffmpeg started once: a missing device is missing for every plan, no fallback to raw')
+  t.deepEqual(
+    log.ffmpeg.filter((e) => e.event === 'fallback'),
+    [],
+  )
   t.false(pids.some(pidAlive))
+})
+
+ffTest('a missing recording (driver=file) starts ffmpeg once, not once per plan', async (t) => {
+  const missing = join(dir, 'no-such-recording.avi')
+  const cam = camera({ driver: 'file', device: missing })
+  const log = events(cam)
+  const err = await t.throwsAsync(withTimeout(pipeline(cam, nullSink()), TIMEOUT, 'pipeline'), { instanceOf: FramePipeError })
+  t.regex(
+    err!.message,
+    new RegExp(`^camera: file ${missing.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: ffmpeg exited with code 1: .*No such file or directory`),
+  )
+  t.is(starts(log).length, 1)
 })
 
 linuxTest('retry=true keeps trying a missing device (logged), and stop() still ends cleanly', async (t) => {
@@ -327,10 +343,7 @@ linuxTest('retry=true keeps trying a missing device (logged), and stop() still e
   while (log.retry.length < 2) await once(cam, 'retry')
   stopSource(cam)
   await done
-  t.is(
-    log.retry[0]!.message,
-    'v4l2 /dev/video99 (raw): ffmpeg exited with code 1: /dev/video99: No such file or directory; retrying in 50 ms',
-  )
+  t.is(log.retry[0]!.message, 'v4l2 /dev/video99: ffmpeg exited with code 1: /dev/video99: No such file or directory; retrying in 50 ms')
   t.is(stageInfo(cam)!.counters.frames, 0)
   t.false(starts(log).some((e) => pidAlive(e.pid!)))
 })

@@ -2,7 +2,7 @@
 
 import test from 'ava'
 import { testProp, fc } from '@fast-check/ava'
-import { mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises'
+import { copyFile, mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import sharp from 'sharp'
@@ -143,6 +143,29 @@ test('no match is one clear error', async (t) => {
 test('wildcards in a directory part are refused', async (t) => {
   const err = await t.throwsAsync(collect(filesSource({ path: 'shots-*/a.jpg' })), { instanceOf: FramePipeError })
   t.is(err!.code, 'ERR_INVALID_OPTION')
+  for (const path of ['shots-*/a.jpg', 'a/**/b.jpg', 'a/{b,c/d}.jpg', '[ab]/x.jpg']) {
+    const e = await t.throwsAsync(collect(filesSource({ path })), { instanceOf: FramePipeError })
+    t.is(
+      e!.message,
+      `files: unsupported pattern '${path}': wildcards are only supported in the file-name part of path (e.g. 'shots/cam-*.jpg')`,
+      path,
+    )
+  }
+})
+
+test('globs are bash globs (picomatch): [0-4], [!…], {a,b}, and a path that exists is taken literally', async (t) => {
+  const dir = await imageDir(t)
+  const widths = async (path: string) => (await collect<Frame>(filesSource({ path }))).map((f) => f.width)
+  // frame-1.jpg (11), frame-2.jpg (12), frame-10.jpg (20), frame-3.png (13), shot.WEBP (30)
+  t.deepEqual(await widths(join(dir, 'frame-[0-2].jpg')), [11, 12])
+  t.deepEqual(await widths(join(dir, 'frame-[!1].*')), [12, 13])
+  t.deepEqual(await widths(join(dir, 'frame-{2,10}.jpg')), [12, 20])
+  t.deepEqual(await widths(join(dir, 'frame-{1..3}.*')), [11, 12, 13])
+  t.deepEqual(await widths(join(dir, 'frame-[[:digit:]][[:digit:]].jpg')), [20])
+  t.deepEqual(await widths(join(dir, '*.{png,WEBP}')), [13, 30])
+  // A file whose name looks like a glob is that file when it exists.
+  await copyFile(join(dir, 'frame-2.jpg'), join(dir, 'odd[1].jpg'))
+  t.deepEqual(await widths(join(dir, 'odd[1].jpg')), [12])
 })
 
 test('path is required', (t) => {
@@ -458,5 +481,5 @@ test("without segment, time tokens use each frame's own timestamp; {ms} names ar
 
 test('segment must be a duration >= 0', (t) => {
   const err = t.throws(() => filesSink({ segment: -1 }), { instanceOf: FramePipeError })
-  t.is(err!.message, 'files: expected number >= 0 ms for segment but received -1 of type number')
+  t.is(err!.message, 'files: expected duration >= 0s for segment but received -1ms')
 })

@@ -91,7 +91,7 @@ mediaTest("names never replace a file: seed 004's camera{time}.mp4 in segments s
   const dir = await tmp(t)
   await writeFile(join(dir, 'camera08-30-00.mp4'), 'not mine')
   const { closed } = await record(dir, await jpegFrames(40, { interval: 50 }), { pattern: 'camera{time}.mp4', segment: 500, fps: 20 })
-  t.deepEqual(names(dir, closed), ['camera08-30-00_1.mp4', 'camera08-30-00_2.mp4', 'camera08-30-01.mp4', 'camera08-30-01_1.mp4'])
+  t.deepEqual(names(dir, closed), ['camera08-30-00_001.mp4', 'camera08-30-00_002.mp4', 'camera08-30-01.mp4', 'camera08-30-01_001.mp4'])
   t.deepEqual(
     (await Promise.all(closed.map((e) => probe(e.file)))).map((p) => p.frames),
     [10, 10, 10, 10],

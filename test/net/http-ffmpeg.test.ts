@@ -39,7 +39,7 @@ const FFPROBE = existsSync('/usr/bin/ffprobe') ? '/usr/bin/ffprobe' : npmTool('@
 const ok = FFMPEGS.length > 0 && FFPROBE !== undefined
 if (!ok)
   console.warn(
-    'skipping http-ffmpeg tests: ffmpeg/ffprobe not found (apt-get install ffmpeg, or npm install the optional @ffmpeg-installer/@ffprobe-installer packages)',
+    'skipping http-ffmpeg tests: ffmpeg/ffprobe not found (apt-get install ffmpeg; npm ci installs the @ffmpeg-installer/@ffprobe-installer devDependencies)',
   )
 const toolTest = ok ? test : test.skip
 

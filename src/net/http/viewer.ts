@@ -5,6 +5,8 @@
 //   /stream.mjpg   multipart/x-mixed-replace MJPEG
 //   /snapshot.jpg  the latest frame
 //   /stats         fps, size, bytes/s, drops, viewers, latency as JSON
+//   /state         the same in µStreamer's shape; /metrics for Prometheus
+//   (and mjpg-streamer's and µStreamer's URLs for the stream and snapshot: routes.ts)
 //
 // Each viewer has its own small queue: a slow one gets the newest frame when
 // it falls behind, and never slows the source or the other viewers. The wire
@@ -23,11 +25,13 @@ import { jpegSize } from '../../wire/jpeg.js'
 import { FanOut, type FanClient } from '../fanout.js'
 import { describeLoss, formatAddress } from '../socket.js'
 import { StageServer } from '../server.js'
-import { passOn, RELEASE_HELD, type StageContext } from '../../core/stage.js'
-import { SlidingStats } from '../../core/stats.js'
 import { HttpGate } from './auth.js'
 import { explainTlsOnPlainHttp, secureHttpServer } from './tls.js'
 import type { ServerTls } from '../tls.js'
+import { passOn, pipelineOf, RELEASE_HELD, type StageContext } from '../../core/stage.js'
+import { LATENCY, SlidingStats, type LatencySummary } from '../../core/stats.js'
+import { ROUTE_LIST, routeOf, ustreamerState } from './routes.js'
+import { METRICS_CONTENT_TYPE, prometheusText } from './metrics.js'
 
 export interface HttpSinkConfig {
   host: string
@@ -62,8 +66,8 @@ export interface ViewerStats {
   drops: number
   /** Viewers of /stream.mjpg now. */
   viewers: number
-  /** now − capture timestamp of the frames of the last second, when they are sent on. */
-  latencyMs: { mean: number; max: number } | null
+  /** now − capture timestamp of the frames of the last second, when they are sent on: mean, max, p50/p95/p99 (ms). */
+  latencyMs: LatencySummary | null
   /** Seconds since the server started. */
   uptime: number
   /** Sequence number of the latest frame, -1 before the first. */
@@ -95,6 +99,8 @@ interface Part {
 
 interface Viewer extends FanClient<Part> {
   res: ServerResponse
+  /** For /state's clients_stat. */
+  id: number
   peer: string
   since: number
   /** The response is above its highWaterMark: wait for 'drain'. */
@@ -115,6 +121,8 @@ export class HttpSink extends Transform {
   private height = 0
   private readonly window = new SlidingStats(1000, performance.now())
   private startedAt = 0
+  private lastFrameAt = -Infinity
+  private viewerIds = 0
   /** Lazy mode: the frame held until a viewer comes. */
   private held: (() => void) | null = null
   private released = false
@@ -191,6 +199,11 @@ export class HttpSink extends Transform {
     this.release()
   }
 
+  /** For the CLI's status line and `--json` (see LATENCY). */
+  [LATENCY](): LatencySummary | null {
+    return this.window.snapshot(performance.now()).latencyMs
+  }
+
   /** The numbers of /stats. */
   stats(): ViewerStats {
     const s = this.window.snapshot(performance.now())
@@ -203,7 +216,7 @@ export class HttpSink extends Transform {
       frames: this.ctx.counters.frames,
       drops: this.ctx.counters.drops,
       viewers: this.viewers.size,
-      latencyMs: s.latencyMs ? { mean: round(s.latencyMs.mean), max: round(s.latencyMs.max) } : null,
+      latencyMs: s.latencyMs && roundLatency(s.latencyMs),
       uptime: this.startedAt > 0 ? round((t - this.startedAt) / 1000) : 0,
       seq: this.latest ? this.latest.frame.seq : -1,
       frameBytes: this.latest ? this.latest.frame.data.length : 0,
@@ -275,7 +288,8 @@ export class HttpSink extends Transform {
         this.height = size.height
       }
     }
-    this.window.add(performance.now(), chunk.data.length, Number.isFinite(chunk.timestamp) ? now() - chunk.timestamp : undefined)
+    this.lastFrameAt = performance.now()
+    this.window.add(this.lastFrameAt, chunk.data.length, Number.isFinite(chunk.timestamp) ? now() - chunk.timestamp : undefined)
     this.ctx.counters.frames++
     for (const viewer of this.viewers) this.fan.offer(viewer, part)
     passOn(this, chunk)
@@ -303,26 +317,56 @@ export class HttpSink extends Transform {
       res.end(`${req.method} is not supported: use GET\n`)
       return
     }
-    const path = (req.url ?? '/').split('?')[0]
-    switch (path) {
-      case '/stream.mjpg':
+    const { route, path } = routeOf(req.url ?? '/')
+    switch (route) {
+      case 'stream':
         return this.stream(req, res)
-      case '/snapshot.jpg':
+      case 'snapshot':
         return this.snapshot(req, res)
-      case '/stats':
+      case 'stats':
         return this.sendText(req, res, 200, 'application/json', JSON.stringify(this.stats()) + '\n')
-      case '/':
-      case '/index.html':
+      case 'state':
+        return this.sendText(req, res, 200, 'application/json', JSON.stringify(this.state()) + '\n')
+      case 'metrics':
+        return this.sendText(req, res, 200, METRICS_CONTENT_TYPE, this.metrics())
+      case 'page':
         return this.sendPage(req, res)
       default:
-        return this.sendText(
-          req,
-          res,
-          404,
-          'text/plain; charset=utf-8',
-          `not found: ${path}; try /, /stream.mjpg, /snapshot.jpg or /stats\n`,
-        )
+        return this.sendText(req, res, 404, 'text/plain; charset=utf-8', `not found: ${path}; try ${ROUTE_LIST}\n`)
     }
+  }
+
+  /** µStreamer's /state (routes.ts). A source that sent nothing for 2 s counts as offline. */
+  private state(): unknown {
+    const t = performance.now()
+    return ustreamerState({
+      width: this.width,
+      height: this.height,
+      online: !this.ending && t - this.lastFrameAt < 2000,
+      fps: this.window.snapshot(t).fps,
+      viewers: [...this.viewers].map((v) => ({ id: v.id, sent: v.sent, seconds: (t - v.since) / 1000 })),
+    })
+  }
+
+  /** /metrics: this sink's numbers and every stage of its pipeline (metrics.ts). */
+  private metrics(): string {
+    const s = this.stats()
+    return prometheusText(
+      {
+        frames: s.frames,
+        bytes: this.window.snapshot(performance.now()).bytes,
+        sentBytes: this.ctx.counters.bytes,
+        drops: s.drops,
+        viewers: s.viewers,
+        fps: s.fps,
+        uptime: s.uptime,
+        width: s.width,
+        height: s.height,
+        latency: this[LATENCY](),
+        latencyTotals: this.window.latencyTotals(),
+      },
+      pipelineOf(this),
+    )
   }
 
   private sendPage(req: IncomingMessage, res: ServerResponse): void {
@@ -383,7 +427,17 @@ export class HttpSink extends Transform {
     if (req.method === 'HEAD') return void res.end()
     req.socket.setNoDelay(true)
     res.write(FIRST_DELIMITER)
-    const viewer: Viewer = { res, peer, queue: [], sent: 0, drops: 0, since: performance.now(), blocked: false, gone: false }
+    const viewer: Viewer = {
+      res,
+      id: ++this.viewerIds,
+      peer,
+      queue: [],
+      sent: 0,
+      drops: 0,
+      since: performance.now(),
+      blocked: false,
+      gone: false,
+    }
     res.on('drain', () => {
       viewer.blocked = false
       this.fan.pump(viewer)
@@ -417,6 +471,10 @@ function isLoopback(address: string): boolean {
 
 function round(n: number): number {
   return Math.round(n * 100) / 100
+}
+
+function roundLatency(l: LatencySummary): LatencySummary {
+  return { mean: round(l.mean), max: round(l.max), p50: round(l.p50), p95: round(l.p95), p99: round(l.p99) }
 }
 
 /**
