@@ -159,5 +159,5 @@ test('a literal token is warned about; inspect shows secret options without valu
   const inspect = start(['inspect', 'tcp-server'])
   await withTimeout(inspect.done, 15_000, 'inspect')
   t.regex(inspect.out(), /token\s+secret\s+Require this shared token/)
-  t.regex(inspect.out(), /handshakeTimeout\s+duration 1\.\.\s+A client must finish the TLS handshake and the token check/)
+  t.regex(inspect.out(), /handshakeTimeout\s+duration 1ms\.\.\s+A client must finish the TLS handshake and the token check/)
 })

@@ -8,7 +8,7 @@ import { Readable, Writable, type Stream } from 'node:stream'
 import { pipeline as streamPipeline } from 'node:stream/promises'
 import { isBoundary, makeFrame, type Boundary, type ByteChunk, type Frame } from '../../src/core/frame.js'
 import { FramePipeError } from '../../src/core/errors.js'
-import { pipeline } from '../../src/core/pipeline.js'
+import { pipeline, stopPipeline } from '../../src/core/pipeline.js'
 import { tcpServer as tcpServerSink } from '../../src/sinks/tcp-server.js'
 import { tcpClient as tcpClientSink } from '../../src/sinks/tcp-client.js'
 import { tcpServer as tcpServerSource } from '../../src/sources/tcp-server.js'
@@ -251,6 +251,20 @@ test('tcp-server sink: with no client and wait=0 packets are discarded, not coun
   t.is(counters(sink).frames, 2)
   t.is(counters(sink).drops, 0)
   t.is(counters(sink).bytes, 0)
+})
+
+test('tcp-server sink: a stopping pipeline stops waiting for `wait` clients (Ctrl-C with nobody connected)', async (t) => {
+  const sink = tcpServerSink({ port: 0, wait: 1 })
+  await listening(t, sink)
+  const source = new Readable({ objectMode: true, read() {} })
+  source.push(packet(0, 10))
+  const running = pipeline(source, sink)
+  // The first packet is held: nobody is connected.
+  await new Promise<void>((resolve) => setImmediate(resolve))
+  t.is(counters(sink).frames, 0)
+  stopPipeline([source, sink])
+  await withTimeout(running, 5000, 'pipeline after stop')
+  t.is(counters(sink).frames, 1)
 })
 
 test('tcp-server sink: connections beyond maxClients are closed and logged', async (t) => {

@@ -12,7 +12,7 @@ import { StageServer } from '../server.js'
 import { admittedAs, guard, turnAway, type Admitted, type ServerSecurity } from '../security.js'
 import { plainMismatch } from '../auth.js'
 import { notBytes } from '../../core/checks.js'
-import { passOn, type StageContext } from '../../core/stage.js'
+import { passOn, RELEASE_HELD, type StageContext } from '../../core/stage.js'
 
 export interface TcpServerSinkConfig {
   host: string
@@ -92,6 +92,14 @@ export class TcpServerSink extends Transform {
     for (const client of this.fan.clients) this.fan.offer(client, chunk)
     passOn(this, chunk)
     this.fan.proceed(callback)
+  }
+
+  /** stopPipeline's hook: a stopping pipeline no longer waits for `wait` clients; the held packet goes to whoever is connected. */
+  [RELEASE_HELD](): void {
+    this.started = true
+    const release = this.held
+    this.held = null
+    release?.()
   }
 
   override _flush(callback: TransformCallback): void {
