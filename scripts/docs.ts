@@ -1,17 +1,17 @@
-// `npm run docs`: rewrite the README's stage tables from the registry.
-// test/readme.test.ts fails when the README is out of date.
+// `npm run docs`: rewrite docs/stages.md's tables from the registry.
+// test/cli/docs.test.ts fails when the page is out of date.
 import { readFileSync, writeFileSync } from 'node:fs'
-import { README_BEGIN, README_END, stagesMarkdown } from '../src/cli/inspect.js'
+import { STAGES_BEGIN, STAGES_END, stagesMarkdown } from '../src/cli/inspect.js'
 
-const path = new URL('../README.md', import.meta.url)
+const path = new URL('../docs/stages.md', import.meta.url)
 const text = readFileSync(path, 'utf8')
-const start = text.indexOf(README_BEGIN)
-const end = text.indexOf(README_END)
-if (start < 0 || end < start) throw new Error(`README.md lacks the markers ${README_BEGIN} … ${README_END}`)
-const next = text.slice(0, start + README_BEGIN.length) + '\n' + stagesMarkdown() + '\n' + text.slice(end)
+const start = text.indexOf(STAGES_BEGIN)
+const end = text.indexOf(STAGES_END)
+if (start < 0 || end < start) throw new Error(`docs/stages.md lacks the markers ${STAGES_BEGIN} … ${STAGES_END}`)
+const next = text.slice(0, start + STAGES_BEGIN.length) + '\n' + stagesMarkdown() + '\n' + text.slice(end)
 if (next !== text) {
   writeFileSync(path, next)
-  console.log('README.md: stage tables updated')
+  console.log('docs/stages.md: stage tables updated')
 } else {
-  console.log('README.md: stage tables already current')
+  console.log('docs/stages.md: stage tables already current')
 }
