@@ -23,6 +23,8 @@ export interface StatusSnapshot {
   drops: number
   /** Connected peers over all network stages. */
   clients: number
+  /** Peers cut off for what they sent (a bad header, CRC, size, or a payload the pipeline cannot take), over all stages. */
+  badPeers: number
   stages: StageSnapshot[]
   final: boolean
 }
@@ -52,7 +54,7 @@ export class StatusReporter {
     this.options = options
     for (const stream of stages) {
       const name = stageInfo(stream)?.name ?? 'stage'
-      for (const event of LOGGED_EVENTS) stream.on(event, (detail: unknown) => this.logLine(`${name}: ${describeEvent(event, detail)}`))
+      for (const event of LOGGED_EVENTS) stream.on(event, (detail: unknown) => this.logLine(prefixed(name, describeEvent(event, detail))))
     }
   }
 
@@ -97,6 +99,7 @@ export class StatusReporter {
       bytesPerSec: dt > 0 ? dBytes / dt : 0,
       drops: stages.reduce((n, s) => n + s.counters.drops, 0),
       clients: stages.reduce((n, s) => n + (s.counters.clients ?? 0), 0),
+      badPeers: stages.reduce((n, s) => n + (s.counters.badPeers ?? 0), 0),
       stages,
       final,
     }
@@ -128,6 +131,8 @@ export function formatStatus(s: StatusSnapshot): string {
     `drops=${s.drops}`,
   ]
   if (s.stages.some((st) => st.counters.clients !== undefined)) parts.push(`clients=${s.clients}`)
+  // Shown once there is one: a line that changes only under attack.
+  if (s.badPeers > 0) parts.push(`badPeers=${s.badPeers}`)
   parts.push(`time=${formatClock(s.elapsed)}`)
   return (s.final ? 'done: ' : '') + parts.join(' ')
 }
@@ -144,6 +149,11 @@ function formatClock(seconds: number): string {
   const m = Math.floor((seconds % 3600) / 60)
   const s = seconds % 60
   return `${String(h).padStart(2, '0')}:${String(m).padStart(2, '0')}:${s.toFixed(1).padStart(4, '0')}`
+}
+
+/** `stage: text`, once: an error's message already starts with its stage's name. */
+function prefixed(stage: string, text: string): string {
+  return text.startsWith(`${stage}: `) ? text : `${stage}: ${text}`
 }
 
 function describeEvent(event: string, detail: unknown): string {
