@@ -17,6 +17,8 @@ import { Transform, type TransformCallback } from 'node:stream'
 import { FramePipeError } from '../core/errors.js'
 import type { Frame } from '../core/frame.js'
 import { passOn, type StageContext } from '../core/stage.js'
+import { fromPeer, rejectFrame } from '../core/checks.js'
+import { stageWarnings } from '../core/warnings.js'
 import { rateOf } from '../wire/avi.js'
 import { jpegDimensions } from '../wire/jpeg.js'
 import { FFMPEG_BASE_ARGS, FfmpegProcess, findFfmpeg, type FoundTool } from './ffmpeg.js'
@@ -90,6 +92,7 @@ export class Mp4Sink extends Transform {
   private measured: number | undefined
   /** The first failure of any ffmpeg, for the next callback. */
   private failure: FramePipeError | undefined
+  private readonly warn: ReturnType<typeof stageWarnings>
 
   constructor(o: Mp4RecorderConfig, ctx: StageContext) {
     // A bad pattern fails here, before there is a stream whose construct would run.
@@ -99,6 +102,7 @@ export class Mp4Sink extends Transform {
     this.o = o
     this.ctx = ctx
     this.files = files
+    this.warn = stageWarnings(this, ctx.name)
     ctx.counters.segments = 0
   }
 
@@ -114,7 +118,12 @@ export class Mp4Sink extends Transform {
 
   override _transform(frame: Frame, _enc: BufferEncoding, cb: TransformCallback): void {
     const bad = jpegFrameSize(frame, this.ctx.name, 'mp4 takes JPEG frames')
-    if (bad instanceof FramePipeError) return cb(bad)
+    if (bad instanceof FramePipeError) {
+      // A peer's frame that is not a JPEG costs that frame; a local one is a pipeline without its jpeg stage.
+      if (bad.code !== 'ERR_BAD_FRAME' || !fromPeer(frame)) return cb(bad)
+      rejectFrame(this.ctx.counters, this.warn, frame, bad)
+      return cb()
+    }
     if (this.failure) return cb(this.failure)
     if (this.o.fps === 0 && this.opened === 0) {
       // The first rate is measured on the first frames: hold them (bounded) until it can be.

@@ -52,6 +52,8 @@ export const spec = defineStage<HttpSourceOptions, HttpSource>({
       doc: 'For a URL that answers with one image (a snapshot): fetch it again this often; 0: fetch it once and end',
     },
   },
+  faults:
+    'a part over maxFrameBytes or a broken multipart stream ends that connection (counted in badPeers) and, with reconnect, it is retried with backoff; without reconnect it is an error. Redirects are followed to http and https only, never from https down to http, at most 5 in a row, credentials to their own origin only; another redirect is an error. Timestamps (X-Timestamp) more than 1 h from our clock are replaced by the arrival time',
   create(o, ctx) {
     return new HttpSource(o, ctx)
   },

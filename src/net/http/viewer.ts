@@ -18,7 +18,8 @@ import type { AddressInfo, Socket } from 'node:net'
 import { Transform, type TransformCallback } from 'node:stream'
 import { fileURLToPath } from 'node:url'
 import { FramePipeError } from '../../core/errors.js'
-import { expectFrame } from '../../core/checks.js'
+import { expectFrame, fromPeer, rejectFrame } from '../../core/checks.js'
+import { stageWarnings } from '../../core/warnings.js'
 import { now, sniffFormat, type Frame } from '../../core/frame.js'
 import { jpegSize } from '../../wire/jpeg.js'
 import { FanOut, type FanClient } from '../fanout.js'
@@ -107,6 +108,7 @@ export class HttpSink extends Transform {
   private held: (() => void) | null = null
   private released = false
   private ending = false
+  private readonly warn: ReturnType<typeof stageWarnings>
 
   constructor(o: HttpSinkConfig, ctx: StageContext) {
     // Frames can be megabytes: hold few.
@@ -119,6 +121,7 @@ export class HttpSink extends Transform {
     this.o = o
     this.ctx = ctx
     this.authorization = o.auth === '' ? null : digest(o.auth)
+    this.warn = stageWarnings(this, ctx.name)
     this.server = new StageServer<Server>(this, ctx.name)
     this.fan = new FanOut<Part, Viewer>({
       server: this.server,
@@ -222,13 +225,15 @@ export class HttpSink extends Transform {
     if (chunk instanceof FramePipeError) return callback(chunk)
     if (sniffFormat(chunk.data) !== 'jpeg') {
       const size = chunk.width > 0 ? ` ${chunk.width}x${chunk.height}` : ''
-      return callback(
-        new FramePipeError(
-          'ERR_BAD_FRAME',
-          `expected JPEG frames but received a ${chunk.format}${size} frame of ${chunk.data.length} bytes (seq ${chunk.seq}): insert jpeg before http`,
-          { stage: this.ctx.name },
-        ),
+      const err = new FramePipeError(
+        'ERR_BAD_FRAME',
+        `expected JPEG frames but received a ${chunk.format}${size} frame of ${chunk.data.length} bytes (seq ${chunk.seq}): insert jpeg before http`,
+        { stage: this.ctx.name },
       )
+      // A peer's frame costs that frame; a local one is a pipeline without its jpeg stage.
+      if (!fromPeer(chunk)) return callback(err)
+      rejectFrame(this.ctx.counters, this.warn, chunk, err)
+      return callback()
     }
     if (this.o.lazy && !this.released && this.viewers.size === 0) {
       this.held = () => this._transform(chunk, encoding, callback)
