@@ -36,6 +36,11 @@ export interface HttpSinkConfig {
   maxViewers: number
   lazy: boolean
   linger: number
+  maxConnections: number
+  maxPerAddress: number
+  headerTimeout: number
+  idleTimeout: number
+  sendTimeout: number
 }
 
 /** The JSON of /stats. */
@@ -108,6 +113,8 @@ export class HttpSink extends Transform {
   private held: (() => void) | null = null
   private released = false
   private ending = false
+  /** Open connections by remote address (maxPerAddress). */
+  private readonly perAddress = new Map<string, number>()
   private readonly warn: ReturnType<typeof stageWarnings>
 
   constructor(o: HttpSinkConfig, ctx: StageContext) {
@@ -122,11 +129,13 @@ export class HttpSink extends Transform {
     this.ctx = ctx
     this.authorization = o.auth === '' ? null : digest(o.auth)
     this.warn = stageWarnings(this, ctx.name)
+    ctx.counters.connections = 0
     this.server = new StageServer<Server>(this, ctx.name)
     this.fan = new FanOut<Part, Viewer>({
       server: this.server,
       maxQueue: o.maxQueue,
       linger: o.linger,
+      sendTimeout: o.sendTimeout,
       counters: ctx.counters,
       grace: 'short',
       ready: (v) => !v.blocked,
@@ -211,8 +220,18 @@ export class HttpSink extends Transform {
     loadPage().then((page) => {
       this.page = page
       if (this.destroyed) return callback()
-      const server = http.createServer((req, res) => this.route(req, res))
-      server.on('connection', (socket: Socket) => this.server.track(socket))
+      const server = http.createServer(
+        {
+          // A request is its head (GET has no body): it must come whole within headerTimeout, from connecting on.
+          headersTimeout: this.o.headerTimeout,
+          requestTimeout: this.o.headerTimeout,
+          keepAliveTimeout: this.o.idleTimeout,
+          // How often Node checks those timeouts (30 s by default): a fraction of the timeout.
+          connectionsCheckingInterval: Math.max(50, Math.min(1000, this.o.headerTimeout / 4)),
+        },
+        (req, res) => this.route(req, res),
+      )
+      server.on('connection', (socket: Socket) => this.admit(socket))
       this.server.listen(server, this.o.host, this.o.port, callback, (address) => {
         this.startedAt = performance.now()
         return { ...address, url: this.url()! } satisfies HttpListening
@@ -268,6 +287,31 @@ export class HttpSink extends Transform {
     this.latest = null
     this.fan.destroy()
     callback(err)
+  }
+
+  /**
+   * A new connection: kept, or closed when maxConnections are open or its
+   * address has maxPerAddress already (so idle connections cannot take every
+   * file descriptor of the process, or one host every slot).
+   */
+  private admit(socket: Socket): void {
+    const address = socket.remoteAddress ?? '?'
+    const peer = formatAddress(address, socket.remotePort ?? 0)
+    const open = this.server.sockets.size
+    if (open >= this.o.maxConnections) return this.server.refuse(peer, `already ${open} connections (maxConnections)`, socket)
+    const mine = this.perAddress.get(address) ?? 0
+    if (mine >= this.o.maxPerAddress) {
+      return this.server.refuse(peer, `already ${mine} connections from ${address} (maxPerAddress)`, socket)
+    }
+    this.perAddress.set(address, mine + 1)
+    this.server.track(socket)
+    this.ctx.counters.connections = this.server.sockets.size
+    socket.once('close', () => {
+      const n = (this.perAddress.get(address) ?? 1) - 1
+      if (n > 0) this.perAddress.set(address, n)
+      else this.perAddress.delete(address)
+      this.ctx.counters.connections = this.server.sockets.size
+    })
   }
 
   // ------------------------------------------------------------- routes

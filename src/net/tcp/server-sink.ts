@@ -19,6 +19,7 @@ export interface TcpServerSinkConfig {
   maxClients: number
   wait: number
   linger: number
+  sendTimeout: number
 }
 
 interface Client extends FanClient<Packet> {
@@ -45,6 +46,7 @@ export class TcpServerSink extends Transform {
       server: this.server,
       maxQueue: o.maxQueue,
       linger: o.linger,
+      sendTimeout: o.sendTimeout,
       counters: ctx.counters,
       grace: 'rest',
       ...packetsToSocket,

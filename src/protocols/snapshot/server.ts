@@ -21,6 +21,8 @@ export interface SnapshotServerConfig {
   checksum: boolean
   maxClients: number
   linger: number
+  sendTimeout: number
+  idleTimeout: number
 }
 
 interface SnapshotClient extends ServedClient {
@@ -45,6 +47,11 @@ export class SnapshotServer extends FrameServer<SnapshotClient> {
 
   protected newClient(base: ServedClient): SnapshotClient {
     return { ...base, pending: 0 }
+  }
+
+  /** No request unanswered and nothing queued: waiting for the next 'G'. */
+  protected awaitsClient(client: SnapshotClient): boolean {
+    return client.pending === 0 && client.queue.length === 0
   }
 
   protected onData(client: SnapshotClient, data: Buffer): void {
