@@ -5,7 +5,9 @@ import { UDP_PROTOS, type UdpProto } from '../net/udp/socket.js'
 import { hostOption, portOption } from '../net/options.js'
 import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
-import { UdpServerSource } from '../net/udp/receiver.js'
+import { SEED_VERIFY, UdpServerSource, type SeedVerify } from '../net/udp/receiver.js'
+import { DEFAULT_PENDING_BYTES } from '../net/udp/receive.js'
+import { DEFAULT_CLOCK_SKEW } from '../core/frame.js'
 
 export interface UdpServerSourceOptions {
   host?: string
@@ -15,6 +17,9 @@ export interface UdpServerSourceOptions {
   msgPort?: number
   maxFrameBytes?: number
   timeout?: number
+  maxPendingBytes?: number
+  verify?: SeedVerify
+  maxClockSkew?: number
 }
 
 export const spec = defineStage<UdpServerSourceOptions, UdpServerSource>({
@@ -56,7 +61,27 @@ export const spec = defineStage<UdpServerSourceOptions, UdpServerSource>({
       default: 1000,
       doc: 'An image whose datagrams stop arriving for this long is dropped (counted in drops and incomplete); at most 16 images are in reassembly, the oldest is dropped beyond',
     },
+    maxPendingBytes: {
+      type: 'size',
+      min: 1,
+      default: DEFAULT_PENDING_BYTES,
+      doc: 'Bytes the images in reassembly may announce in all, over every sender (each image takes its announced size, touched as its datagrams arrive; payloads are copied, no datagram is kept); the oldest are dropped to make room (counted in evicted), an announcement bigger than this alone is ignored (garbage)',
+    },
+    verify: {
+      type: 'enum',
+      values: SEED_VERIFY,
+      default: 'entropy',
+      doc: "whole/chunked: an image is delivered only when it is a complete JPEG (else dropped and counted in corrupt). markers: SOI to EOI, every segment inside, restart markers in turn; entropy: also every Huffman code of every block of a baseline JPEG read against the image's tables, the blocks' count and DC range (catches most chunks lost, repeated or swapped in the middle of the image, which markers cannot see; about 1 ms per 40 KB)",
+    },
+    maxClockSkew: {
+      type: 'duration',
+      min: 0,
+      default: DEFAULT_CLOCK_SKEW,
+      doc: "native: a sender's timestamp further than this from our clock (or not a number) is replaced by the arrival time and counted in badTimestamps; 0 = take timestamps as sent",
+    },
   },
+  faults:
+    'a transport of datagrams: a bad datagram costs itself (garbage), a bad image itself (corrupt, incomplete), never the pipeline; memory is bounded by maxFrameBytes, maxPendingBytes and 16 images in reassembly; warnings are rate-limited; frames carry their sender (a sink drops, and counts, one it cannot take). Failing to bind ends the pipeline',
   create(o, ctx) {
     return new UdpServerSource(o, ctx)
   },

@@ -109,7 +109,9 @@ export function jpegDimensions(b: Buffer): { width: number; height: number } | u
  * so the image itself is the last line of defence against lost, repeated or
  * foreign chunks: SOI first, EOI last and nowhere else, every marker segment
  * inside the buffer, and in entropy-coded data every 0xFF followed by a
- * stuffed 0x00, a restart marker or fill. One pass, no decode, no allocation.
+ * stuffed 0x00, fill, or the next restart marker in turn. One pass, no
+ * decode, no allocation. The entropy-coded bytes themselves are arbitrary
+ * here: a chunk moved inside them passes (isCleanJpeg reads them).
  */
 export function isCompleteJpeg(b: Buffer): boolean {
   const n = b.length
@@ -138,12 +140,18 @@ export function isCompleteJpeg(b: Buffer): boolean {
 /** Position of the marker that ends the scan starting at `pos`, or -1 when the buffer ends first. */
 function skipEntropyData(b: Buffer, pos: number): number {
   const n = b.length
+  // Restart markers count RST0..RST7 over and over: one out of turn means data lost, repeated or moved.
+  let rst = 0
   for (;;) {
     const ff = b.indexOf(MARKER, pos)
     if (ff < 0 || ff + 1 >= n) return -1
     const next = b[ff + 1]!
-    if (next === 0x00 || isRestart(next)) pos = ff + 2
-    else if (next === MARKER) pos = ff + 1
+    if (next === 0x00) pos = ff + 2
+    else if (isRestart(next)) {
+      if (next !== 0xd0 + rst) return -1
+      rst = (rst + 1) & 7
+      pos = ff + 2
+    } else if (next === MARKER) pos = ff + 1
     else return ff
   }
 }
@@ -181,6 +189,8 @@ interface Component {
   id: number
   h: number
   v: number
+  /** Quantisation table id. */
+  tq: number
   /** Huffman table ids for the current scan. */
   dc: number
   ac: number
@@ -218,6 +228,9 @@ function buildTable(counts: Uint8Array, symbols: Uint8Array): HuffTable | undefi
 function walkScans(b: Buffer): boolean {
   const dc: Array<HuffTable | undefined> = [undefined, undefined, undefined, undefined]
   const ac: Array<HuffTable | undefined> = [undefined, undefined, undefined, undefined]
+  /** The DC quantiser of each quantisation table: it bounds the DC coefficients. */
+  const dcQuant = [0, 0, 0, 0]
+  let precision = 8
   let components: Component[] | undefined
   let width = 0
   let height = 0
@@ -251,6 +264,17 @@ function walkScans(b: Buffer): boolean {
         ;(tc === 0 ? dc : ac)[th] = table
         p += 17 + n
       }
+    } else if (m === 0xdb) {
+      // DQT: one or more tables of 64 entries (8 or 16 bits); the first entry is the DC quantiser.
+      let p = start
+      while (p < end) {
+        const wide = b[p]! >> 4
+        const tq = b[p]! & 15
+        const size = wide ? 128 : 64
+        if (wide > 1 || tq > 3 || p + 1 + size > end) return false
+        dcQuant[tq] = wide ? b.readUInt16BE(p + 1) : b[p + 1]!
+        p += 1 + size
+      }
     } else if (m === 0xdd) {
       if (length < 4) return false
       restart = b.readUInt16BE(start)
@@ -258,6 +282,7 @@ function walkScans(b: Buffer): boolean {
       // Only Huffman sequential (SOF0, SOF1) is walked; any other kind ends the checks here.
       if (m !== 0xc0 && m !== 0xc1) return true
       if (length < 8) return false
+      precision = b[start]!
       height = b.readUInt16BE(start + 1)
       width = b.readUInt16BE(start + 3)
       const n = b[start + 5]!
@@ -270,7 +295,8 @@ function walkScans(b: Buffer): boolean {
         const h = b[c + 1]! >> 4
         const v = b[c + 1]! & 15
         if (h < 1 || h > 4 || v < 1 || v > 4) return false
-        components.push({ id: b[c]!, h, v, dc: 0, ac: 0 })
+        if (b[c + 2]! > 3) return false
+        components.push({ id: b[c]!, h, v, tq: b[c + 2]!, dc: 0, ac: 0 })
       }
     } else if (m === SOS) {
       if (!components) return false
@@ -285,7 +311,10 @@ function walkScans(b: Buffer): boolean {
         if (c.dc > 3 || c.ac > 3 || !dc[c.dc] || !ac[c.ac]) return false
         scan.push(c)
       }
-      const next = walkScan(b, end, scan, components, width, height, restart, dc, ac)
+      // A block's DC coefficient is the sum of its 64 samples (at most 2^(precision-1) each) over 8,
+      // so at most 2^(precision+2), over its quantiser (one more for rounding). Misread data breaks it soon.
+      const dcLimits = scan.map((c) => (dcQuant[c.tq]! > 0 ? Math.ceil(2 ** (precision + 2) / dcQuant[c.tq]!) + 1 : Infinity))
+      const next = walkScan(b, end, scan, components, width, height, restart, dc, ac, dcLimits)
       if (next < 0) return false
       pos = next
       continue
@@ -309,6 +338,7 @@ function walkScan(
   restart: number,
   dcTables: Array<HuffTable | undefined>,
   acTables: Array<HuffTable | undefined>,
+  dcLimits: number[],
 ): number {
   let hmax = 1
   let vmax = 1
@@ -320,6 +350,8 @@ function walkScan(
   // Per MCU: for each block, its tables.
   const blockDc: HuffTable[] = []
   const blockAc: HuffTable[] = []
+  /** Index in the scan of each block's component (its DC predictor and limit). */
+  const blockComponent: number[] = []
   if (scan.length === 1) {
     const c = scan[0]!
     const bx = Math.ceil(Math.ceil((width * c.h) / hmax) / 8)
@@ -327,158 +359,150 @@ function walkScan(
     mcus = bx * by
     blockDc.push(dcTables[c.dc]!)
     blockAc.push(acTables[c.ac]!)
+    blockComponent.push(0)
   } else {
     mcus = Math.ceil(width / (8 * hmax)) * Math.ceil(height / (8 * vmax))
-    for (const c of scan) {
+    for (let j = 0; j < scan.length; j++) {
+      const c = scan[j]!
       for (let i = 0; i < c.h * c.v; i++) {
         blockDc.push(dcTables[c.dc]!)
         blockAc.push(acTables[c.ac]!)
+        blockComponent.push(j)
       }
     }
     if (blockDc.length > 10) return -1
   }
-  const r = new BitReader(b, pos)
+  const predictors = scan.map(() => 0)
+  // The bit reader, inline (this loop runs once per Huffman code): `acc` holds
+  // `bits` unused bits (at most 24), `fake` of them past the data (read as 1s);
+  // `stop` is the marker that ends the data once reached. Value bits are
+  // skipped by subtraction: `bits` may go below 0, and the next fill reads
+  // past them (only the low `bits` bits of `acc` are ever looked at).
+  const n = b.length
+  let acc = 0
+  let bits = 0
+  let fake = 0
+  let stop = -1
   let nextRst = 0
   const blocks = blockDc.length
   for (let mcu = 0; mcu < mcus; mcu++) {
     if (restart > 0 && mcu > 0 && mcu % restart === 0) {
       // The interval's data ends here: only padding bits may be left, then RSTn in sequence.
-      const at = r.atMarker()
+      if (bits - fake >= 8) return -1
+      if (stop < 0) {
+        if (b[pos] !== MARKER) return -1
+        stop = pos
+      }
+      const at = markerCode(b, stop)
       if (at < 0 || b[at] !== 0xd0 + nextRst) return -1
       nextRst = (nextRst + 1) & 7
-      r.restart(at + 1)
+      pos = at + 1
+      acc = bits = fake = 0
+      stop = -1
+      predictors.fill(0)
     }
     for (let k = 0; k < blocks; k++) {
-      const s = r.decode(blockDc[k]!)
-      if (s < 0 || s > 15) return -1
-      if (s > 0) r.skip(s)
-      const table = blockAc[k]!
-      for (let i = 1; i < 64;) {
-        const rs = r.decode(table)
-        if (rs < 0) return -1
-        const run = rs >> 4
-        const size = rs & 15
+      let table = blockDc[k]!
+      let coefficient = 0
+      /** The DC difference's size, once its code is read: its bits are read after the next fill. */
+      let dcSize = -1
+      for (;;) {
+        // Fill to at least 17 bits: enough for any code, or any value size.
+        while (bits <= 16) {
+          let byte = 0xff
+          if (stop >= 0) fake += 8
+          else if (pos >= n) {
+            stop = n
+            fake += 8
+          } else if (b[pos] !== MARKER) byte = b[pos++]!
+          else if (pos + 1 < n && b[pos + 1] === 0x00) pos += 2
+          else {
+            stop = pos
+            fake += 8
+          }
+          acc = ((acc << 8) | byte) & 0xffffff
+          bits += 8
+        }
+        if (dcSize >= 0) {
+          // The DC difference (F.2.2.1's EXTEND), added to the component's predictor, which must stay in range.
+          const j = blockComponent[k]!
+          if (dcSize > 0) {
+            const v = (acc >>> (bits - dcSize)) & ((1 << dcSize) - 1)
+            bits -= dcSize
+            predictors[j] += v < 1 << (dcSize - 1) ? v - (1 << dcSize) + 1 : v
+            if (Math.abs(predictors[j]!) > dcLimits[j]!) return -1
+          }
+          dcSize = -1
+          // Fill again before the next code.
+          continue
+        }
+        let symbol: number
+        const hit = table.fast[(acc >>> (bits - LOOKUP)) & ((1 << LOOKUP) - 1)]!
+        if (hit !== 0) {
+          bits -= hit >> 8
+          symbol = hit & 0xff
+        } else {
+          symbol = -1
+          for (let len = LOOKUP + 1; len <= 16; len++) {
+            const code = (acc >>> (bits - len)) & ((1 << len) - 1)
+            if (code <= table.maxcode[len]!) {
+              bits -= len
+              symbol = table.symbols[code + table.delta[len]!]!
+              break
+            }
+          }
+          if (symbol < 0) return -1
+        }
+        if (coefficient === 0) {
+          // DC: the symbol is the size of the difference that follows.
+          if (symbol > 15) return -1
+          dcSize = symbol
+          table = blockAc[k]!
+          coefficient = 1
+          continue
+        }
+        const run = symbol >> 4
+        const size = symbol & 15
         if (size === 0) {
           // EOB, or ZRL (16 zeros, which a coefficient must follow); other runs are progressive-only.
           if (run === 0) break
           if (run !== 15) return -1
-          i += 16
-          if (i > 63) return -1
-        } else {
-          i += run
-          if (i > 63) return -1
-          r.skip(size)
-          i++
+          coefficient += 16
+          if (coefficient > 63) return -1
+          continue
         }
+        coefficient += run
+        if (coefficient > 63) return -1
+        bits -= size
+        if (++coefficient === 64) break
+      }
+      // Value bits may still be owed (bits < 0): read them, then see whether any lay past the end of the data.
+      while (bits < 0) {
+        let byte = 0xff
+        if (stop >= 0) fake += 8
+        else if (pos >= n) {
+          stop = n
+          fake += 8
+        } else if (b[pos] !== MARKER) byte = b[pos++]!
+        else if (pos + 1 < n && b[pos + 1] === 0x00) pos += 2
+        else {
+          stop = pos
+          fake += 8
+        }
+        acc = ((acc << 8) | byte) & 0xffffff
+        bits += 8
       }
       // Bits taken past the end of the data: the scan is shorter than its blocks need.
-      if (r.overrun()) return -1
+      if (bits < fake) return -1
     }
   }
   // Exactly the scan's blocks: what is left is padding to the byte, then the marker (a few stray bytes tolerated).
-  return r.end(TRAILING_SLACK)
-}
-
-/**
- * Reads the bits of entropy-coded data: stuffed FF00 is FF, and the data
- * ends at the first marker, past which it reads 1s and counts them as fake.
- */
-class BitReader {
-  /** Bits not yet used, the newest in the low bits (at most 24). */
-  private acc = 0
-  private bits = 0
-  /** How many of `bits` lie past the data. */
-  private fake = 0
-  /** Position of the marker that ends the data, once reached (-1 before). */
-  private stop = -1
-
-  constructor(
-    private readonly b: Buffer,
-    private pos: number,
-  ) {}
-
-  private fill(): void {
-    const b = this.b
-    while (this.bits <= 16) {
-      let byte = 0xff
-      if (this.stop < 0) {
-        const pos = this.pos
-        const x = pos < b.length ? b[pos]! : MARKER
-        if (x !== MARKER) {
-          byte = x
-          this.pos = pos + 1
-        } else if (pos + 1 < b.length && b[pos + 1] === 0x00) {
-          this.pos = pos + 2
-        } else {
-          this.stop = Math.min(pos, b.length)
-          this.fake += 8
-        }
-      } else {
-        this.fake += 8
-      }
-      this.acc = ((this.acc << 8) | byte) & 0xffffff
-      this.bits += 8
-    }
+  if (bits - fake >= 8) return -1
+  if (stop >= 0) return stop
+  for (let at = b.indexOf(MARKER, pos); at >= 0 && at + 1 < n; at = b.indexOf(MARKER, at + 2)) {
+    if (b[at + 1] !== 0x00) return at - pos <= TRAILING_SLACK ? at : -1
   }
-
-  /** The next Huffman symbol of `t`, or -1 for a code that is not in it. */
-  decode(t: HuffTable): number {
-    if (this.bits <= 16) this.fill()
-    const acc = this.acc
-    const bits = this.bits
-    const hit = t.fast[(acc >>> (bits - LOOKUP)) & ((1 << LOOKUP) - 1)]!
-    if (hit !== 0) {
-      this.bits = bits - (hit >> 8)
-      return hit & 0xff
-    }
-    for (let len = LOOKUP + 1; len <= 16; len++) {
-      const code = (acc >>> (bits - len)) & ((1 << len) - 1)
-      if (code <= t.maxcode[len]!) {
-        this.bits = bits - len
-        return t.symbols[code + t.delta[len]!]!
-      }
-    }
-    return -1
-  }
-
-  skip(k: number): void {
-    if (this.bits <= 16) this.fill()
-    this.bits -= k
-  }
-
-  /** Some bits taken lay past the end of the data. */
-  overrun(): boolean {
-    return this.bits < this.fake
-  }
-
-  /** At the end of a restart interval: the marker's code position, when only padding (under a byte) is left before it; else -1. */
-  atMarker(): number {
-    if (this.bits - this.fake >= 8) return -1
-    let at = this.stop
-    if (at < 0) {
-      if (this.b[this.pos] !== MARKER) return -1
-      at = this.pos
-    }
-    return markerCode(this.b, at)
-  }
-
-  /** Start over after a restart marker whose code is before `pos`. */
-  restart(pos: number): void {
-    this.pos = pos
-    this.acc = this.bits = this.fake = 0
-    this.stop = -1
-  }
-
-  /** After the scan's last block: the position of the marker that ends the scan, allowing `slack` stray bytes before it; -1 otherwise. */
-  end(slack: number): number {
-    if (this.bits - this.fake >= 8) return -1
-    if (this.stop >= 0) return this.stop
-    const b = this.b
-    for (let at = b.indexOf(MARKER, this.pos); at >= 0 && at + 1 < b.length; at = b.indexOf(MARKER, at + 2)) {
-      if (b[at + 1] !== 0x00) return at - this.pos <= slack ? at : -1
-    }
-    return -1
-  }
+  return -1
 }
 
 /** Bytes after a scan's last block and before its marker that are tolerated (some encoders pad). */

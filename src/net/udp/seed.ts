@@ -62,6 +62,8 @@ export interface SeedReceiverOptions {
   maxPeers?: number
   /** Bytes the images in progress may announce in all; the oldest are given up to make room. */
   maxPendingBytes?: number
+  /** Whether a reassembled image may be delivered; isCompleteJpeg by default. */
+  isComplete?: (image: Buffer) => boolean
 }
 
 export class ChunkedReceiver implements Receiver {
@@ -73,7 +75,7 @@ export class ChunkedReceiver implements Receiver {
   private pendingBytes = 0
 
   constructor(o: SeedReceiverOptions, hooks: ReceiverHooks) {
-    this.o = { maxPeers: 16, maxPendingBytes: DEFAULT_PENDING_BYTES, ...o }
+    this.o = { maxPeers: 16, maxPendingBytes: DEFAULT_PENDING_BYTES, isComplete: isCompleteJpeg, ...o }
     this.hooks = hooks
     initCounters(hooks.counters, ['incomplete', 'evicted', 'corrupt', 'garbage'])
   }
@@ -114,7 +116,7 @@ export class ChunkedReceiver implements Receiver {
     if (img.got < img.length) return undefined
     this.forget(img)
     const data = img.data
-    if (!isCompleteJpeg(data)) {
+    if (!this.o.isComplete(data)) {
       this.drop('corrupt')
       this.hooks.warn(`image of ${img.length} bytes from ${key} dropped: not a complete JPEG (a datagram was lost, repeated or reordered)`)
       // Its own last chunk lost, the next image's header may have completed it.
@@ -190,9 +192,11 @@ export class ChunkedReceiver implements Receiver {
 export class WholeReceiver implements Receiver {
   private readonly maxFrameBytes: number
   private readonly hooks: ReceiverHooks
+  private readonly isComplete: (image: Buffer) => boolean
 
-  constructor(o: { maxFrameBytes: number }, hooks: ReceiverHooks) {
+  constructor(o: { maxFrameBytes: number; isComplete?: (image: Buffer) => boolean }, hooks: ReceiverHooks) {
     this.maxFrameBytes = o.maxFrameBytes
+    this.isComplete = o.isComplete ?? isCompleteJpeg
     this.hooks = hooks
     initCounters(hooks.counters, ['corrupt', 'garbage'])
   }
@@ -204,7 +208,7 @@ export class WholeReceiver implements Receiver {
       this.hooks.warn(`ignored an empty datagram from ${key}`)
       return undefined
     }
-    if (d.length > this.maxFrameBytes || !isCompleteJpeg(d)) {
+    if (d.length > this.maxFrameBytes || !this.isComplete(d)) {
       count(this.hooks.counters, 'corrupt')
       this.hooks.counters.drops++
       this.hooks.warn(
