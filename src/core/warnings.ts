@@ -31,7 +31,7 @@ export class RateLimit {
   private readonly windows = new Map<string, Window>()
 
   constructor(o: RateLimitOptions = {}) {
-    this.burst = o.burst ?? 5
+    this.burst = o.burst ?? 10
     this.interval = o.interval ?? 1000
     this.clock = o.clock ?? Date.now
   }

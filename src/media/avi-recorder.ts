@@ -155,7 +155,7 @@ export class AviSink extends Transform {
   /** Why this frame must start a new segment, or undefined. */
   private rotation(seg: Segment, frame: Frame, width: number, height: number): string | undefined {
     const m = seg.muxer
-    const reason = this.files.rotation(m, seg.first, frame, width, height)
+    const reason = this.files.rotation(m, frame, width, height)
     if (reason) return reason
     const len = frame.data.length
     if (this.o.maxBytes > 0 && m.sizeWith(len) > this.o.maxBytes) return `maxBytes (${this.o.maxBytes}) reached`

@@ -174,7 +174,7 @@ export class Mp4Sink extends Transform {
     // jpegFrameSize() has made sure there is a frame header.
     const size = jpegDimensions(frame.data)!
     let run = this.run
-    const reason = run && this.files.rotation(run, run.first, frame, size.width, size.height)
+    const reason = run && this.files.rotation(run, frame, size.width, size.height)
     if (reason) this.closeRun(reason)
     if (!run || reason) run = await this.startRun(frame, size.width, size.height)
     await this.send(run, frame)

@@ -8,6 +8,7 @@ import { Readable } from 'node:stream'
 import { FramePipeError } from '../../core/errors.js'
 import type { Frame } from '../../core/frame.js'
 import { FrameParser } from '../../wire/length-parser.js'
+import { DEFAULT_CLOCK_SKEW } from '../../core/frame.js'
 import { dial, formatAddress, peerName, type ConnectionEvent } from '../../net/socket.js'
 import { Pacer } from '../../core/pacer.js'
 import { SNAPSHOT_REQUEST } from './messages.js'
@@ -46,12 +47,15 @@ class Session {
     this.parser = new FrameParser({
       header: 'native',
       maxFrameBytes: o.maxFrameBytes,
+      // The server's clock must not name or rotate our recordings.
+      maxClockSkew: DEFAULT_CLOCK_SKEW,
       stage,
       counters,
       onFrame: (frame) => this.reply(frame),
       onWarning: () => undefined,
     })
     socket.setNoDelay(true)
+    this.parser.peer = this.address
     socket.on('data', (chunk: Buffer) => {
       const err = this.parser.feed(chunk)
       if (err) this.fail(err)
