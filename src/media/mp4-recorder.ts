@@ -8,11 +8,19 @@
 // segment opens: a backlog or a fast source gives several segments one name,
 // and ffmpeg overwrites them.)
 //
-// Crash behaviour: MP4 needs its index (moov) written at the end. If
+// Crash behaviour: a plain MP4 needs its index (moov) written at the end. If
 // frame-pipe dies, even by SIGKILL, ffmpeg sees the end of its input and
-// finishes the file itself; only a killed ffmpeg leaves an unplayable file.
+// finishes the file itself; but a killed ffmpeg or a full disk leaves a file
+// with no moov, which nothing plays (measured: a plain MP4 whose ffmpeg was
+// SIGKILLed after 5 s is 48 bytes and unplayable). So by default the MP4 is
+// fragmented (an empty moov first, then a moof+mdat fragment at least every
+// second, flushed as written): a cut file plays up to its last fragment (the
+// same kill left 75 playable frames). A segment is reported complete only when
+// ffmpeg exited 0 and the file's top-level boxes tile it with the index there
+// (moov; and mfra, the trailer, when fragmented); otherwise it is reported
+// damaged (a warning, the close event's `damaged`, counted in damaged).
 
-import { rm, stat } from 'node:fs/promises'
+import { open, rm, stat } from 'node:fs/promises'
 import { Transform, type TransformCallback } from 'node:stream'
 import { FramePipeError } from '../core/errors.js'
 import type { Frame } from '../core/frame.js'
@@ -38,6 +46,8 @@ export interface Mp4RecorderConfig {
   crf: number
   preset: X264Preset
   ffmpeg: string
+  /** Fragmented MP4: plays up to its last fragment when cut. */
+  fragmented: boolean
 }
 
 /** What a 'segment' event carries (the CLI logs `message`). */
@@ -48,6 +58,8 @@ export interface Mp4SegmentEvent {
   frames: number
   fps: number
   reason?: string
+  /** close: why the file is not complete (ffmpeg's exit, a missing index); absent when it is. */
+  damaged?: string
   message: string
 }
 
@@ -104,6 +116,7 @@ export class Mp4Sink extends Transform {
     this.files = files
     this.warn = stageWarnings(this, ctx.name)
     ctx.counters.segments = 0
+    ctx.counters.damaged = 0
   }
 
   override _construct(cb: (err?: Error | null) => void): void {
@@ -214,6 +227,10 @@ export class Mp4Sink extends Transform {
       String(this.o.crf),
       '-pix_fmt',
       'yuv420p',
+      // A fragment at every key frame and at least every second, each written out as it is made.
+      ...(this.o.fragmented
+        ? ['-movflags', '+frag_keyframe+empty_moov+default_base_moof', '-frag_duration', '1000000', '-flush_packets', '1']
+        : []),
       '-f',
       'mp4',
       file,
@@ -313,14 +330,25 @@ export class Mp4Sink extends Transform {
     // Files are announced closed in the order they were opened, whichever ffmpeg finishes first.
     const previous = this.lastClose
     const closing = run.done.then(async () => {
+      const damaged = await mp4Damage(run.file, this.o.fragmented)
       await previous
+      const fps = Math.round(run.fps * 1000) / 1000
+      if (damaged) {
+        this.ctx.counters.damaged!++
+        this.warn(
+          `${run.file} is damaged: ${damaged}${this.o.fragmented ? ' (it plays up to its last whole fragment)' : ''}`,
+          'ERR_IO',
+          'damaged',
+        )
+      }
       this.segmentEvent({
         event: 'close',
         file: run.file,
         frames: run.frames,
         fps: run.fps,
         reason,
-        message: `closed ${run.file}: ${run.frames} frames at ${Math.round(run.fps * 1000) / 1000} fps (${reason})`,
+        ...(damaged ? { damaged } : {}),
+        message: `closed ${run.file}: ${run.frames} frames at ${fps} fps (${reason})${damaged ? `; DAMAGED: ${damaged}` : ''}`,
       })
     })
     // Only the order matters here: a failure reaches the stream through fail().
@@ -348,5 +376,46 @@ export class Mp4Sink extends Transform {
 
   private segmentEvent(e: Mp4SegmentEvent): void {
     this.emit('segment', e)
+  }
+}
+
+/**
+ * Why a finished MP4 file is not complete, or undefined when it is: its
+ * top-level boxes must tile the file exactly (no box cut short), with the
+ * index (moov) among them, and when fragmented the trailer (mfra) that ffmpeg
+ * writes last. Reads the box headers only (a few dozen bytes).
+ */
+export async function mp4Damage(file: string, fragmented: boolean): Promise<string | undefined> {
+  let fh
+  try {
+    fh = await open(file, 'r')
+  } catch (err) {
+    return `cannot open it (${(err as Error).message})`
+  }
+  try {
+    const size = (await fh.stat()).size
+    const head = Buffer.alloc(16)
+    const boxes = new Set<string>()
+    let pos = 0
+    while (pos < size) {
+      const { bytesRead } = await fh.read(head, 0, 16, pos)
+      if (bytesRead < 8) return `a box header is cut at byte ${pos} of ${size}`
+      let length = head.readUInt32BE(0)
+      const type = head.toString('latin1', 4, 8)
+      if (length === 1) {
+        if (bytesRead < 16) return `a box header is cut at byte ${pos} of ${size}`
+        length = Number(head.readBigUInt64BE(8))
+      } else if (length === 0) {
+        length = size - pos
+      }
+      if (length < 8 || pos + length > size) return `the '${type}' box at byte ${pos} is cut short (the file ends at ${size})`
+      boxes.add(type)
+      pos += length
+    }
+    if (!boxes.has('moov')) return 'no index (moov box): ffmpeg did not finish the file'
+    if (fragmented && !boxes.has('mfra')) return 'no trailer (mfra box): ffmpeg did not finish the file'
+    return undefined
+  } finally {
+    await fh.close()
   }
 }
