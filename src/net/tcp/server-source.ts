@@ -32,6 +32,8 @@ interface Peer {
   cut?: string
   /** While waiting: its first bytes, read ahead to tell a client that sends from one that does not. */
   early?: Buffer
+  /** It closed cleanly while waiting, after sending only `early` (all it had to say): served from that. */
+  ended?: boolean
   /** performance.now() of its last byte, or of the moment it connected or its turn came. */
   heard: number
   /** While waiting: its listeners, removed when its turn comes. */
@@ -147,7 +149,11 @@ export class TcpServerSource extends Readable {
     const error = (err: Error) => {
       peer.error = err
     }
-    const close = () => this.dropWaiting(peer)
+    const close = () => {
+      // Its FIN came with (or right after) its first chunk: that chunk is all it sent, and it still gets its turn.
+      if (peer.early && !peer.error) peer.ended = true
+      else this.dropWaiting(peer)
+    }
     peer.waitListeners = { data, error, close }
     socket.on('data', data)
     socket.on('error', error)
@@ -184,6 +190,7 @@ export class TcpServerSource extends Readable {
     const early = peer.early
     peer.early = undefined
     if (early) this.forward(early)
+    if (peer.ended) return this.leave(peer)
     if (this.gate.open && this.current === peer) socket.resume()
   }
 
@@ -193,11 +200,12 @@ export class TcpServerSource extends Readable {
     this.gate.pushed(this.push(chunk))
   }
 
-  /** End a client's connection for `why` (its leave event says so); its end Boundary follows from 'close'. */
-  private cut(peer: Peer, why: string): void {
-    if (peer.cut !== undefined || peer.socket.destroyed) return
+  /** End a client's connection for `why` (its leave event says so); its end Boundary follows from 'close'. False when it was ended already. */
+  private cut(peer: Peer, why: string): boolean {
+    if (peer.cut !== undefined || peer.socket.destroyed) return false
     peer.cut = why
     peer.socket.destroy()
+    return true
   }
 
   private leave(peer: Peer): void {
@@ -237,14 +245,17 @@ export class TcpServerSource extends Readable {
     const limit = this.o.idleTimeout
     const current = this.current
     // Paused by downstream: the silence is ours, not the client's.
-    if (current && this.gate.open && current.cut === undefined && t - current.heard >= limit) {
-      this.ctx.counters.timeouts++
-      this.cut(current, `sent nothing for ${formatDuration(limit)} while ${this.waiting.length} waited (idleTimeout)`)
+    if (current && this.gate.open && t - current.heard >= limit) {
+      if (this.cut(current, `sent nothing for ${formatDuration(limit)} while ${this.waiting.length} waited (idleTimeout)`))
+        this.ctx.counters.timeouts++
     }
     for (const p of [...this.waiting]) {
-      if (p.early === undefined && t - p.heard >= limit) {
-        this.ctx.counters.timeouts++
+      if (
+        p.early === undefined &&
+        t - p.heard >= limit &&
         this.cut(p, `sent nothing for ${formatDuration(limit)} while waiting (idleTimeout)`)
+      ) {
+        this.ctx.counters.timeouts++
       }
     }
   }
