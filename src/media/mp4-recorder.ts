@@ -261,7 +261,11 @@ export class Mp4Sink extends Transform {
         throw err
       })
       if (left?.size === 0) await rm(file, { force: true })
-      throw new FramePipeError('ERR_IO', `${why} (writing ${file})`, { stage: this.ctx.name })
+      // What it left behind (a full disk, a killed ffmpeg): say whether it plays.
+      const damaged = left && left.size > 0 ? await mp4Damage(file, this.o.fragmented) : undefined
+      if (damaged) this.ctx.counters.damaged!++
+      const state = damaged ? `; ${file} is DAMAGED: ${damaged}${this.o.fragmented ? ' (it plays up to its last whole fragment)' : ''}` : ''
+      throw new FramePipeError('ERR_IO', `${why} (writing ${file})${state}`, { stage: this.ctx.name })
     })
     // An ffmpeg that ends before we close its input has failed, whatever its exit code.
     run.done.then(
