@@ -105,7 +105,8 @@ export class Unprefixer extends Transform {
     if (Buffer.isBuffer(chunk)) {
       // The one per-chunk cost of per-peer faults: this branch.
       if (this.discarding) return callback()
-      callback(this.fault(this.parser.feed(chunk)))
+      const err = this.parser.feed(chunk)
+      callback(err && this.fault(err))
     } else if (chunk instanceof Uint8Array) {
       if (this.discarding) return callback()
       callback(this.fault(this.parser.feed(asBuffer(chunk))))

@@ -34,8 +34,14 @@ interface Peer {
   early?: Buffer
   /** It closed cleanly while waiting, after sending only `early` (all it had to say): served from that. */
   ended?: boolean
-  /** performance.now() of its last byte, or of the moment it connected or its turn came. */
+  /**
+   * performance.now() when it was last found to have sent something (or
+   * connected, or got its turn): the idle check compares `chunks` with
+   * `seen`, so reading a chunk costs a count, not a clock read.
+   */
   heard: number
+  chunks: number
+  seen: number
   /** While waiting: its listeners, removed when its turn comes. */
   waitListeners?: { data: (chunk: Buffer) => void; error: (err: Error) => void; close: () => void }
 }
@@ -122,7 +128,7 @@ export class TcpServerSource extends Readable {
   }
 
   private accept(socket: Socket): void {
-    const peer: Peer = { socket, peer: peerName(socket), heard: performance.now() }
+    const peer: Peer = { socket, peer: peerName(socket), heard: performance.now(), chunks: 0, seen: 0 }
     if (this.stopping || this.destroyed) {
       socket.destroy()
     } else if (!this.current) {
@@ -181,7 +187,7 @@ export class TcpServerSource extends Readable {
     })
     socket.on('close', () => this.leave(peer))
     socket.on('data', (chunk: Buffer) => {
-      peer.heard = performance.now()
+      peer.chunks++
       this.forward(chunk)
     })
     this.server.client({ event: 'join', peer: peer.peer })
@@ -240,10 +246,18 @@ export class TcpServerSource extends Readable {
    * nothing that long loses its place.
    */
   private checkIdle(): void {
-    if (this.waiting.length === 0) return
+    if (this.waiting.length === 0) {
+      // Keep the current client's clock fresh, so that it is judged on its silence from now on when one comes.
+      if (this.current) this.current.heard = performance.now()
+      return
+    }
     const t = performance.now()
     const limit = this.o.idleTimeout
     const current = this.current
+    if (current && current.chunks !== current.seen) {
+      current.seen = current.chunks
+      current.heard = t
+    }
     // Paused by downstream: the silence is ours, not the client's.
     if (current && this.gate.open && t - current.heard >= limit) {
       if (this.cut(current, `sent nothing for ${formatDuration(limit)} while ${this.waiting.length} waited (idleTimeout)`))

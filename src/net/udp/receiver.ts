@@ -37,8 +37,13 @@ export interface UdpServerSourceConfig {
   verify: SeedVerify
 }
 
-/** markers: SOI…EOI, segments and restart markers in turn (isCompleteJpeg); entropy: also every Huffman code of every block (isCleanJpeg). */
-export const SEED_VERIFY = ['entropy', 'markers'] as const
+/**
+ * markers: SOI…EOI, segments and restart markers in turn (isCompleteJpeg);
+ * entropy: also every Huffman code of every block (isCleanJpeg); auto:
+ * entropy for chunked (a datagram lost, repeated or moved inside an image is
+ * otherwise invisible), markers for whole (one datagram is one image).
+ */
+export const SEED_VERIFY = ['auto', 'entropy', 'markers'] as const
 export type SeedVerify = (typeof SEED_VERIFY)[number]
 
 /** Complete frames held while downstream is not reading; the oldest is dropped beyond this (counted in drops and overflow). */
@@ -72,7 +77,8 @@ export class UdpServerSource extends Readable {
     this.reply = Buffer.from(o.reply)
     this.warn = throttle((m) => this.emit('warning', m))
     const hooks = { counters: ctx.counters, warn: this.warn }
-    const complete = o.verify === 'entropy' ? isCleanJpeg : isCompleteJpeg
+    const entropy = o.verify === 'entropy' || (o.verify === 'auto' && o.proto === 'chunked')
+    const complete = entropy ? isCleanJpeg : isCompleteJpeg
     this.receiver =
       o.proto === 'native'
         ? new NativeReassembler({ maxFrameBytes: o.maxFrameBytes, timeout: o.timeout, maxPendingBytes: o.maxPendingBytes }, hooks)
