@@ -94,6 +94,7 @@ test('http source: redirects to ftp:, file:, a malformed Location or in a loop a
   t.regex((err as Error).message, /redirects a 6th time in a row/)
   t.is(loop.requests.length, 6)
   t.deepEqual(uncaught, [])
+  figure(t, '2', { hostileRedirects: cases.length + 1, clearErrors: cases.length + 1, uncaught: uncaught.length })
 })
 
 test('http source: an https → http redirect is not followed; credentials never follow a redirect to another origin', async (t) => {

@@ -229,7 +229,11 @@ export class HttpSink extends Transform {
           // How often Node checks those timeouts (30 s by default): a fraction of the timeout.
           connectionsCheckingInterval: Math.max(50, Math.min(1000, this.o.headerTimeout / 4)),
         },
-        (req, res) => this.route(req, res),
+        (req, res) => {
+          // A response nobody reads (a big snapshot) must not hold its connection for good; stream() lifts this.
+          if (this.o.sendTimeout > 0) res.setTimeout(this.o.sendTimeout)
+          this.route(req, res)
+        },
       )
       server.on('connection', (socket: Socket) => this.admit(socket))
       this.server.listen(server, this.o.host, this.o.port, callback, (address) => {
@@ -411,6 +415,8 @@ export class HttpSink extends Transform {
       Connection: 'close',
     })
     if (req.method === 'HEAD') return void res.end()
+    // A stream may be quiet for long (a paused source); a viewer that does not read is cut by the fan-out's sendTimeout.
+    res.setTimeout(0)
     req.socket.setNoDelay(true)
     res.write(FIRST_DELIMITER)
     const viewer: Viewer = { res, peer, queue: [], sent: 0, drops: 0, since: performance.now(), blocked: false, gone: false }
