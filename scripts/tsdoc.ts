@@ -20,7 +20,14 @@ const FOLDER = { source: 'sources', transform: 'transforms', sink: 'sinks' } as 
 
 export function stageOptionFields(stages: readonly StageSpec[]): OptionField[] {
   const files = stages.map((s) => fileURLToPath(new URL(`../src/${FOLDER[s.kind]}/${s.name}.ts`, import.meta.url)))
-  const program = ts.createProgram(files, { module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, target: ts.ScriptTarget.ES2022, strict: true, noEmit: true, skipLibCheck: true })
+  const program = ts.createProgram(files, {
+    module: ts.ModuleKind.NodeNext,
+    moduleResolution: ts.ModuleResolutionKind.NodeNext,
+    target: ts.ScriptTarget.ES2022,
+    strict: true,
+    noEmit: true,
+    skipLibCheck: true,
+  })
   const checker = program.getTypeChecker()
   const out: OptionField[] = []
   stages.forEach((stage, i) => {
@@ -46,13 +53,21 @@ export function stageOptionFields(stages: readonly StageSpec[]): OptionField[] {
 }
 
 function findOptionsType(node: ts.Node): ts.TypeNode | undefined {
-  if (ts.isCallExpression(node) && ts.isIdentifier(node.expression) && node.expression.text === 'defineStage') return node.typeArguments?.[0]
+  if (ts.isCallExpression(node) && ts.isIdentifier(node.expression) && node.expression.text === 'defineStage')
+    return node.typeArguments?.[0]
   return ts.forEachChild(node, findOptionsType)
 }
 
 /** The comment for an option field: the spec's doc, then its unit in the TypeScript API and its default. */
 export function optionTsdoc(spec: OptionSpec): string {
-  const unit = spec.type === 'duration' ? 'milliseconds' : spec.type === 'size' ? 'bytes' : spec.type === 'secret' ? 'the secret, @FILE or env:NAME' : ''
+  const unit =
+    spec.type === 'duration'
+      ? 'milliseconds'
+      : spec.type === 'size'
+        ? 'bytes'
+        : spec.type === 'secret'
+          ? 'the secret, @FILE or env:NAME'
+          : ''
   const def = spec.required ? 'required' : spec.default === undefined ? '' : `default ${formatDefault(spec)}`
   const tail = [unit, def].filter(Boolean).join('; ')
   const doc = spec.doc.replace(/\*\//g, '*\\/')

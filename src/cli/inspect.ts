@@ -113,6 +113,7 @@ function describe(spec: StageSpec): string {
     `  takes: ${spec.input ?? 'nothing'}   produces: ${spec.output ?? 'nothing'}`,
   ]
   if (spec.passes) lines.push(`  passes on: ${spec.passes}`)
+  if (spec.faults) lines.push(`  bad peers: ${spec.faults}`)
   const opts = Object.entries(spec.options as Record<string, OptionSpec>)
   if (opts.length === 0) {
     lines.push('  no options')
@@ -140,6 +141,7 @@ export function stagesMarkdown(): string {
   for (const s of STAGES) out.push(`| [\`${s.name}\`](#${anchor(s)}) | ${s.kind} | ${ports(s)} | ${s.description} |`)
   for (const s of STAGES) {
     out.push('', `#### \`${s.name}\` (${s.kind})`, '', s.description + (s.passes ? ` Passes on: ${s.passes}` : ''), '')
+    if (s.faults) out.push(`Bad peers: ${s.faults}`, '')
     const opts = Object.entries(s.options as Record<string, OptionSpec>)
     if (opts.length === 0) {
       out.push('No options.')

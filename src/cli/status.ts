@@ -27,6 +27,8 @@ export interface StatusSnapshot {
   clients: number
   /** End-to-end latency (ms: mean, max, p50/p95/p99) measured by the last stage that measures it (stats, http); null when none does or no frame carried a timestamp. */
   latencyMs: LatencySummary | null
+  /** Peers cut off for what they sent (a bad header, CRC, size, or a payload the pipeline cannot take), over all stages. */
+  badPeers: number
   stages: StageSnapshot[]
   final: boolean
 }
@@ -62,7 +64,7 @@ export class StatusReporter {
     for (const stream of stages) {
       const name = stageInfo(stream)?.name ?? 'stage'
       for (const event of LOGGED_EVENTS)
-        stream.on(event, (detail: unknown) => this.logLine(`${name}: ${describeEvent(event, detail)}`, eventLevel(event)))
+        stream.on(event, (detail: unknown) => this.logLine(prefixed(name, describeEvent(event, detail)), eventLevel(event)))
     }
   }
 
@@ -122,6 +124,7 @@ export class StatusReporter {
       drops: stages.reduce((n, s) => n + s.counters.drops, 0),
       clients: stages.reduce((n, s) => n + (s.counters.clients ?? 0), 0),
       latencyMs: this.latency(),
+      badPeers: stages.reduce((n, s) => n + (s.counters.badPeers ?? 0), 0),
       stages,
       final,
     }
@@ -163,6 +166,8 @@ export function formatStatus(s: StatusSnapshot): string {
   if (s.stages.some((st) => st.counters.clients !== undefined)) parts.push(`clients=${s.clients}`)
   const l = s.latencyMs
   if (l) parts.push(`latency(p50/p95/p99)=${l.p50.toFixed(1)}/${l.p95.toFixed(1)}/${l.p99.toFixed(1)}ms`)
+  // Shown once there is one: a line that changes only under attack.
+  if (s.badPeers > 0) parts.push(`badPeers=${s.badPeers}`)
   parts.push(`time=${formatClock(s.elapsed)}`)
   return (s.final ? 'done: ' : '') + parts.join(' ')
 }
@@ -179,6 +184,11 @@ function formatClock(seconds: number): string {
   const m = Math.floor((seconds % 3600) / 60)
   const s = seconds % 60
   return `${String(h).padStart(2, '0')}:${String(m).padStart(2, '0')}:${s.toFixed(1).padStart(4, '0')}`
+}
+
+/** `stage: text`, once: an error's message already starts with its stage's name. */
+function prefixed(stage: string, text: string): string {
+  return text.startsWith(`${stage}: `) ? text : `${stage}: ${text}`
 }
 
 function describeEvent(event: string, detail: unknown): string {

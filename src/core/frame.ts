@@ -17,6 +17,13 @@ export interface Frame {
   seq: number
   /** Capture time in milliseconds since the Unix epoch (fractional: sub-ms precision). */
   timestamp: number
+  /**
+   * The network peer the frame came from (`127.0.0.1:53712`, a URL), set where
+   * frames enter from a network; absent for frames made in this process. A
+   * sink drops (and counts) a peer's frame it cannot take, but fails on a
+   * local one: that is a mistake in the pipeline, not a peer's fault.
+   */
+  peer?: string
 }
 
 /**
@@ -27,16 +34,24 @@ export interface Frame {
 export type Packet = Buffer | readonly Buffer[]
 
 /**
- * Marks the end of one peer's bytes on a byte edge, e.g. when a client of a
+ * Marks where one peer's bytes end on a byte edge, e.g. when a client of a
  * `tcp-server` source disconnects and the next one takes over. `unprefix`
  * drops (and counts) a frame cut short by it instead of splicing two peers'
  * bytes together; sinks ignore it.
+ *
+ * A byte source that can end one peer alone (tcp-server, tcp-client with
+ * reconnect) also marks where a peer's bytes start, with `reason: 'start'`
+ * and `hangUp`: a stage that finds the peer's bytes bad (`unprefix`: a bad
+ * header, CRC or size) calls it, drops the rest of that peer's bytes up to
+ * its end Boundary and serves the next peer, instead of failing the pipeline.
  */
 export interface Boundary {
   readonly boundary: true
   readonly peer: string
-  /** 'end': the peer closed cleanly; 'error': the connection failed. */
-  readonly reason: 'end' | 'error'
+  /** 'start': the peer's bytes follow; 'end': the peer closed cleanly; 'error': the connection failed (or was cut for a fault). */
+  readonly reason: 'start' | 'end' | 'error'
+  /** On a 'start' marker: end this peer's connection for `why` (logged); the source then serves the next peer. */
+  readonly hangUp?: (why: string) => void
 }
 
 /** What travels on a byte edge. */
@@ -44,6 +59,11 @@ export type ByteChunk = Packet | Boundary
 
 export function isBoundary(chunk: unknown): chunk is Boundary {
   return typeof chunk === 'object' && chunk !== null && (chunk as Boundary).boundary === true
+}
+
+/** A 'start' Boundary that carries a way to hang up on its peer. */
+export function isPeerStart(chunk: unknown): chunk is Boundary & { reason: 'start'; hangUp: (why: string) => void } {
+  return isBoundary(chunk) && chunk.reason === 'start' && typeof chunk.hangUp === 'function'
 }
 
 export function packetLength(packet: ByteChunk): number {
@@ -60,7 +80,7 @@ export function now(): number {
 }
 
 export function makeFrame(data: Buffer, init: Partial<Omit<Frame, 'data'>> = {}): Frame {
-  return {
+  const frame: Frame = {
     data,
     format: init.format ?? sniffFormat(data),
     width: init.width ?? 0,
@@ -69,6 +89,21 @@ export function makeFrame(data: Buffer, init: Partial<Omit<Frame, 'data'>> = {})
     seq: init.seq ?? 0,
     timestamp: init.timestamp ?? now(),
   }
+  if (init.peer !== undefined) frame.peer = init.peer
+  return frame
+}
+
+/** How far a peer's clock may be from ours before its timestamps are replaced by arrival time (the default of `maxClockSkew`). */
+export const DEFAULT_CLOCK_SKEW = 3_600_000
+
+/**
+ * A peer's capture time, or `arrival` when it is not a finite number within
+ * `maxSkew` ms of `arrival`: a peer's clock must not drive file names and
+ * rotation (NaN, a year off, ±1 day on alternate frames).
+ */
+export function saneTimestamp(timestamp: number, arrival: number, maxSkew: number): number {
+  // Written so that NaN fails the test.
+  return Math.abs(timestamp - arrival) <= maxSkew ? timestamp : arrival
 }
 
 /** Recognise an encoded image from its first bytes; cheap enough for every frame. */

@@ -64,6 +64,12 @@ export interface StageSpec<O = any, S extends Stream = Stream> {
   description: string
   /** For sinks: what each record on the readable side is (sinks chain and can be observed). */
   passes?: string
+  /**
+   * For stages that face a network peer (or take what one sent): what a
+   * misbehaving peer costs (that peer alone, or the pipeline) and what is
+   * bounded by which option. `frame-pipe inspect` and the README show it.
+   */
+  faults?: string
   options: OptionSpecs<O>
   create(options: Required<O>, ctx: StageContext): S
 }

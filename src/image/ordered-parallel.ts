@@ -17,6 +17,9 @@
 import { Transform, type TransformCallback } from 'node:stream'
 import type { Frame } from '../core/frame.js'
 import type { StageContext } from '../core/stage.js'
+import { FramePipeError } from '../core/errors.js'
+import { fromPeer, rejectFrame } from '../core/checks.js'
+import { stageWarnings } from '../core/warnings.js'
 import { checkFrame } from './sharp.js'
 
 /** Work on one frame: the output frame, or null to drop it (the stage counts the drop). */
@@ -25,6 +28,8 @@ export type FrameWork = (frame: Frame) => Promise<Frame | null>
 interface Slot {
   done: boolean
   frame: Frame | null
+  /** Dropped and counted already (a peer's frame that failed). */
+  counted?: boolean
 }
 
 /**
@@ -34,11 +39,14 @@ interface Slot {
  * one frame in the writable buffer: a slow consumer holds the writer back
  * instead of letting frames pile up. The first failed frame destroys the
  * stage with its error; results still in flight after that are discarded.
+ * A network peer's frame that fails (bytes sharp cannot read) is only
+ * dropped, counted in drops and rejected, with a rate-limited warning.
  */
 export class OrderedParallel extends Transform {
   private readonly queue: Slot[] = []
   private pendingWrite: TransformCallback | null = null
   private pendingFlush: TransformCallback | null = null
+  private readonly warn: ReturnType<typeof stageWarnings>
 
   constructor(
     private readonly ctx: StageContext,
@@ -46,6 +54,7 @@ export class OrderedParallel extends Transform {
     private readonly work: FrameWork,
   ) {
     super({ objectMode: true, readableHighWaterMark: concurrency, writableHighWaterMark: 1 })
+    this.warn = stageWarnings(this, ctx.name)
   }
 
   override _transform(chunk: unknown, _enc: BufferEncoding, callback: TransformCallback): void {
@@ -63,6 +72,15 @@ export class OrderedParallel extends Transform {
           this.drain()
         },
         (err: unknown) => {
+          const frame = chunk as Frame
+          if (fromPeer(frame) && err instanceof FramePipeError && !this.destroyed) {
+            // A peer's bad bytes cost that frame, not the stage.
+            rejectFrame(this.ctx.counters, this.warn, frame, err)
+            slot.done = true
+            slot.counted = true
+            this.drain()
+            return
+          }
           // After the first error (or a teardown from elsewhere) the stage is
           // destroyed and its outcome is decided; later failures of frames that
           // were already in flight have nobody left to tell.
@@ -102,9 +120,9 @@ export class OrderedParallel extends Transform {
   private drain(): void {
     if (this.destroyed) return
     while (this.queue.length > 0 && this.queue[0]!.done) {
-      const { frame } = this.queue.shift()!
+      const { frame, counted } = this.queue.shift()!
       if (frame === null) {
-        this.ctx.counters.drops++
+        if (!counted) this.ctx.counters.drops++
         continue
       }
       this.ctx.counters.frames++

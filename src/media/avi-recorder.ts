@@ -16,6 +16,8 @@ import { Transform, type TransformCallback } from 'node:stream'
 import { FramePipeError } from '../core/errors.js'
 import type { Frame } from '../core/frame.js'
 import { passOn, type StageContext } from '../core/stage.js'
+import { fromPeer, rejectFrame } from '../core/checks.js'
+import { stageWarnings } from '../core/warnings.js'
 import { AviMuxer, type AviWrite } from '../wire/avi.js'
 import { SegmentFiles, jpegFrameSize } from './recording.js'
 
@@ -73,6 +75,7 @@ export class AviSink extends Transform {
   private timer: NodeJS.Timeout | undefined
   /** File operations run one at a time in this order (frames, flushes, closing). */
   private tail: Promise<unknown> = Promise.resolve()
+  private readonly warn: ReturnType<typeof stageWarnings>
 
   constructor(o: AviRecorderConfig, ctx: StageContext) {
     // A bad pattern fails here, before there is a stream whose construct would run.
@@ -82,6 +85,7 @@ export class AviSink extends Transform {
     this.o = o
     this.ctx = ctx
     this.files = files
+    this.warn = stageWarnings(this, ctx.name)
     ctx.counters.segments = 0
   }
 
@@ -98,8 +102,10 @@ export class AviSink extends Transform {
   override _transform(frame: Frame, _enc: BufferEncoding, cb: TransformCallback): void {
     const size = jpegFrameSize(frame, this.ctx.name, 'AVI here holds JPEG (MJPEG)')
     if (size instanceof FramePipeError) {
-      cb(size)
-      return
+      // A peer's frame that is not a JPEG costs that frame; a local one is a pipeline without its jpeg stage.
+      if (size.code === 'ERR_BAD_FRAME' && fromPeer(frame)) rejectFrame(this.ctx.counters, this.warn, frame, size)
+      else return cb(size)
+      return cb()
     }
     this.serial(() => this.record(frame, size.width, size.height)).then(
       () => {
@@ -149,7 +155,7 @@ export class AviSink extends Transform {
   /** Why this frame must start a new segment, or undefined. */
   private rotation(seg: Segment, frame: Frame, width: number, height: number): string | undefined {
     const m = seg.muxer
-    const reason = this.files.rotation(m, seg.first, frame, width, height)
+    const reason = this.files.rotation(m, frame, width, height)
     if (reason) return reason
     const len = frame.data.length
     if (this.o.maxBytes > 0 && m.sizeWith(len) > this.o.maxBytes) return `maxBytes (${this.o.maxBytes}) reached`

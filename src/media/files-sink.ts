@@ -70,7 +70,10 @@ export class FilesSink extends Transform {
   }
 
   private async save(frame: Frame): Promise<void> {
-    const file = join(this.o.dir, this.namer.name({ seq: frame.seq, ext: extensionFor(frame.format), timestamp: frame.timestamp }))
+    const file = join(
+      this.o.dir,
+      this.namer.name({ seq: frame.seq, ext: extensionFor(frame.format), timestamp: frame.timestamp, peer: frame.peer }),
+    )
     if (this.o.segment > 0) this.ctx.counters.segments = this.namer.segments
     const dir = dirname(file)
     await this.dirs.make(dir)

@@ -8,15 +8,25 @@
 // segment opens: a backlog or a fast source gives several segments one name,
 // and ffmpeg overwrites them.)
 //
-// Crash behaviour: MP4 needs its index (moov) written at the end. If
+// Crash behaviour: a plain MP4 needs its index (moov) written at the end. If
 // frame-pipe dies, even by SIGKILL, ffmpeg sees the end of its input and
-// finishes the file itself; only a killed ffmpeg leaves an unplayable file.
+// finishes the file itself; but a killed ffmpeg or a full disk leaves a file
+// with no moov, which nothing plays (measured: a plain MP4 whose ffmpeg was
+// SIGKILLed after 5 s is 48 bytes and unplayable). So by default the MP4 is
+// fragmented (an empty moov first, then a moof+mdat fragment at least every
+// second, flushed as written): a cut file plays up to its last fragment (the
+// same kill left 75 playable frames). A segment is reported complete only when
+// ffmpeg exited 0 and the file's top-level boxes tile it with the index there
+// (moov; and mfra, the trailer, when fragmented); otherwise it is reported
+// damaged (a warning, the close event's `damaged`, counted in damaged).
 
-import { rm, stat } from 'node:fs/promises'
+import { open, rm, stat } from 'node:fs/promises'
 import { Transform, type TransformCallback } from 'node:stream'
 import { FramePipeError } from '../core/errors.js'
 import type { Frame } from '../core/frame.js'
 import { passOn, type StageContext } from '../core/stage.js'
+import { fromPeer, rejectFrame } from '../core/checks.js'
+import { stageWarnings } from '../core/warnings.js'
 import { rateOf } from '../wire/avi.js'
 import { jpegDimensions } from '../wire/jpeg.js'
 import { FFMPEG_BASE_ARGS, FfmpegProcess, findFfmpeg, type FoundTool } from './ffmpeg.js'
@@ -36,6 +46,8 @@ export interface Mp4RecorderConfig {
   crf: number
   preset: X264Preset
   ffmpeg: string
+  /** Fragmented MP4: plays up to its last fragment when cut. */
+  fragmented: boolean
 }
 
 /** What a 'segment' event carries (the CLI logs `message`). */
@@ -46,6 +58,8 @@ export interface Mp4SegmentEvent {
   frames: number
   fps: number
   reason?: string
+  /** close: why the file is not complete (ffmpeg's exit, a missing index); absent when it is. */
+  damaged?: string
   message: string
 }
 
@@ -90,6 +104,7 @@ export class Mp4Sink extends Transform {
   private measured: number | undefined
   /** The first failure of any ffmpeg, for the next callback. */
   private failure: FramePipeError | undefined
+  private readonly warn: ReturnType<typeof stageWarnings>
 
   constructor(o: Mp4RecorderConfig, ctx: StageContext) {
     // A bad pattern fails here, before there is a stream whose construct would run.
@@ -99,7 +114,9 @@ export class Mp4Sink extends Transform {
     this.o = o
     this.ctx = ctx
     this.files = files
+    this.warn = stageWarnings(this, ctx.name)
     ctx.counters.segments = 0
+    ctx.counters.damaged = 0
   }
 
   override _construct(cb: (err?: Error | null) => void): void {
@@ -114,7 +131,12 @@ export class Mp4Sink extends Transform {
 
   override _transform(frame: Frame, _enc: BufferEncoding, cb: TransformCallback): void {
     const bad = jpegFrameSize(frame, this.ctx.name, 'mp4 takes JPEG frames')
-    if (bad instanceof FramePipeError) return cb(bad)
+    if (bad instanceof FramePipeError) {
+      // A peer's frame that is not a JPEG costs that frame; a local one is a pipeline without its jpeg stage.
+      if (bad.code !== 'ERR_BAD_FRAME' || !fromPeer(frame)) return cb(bad)
+      rejectFrame(this.ctx.counters, this.warn, frame, bad)
+      return cb()
+    }
     if (this.failure) return cb(this.failure)
     if (this.o.fps === 0 && this.opened === 0) {
       // The first rate is measured on the first frames: hold them (bounded) until it can be.
@@ -165,7 +187,7 @@ export class Mp4Sink extends Transform {
     // jpegFrameSize() has made sure there is a frame header.
     const size = jpegDimensions(frame.data)!
     let run = this.run
-    const reason = run && this.files.rotation(run, run.first, frame, size.width, size.height)
+    const reason = run && this.files.rotation(run, frame, size.width, size.height)
     if (reason) this.closeRun(reason)
     if (!run || reason) run = await this.startRun(frame, size.width, size.height)
     await this.send(run, frame)
@@ -205,6 +227,10 @@ export class Mp4Sink extends Transform {
       String(this.o.crf),
       '-pix_fmt',
       'yuv420p',
+      // A fragment at every key frame and at least every second, each written out as it is made.
+      ...(this.o.fragmented
+        ? ['-movflags', '+frag_keyframe+empty_moov+default_base_moof', '-frag_duration', '1000000', '-flush_packets', '1']
+        : []),
       '-f',
       'mp4',
       file,
@@ -235,7 +261,11 @@ export class Mp4Sink extends Transform {
         throw err
       })
       if (left?.size === 0) await rm(file, { force: true })
-      throw new FramePipeError('ERR_IO', `${why} (writing ${file})`, { stage: this.ctx.name })
+      // What it left behind (a full disk, a killed ffmpeg): say whether it plays.
+      const damaged = left && left.size > 0 ? await mp4Damage(file, this.o.fragmented) : undefined
+      if (damaged) this.ctx.counters.damaged!++
+      const state = damaged ? `; ${file} is DAMAGED: ${damaged}${this.o.fragmented ? ' (it plays up to its last whole fragment)' : ''}` : ''
+      throw new FramePipeError('ERR_IO', `${why} (writing ${file})${state}`, { stage: this.ctx.name })
     })
     // An ffmpeg that ends before we close its input has failed, whatever its exit code.
     run.done.then(
@@ -304,14 +334,25 @@ export class Mp4Sink extends Transform {
     // Files are announced closed in the order they were opened, whichever ffmpeg finishes first.
     const previous = this.lastClose
     const closing = run.done.then(async () => {
+      const damaged = await mp4Damage(run.file, this.o.fragmented)
       await previous
+      const fps = Math.round(run.fps * 1000) / 1000
+      if (damaged) {
+        this.ctx.counters.damaged!++
+        this.warn(
+          `${run.file} is damaged: ${damaged}${this.o.fragmented ? ' (it plays up to its last whole fragment)' : ''}`,
+          'ERR_IO',
+          'damaged',
+        )
+      }
       this.segmentEvent({
         event: 'close',
         file: run.file,
         frames: run.frames,
         fps: run.fps,
         reason,
-        message: `closed ${run.file}: ${run.frames} frames at ${Math.round(run.fps * 1000) / 1000} fps (${reason})`,
+        ...(damaged ? { damaged } : {}),
+        message: `closed ${run.file}: ${run.frames} frames at ${fps} fps (${reason})${damaged ? `; DAMAGED: ${damaged}` : ''}`,
       })
     })
     // Only the order matters here: a failure reaches the stream through fail().
@@ -339,5 +380,46 @@ export class Mp4Sink extends Transform {
 
   private segmentEvent(e: Mp4SegmentEvent): void {
     this.emit('segment', e)
+  }
+}
+
+/**
+ * Why a finished MP4 file is not complete, or undefined when it is: its
+ * top-level boxes must tile the file exactly (no box cut short), with the
+ * index (moov) among them, and when fragmented the trailer (mfra) that ffmpeg
+ * writes last. Reads the box headers only (a few dozen bytes).
+ */
+export async function mp4Damage(file: string, fragmented: boolean): Promise<string | undefined> {
+  let fh
+  try {
+    fh = await open(file, 'r')
+  } catch (err) {
+    return `cannot open it (${(err as Error).message})`
+  }
+  try {
+    const size = (await fh.stat()).size
+    const head = Buffer.alloc(16)
+    const boxes = new Set<string>()
+    let pos = 0
+    while (pos < size) {
+      const { bytesRead } = await fh.read(head, 0, 16, pos)
+      if (bytesRead < 8) return `a box header is cut at byte ${pos} of ${size}`
+      let length = head.readUInt32BE(0)
+      const type = head.toString('latin1', 4, 8)
+      if (length === 1) {
+        if (bytesRead < 16) return `a box header is cut at byte ${pos} of ${size}`
+        length = Number(head.readBigUInt64BE(8))
+      } else if (length === 0) {
+        length = size - pos
+      }
+      if (length < 8 || pos + length > size) return `the '${type}' box at byte ${pos} is cut short (the file ends at ${size})`
+      boxes.add(type)
+      pos += length
+    }
+    if (!boxes.has('moov')) return 'no index (moov box): ffmpeg did not finish the file'
+    if (fragmented && !boxes.has('mfra')) return 'no trailer (mfra box): ffmpeg did not finish the file'
+    return undefined
+  } finally {
+    await fh.close()
   }
 }

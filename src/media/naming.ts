@@ -42,6 +42,8 @@ interface TimeParts {
 }
 
 function timeParts(timestamp: number): TimeParts {
+  // A timestamp that is not a time (NaN from a broken sender) names by our clock, never `NaN-NaN`.
+  if (!Number.isFinite(timestamp) || Math.abs(timestamp) > MAX_DATE_MS) timestamp = Date.now()
   const d = new Date(timestamp)
   const two = (n: number) => String(n).padStart(2, '0')
   return {
@@ -54,6 +56,9 @@ function timeParts(timestamp: number): TimeParts {
     s: two(d.getSeconds()),
   }
 }
+
+/** The largest time a Date holds (±100 000 000 days from 1970). */
+const MAX_DATE_MS = 8.64e15
 
 /** `{name}` tokens that do not depend on time. */
 const TOKENS: Record<string, (v: NameVars) => string> = {
@@ -169,6 +174,51 @@ export interface FrameNamerOptions {
   option?: string
 }
 
+/**
+ * When a frame starts a new time segment: when its timestamp is `segment`
+ * ms or more from the current segment's first frame, either way (a clock
+ * stepped back counts). A network peer's timestamps (checked against our
+ * clock where they enter, maxClockSkew) drive this too, but a peer whose
+ * clock jumps about must not get a file per frame: for frames from a peer, a
+ * new segment starts at most once per half a segment of our own clock.
+ * Frames made here (a camera, files being replayed) follow their timestamps
+ * alone. A timestamp that is not a number never starts a segment.
+ */
+export class SegmentClock {
+  /** The current segment's first timestamp; undefined before the first frame. */
+  start: number | undefined
+  private lastPeerStart = -Infinity
+  private readonly segment: number
+  private readonly clock: () => number
+
+  constructor(segment: number, clock: () => number = () => performance.now()) {
+    this.segment = segment
+    this.clock = clock
+  }
+
+  /** A segment starts at `timestamp` (the first frame, or a new file for another reason). */
+  begin(timestamp: number, peer = false): void {
+    if (Number.isFinite(timestamp) || this.start === undefined) this.start = timestamp
+    if (peer) this.lastPeerStart = this.clock()
+  }
+
+  /** Whether the frame at `timestamp` starts a new segment; when it does, the segment starts there. */
+  due(timestamp: number, peer = false): boolean {
+    const s = this.start
+    if (s === undefined || !Number.isFinite(s)) {
+      this.begin(timestamp, peer)
+      return true
+    }
+    if (this.segment <= 0 || !(Math.abs(timestamp - s) >= this.segment)) return false
+    if (peer) {
+      const t = this.clock()
+      if (t - this.lastPeerStart < this.segment / 2) return false
+    }
+    this.begin(timestamp, peer)
+    return true
+  }
+}
+
 /** How many segments' time keys FrameNamer remembers to keep names unique; far more than a clock ever revisits. */
 const REMEMBERED_KEYS = 1024
 
@@ -193,7 +243,7 @@ export class FrameNamer {
   private readonly start: number
   private readonly segment: number
   private next: number
-  private segmentStart: number | undefined
+  private readonly clock: SegmentClock
   private currentKey: string | undefined
   /** Counter value where each recent segment's time key left off (insertion order = age). */
   private readonly keys = new Map<string, number>()
@@ -204,27 +254,26 @@ export class FrameNamer {
     this.pattern = compilePattern(o.pattern, o.stage, o.option)
     this.start = o.start ?? 0
     this.segment = o.segment ?? 0
+    this.clock = new SegmentClock(this.segment)
     this.next = this.start
   }
 
   /** Start of the current segment (ms since the epoch), when segments are on and a frame has been named. */
   get currentSegmentStart(): number | undefined {
-    return this.segmentStart
+    return this.segment > 0 ? this.clock.start : undefined
   }
 
-  /** The name for the next frame; advances the counter and, when due, the segment. */
-  name(frame: { seq: number; ext: string; timestamp: number }): string {
+  /** The name for the next frame; advances the counter and, when due, the segment. `peer`: the frame came from a network peer (see SegmentClock). */
+  name(frame: { seq: number; ext: string; timestamp: number; peer?: string }): string {
     let timestamp = frame.timestamp
     if (this.segment > 0) {
-      const s = this.segmentStart
-      if (s === undefined || timestamp - s >= this.segment || s - timestamp >= this.segment) this.startSegment(timestamp)
-      timestamp = this.segmentStart!
+      if (this.clock.due(timestamp, frame.peer !== undefined)) this.startSegment(this.clock.start!)
+      timestamp = this.clock.start!
     }
     return this.pattern({ index: this.next++, seq: frame.seq, ext: frame.ext, timestamp })
   }
 
   private startSegment(timestamp: number): void {
-    this.segmentStart = timestamp
     this.segments++
     if (!this.pattern.usesTime) return
     if (this.currentKey !== undefined) {

@@ -10,7 +10,7 @@ import { sniffFormat, type Frame } from '../core/frame.js'
 import { jpegDimensions } from '../wire/jpeg.js'
 import { Directories } from './directories.js'
 import type { OptionSpec } from '../core/spec.js'
-import { compilePattern, type NameFn } from './naming.js'
+import { compilePattern, SegmentClock, type NameFn } from './naming.js'
 
 /** Suffixes tried when a segment's name is taken; then the stage fails. */
 const MAX_SUFFIX = 999
@@ -58,11 +58,13 @@ export class SegmentFiles {
   private readonly o: SegmentFilesOptions
   private readonly name: NameFn
   private readonly dirs: Directories
+  private readonly clock: SegmentClock
 
   constructor(o: SegmentFilesOptions) {
     this.o = o
     this.name = compilePattern(o.pattern, o.stage)
     this.dirs = new Directories(o.stage)
+    this.clock = new SegmentClock(o.segment)
   }
 
   /** Make the recordings' directory, so that a bad `dir` fails before the first frame. */
@@ -71,21 +73,23 @@ export class SegmentFiles {
   }
 
   /**
-   * Why `frame` (width x height) cannot join the segment that holds frames of
-   * `current`'s size since `first`, or undefined. A segment covers `segment`
-   * ms of frame time either way from its first frame: a clock stepped back
-   * ends it too.
+   * Why `frame` (width x height) cannot join the current segment, which
+   * holds frames of `current`'s size, or undefined. A segment covers
+   * `segment` ms of frame time either way from its first frame (a clock
+   * stepped back ends it too); for a network peer's frames, at most one new
+   * segment per half a segment of our own clock (see SegmentClock).
    */
-  rotation(current: { width: number; height: number }, first: number, frame: Frame, width: number, height: number): string | undefined {
+  rotation(current: { width: number; height: number }, frame: Frame, width: number, height: number): string | undefined {
+    const byTime = this.o.segment > 0 && this.clock.due(frame.timestamp, frame.peer !== undefined)
     if (width !== current.width || height !== current.height)
       return `frame size changed from ${current.width}x${current.height} to ${width}x${height}`
-    const d = this.o.segment
-    if (d > 0 && Math.abs(frame.timestamp - first) >= d) return `segment of ${d} ms complete`
+    if (byTime) return `segment of ${this.o.segment} ms complete`
     return undefined
   }
 
   /** Create the file of segment number `index`, named from its first frame. */
   async create(index: number, frame: Frame): Promise<{ fh: FileHandle; file: string }> {
+    this.clock.begin(frame.timestamp, frame.peer !== undefined)
     const wanted = join(this.o.dir, this.name({ index, seq: frame.seq, ext: this.o.ext, timestamp: frame.timestamp }))
     await this.dirs.make(dirname(wanted))
     return createUnique(wanted, this.o.stage)

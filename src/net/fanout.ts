@@ -12,6 +12,7 @@ import type { Counters } from '../core/stage.js'
 import { closeAll, describeLoss } from './socket.js'
 import type { StageServer } from './server.js'
 import { writePacket } from '../core/packets.js'
+import { formatDuration } from '../core/spec.js'
 
 /** What the fan-out keeps per client; stages extend it with the connection and their protocol's state. */
 export interface FanClient<T> {
@@ -22,6 +23,8 @@ export interface FanClient<T> {
   /** Items handed to the connection. */
   sent: number
   gone: boolean
+  /** performance.now() when the connection last took something (or was found ready to); set by the fan-out. */
+  moved?: number
 }
 
 export interface FanOutOptions<T, C extends FanClient<T>> {
@@ -29,6 +32,8 @@ export interface FanOutOptions<T, C extends FanClient<T>> {
   server: StageServer
   maxQueue: number
   linger: number
+  /** Milliseconds a client's connection may take nothing (stay above its highWaterMark) before it is cut off, counted in `stalled`; 0 = never. */
+  sendTimeout?: number
   counters: Counters
   /** Whether the client's connection takes another item now (below its highWaterMark); when it does not, its 'drain' must call pump(). */
   ready(client: C): boolean
@@ -67,15 +72,41 @@ export class FanOut<T, C extends FanClient<T>> {
   /** Called on any progress while flush() waits for queues to drain. */
   private onProgress: (() => void) | null = null
   private lingerTimer: NodeJS.Timeout | null = null
+  private stallTimer: NodeJS.Timeout | null = null
 
   constructor(o: FanOutOptions<T, C>) {
     this.o = o
     o.counters.clients = 0
+    const timeout = o.sendTimeout ?? 0
+    if (timeout > 0) {
+      o.counters.stalled = 0
+      // A few checks per timeout: a stalled client is cut within about 1.25 × sendTimeout.
+      this.stallTimer = setInterval(() => this.checkStalled(timeout), Math.max(20, Math.min(1000, timeout / 4)))
+      this.stallTimer.unref()
+    }
   }
 
   add(client: C): void {
+    client.moved = performance.now()
     this.clients.add(client)
     this.o.counters.clients = this.clients.size
+  }
+
+  /** Cut off every client whose connection has taken nothing for `timeout` ms. */
+  private checkStalled(timeout: number): void {
+    const t = performance.now()
+    for (const c of this.clients) {
+      if (this.o.ready(c)) c.moved = t
+      else if (t - (c.moved ?? t) >= timeout) {
+        this.o.counters.stalled!++
+        this.remove(c, `stalled: took nothing for ${formatDuration(timeout)} (sendTimeout)`)
+      }
+    }
+  }
+
+  private stopStallTimer(): void {
+    if (this.stallTimer) clearInterval(this.stallTimer)
+    this.stallTimer = null
   }
 
   /** Serve `client` over a TCP socket: tracked, and removed when it ends, fails or closes. */
@@ -118,6 +149,7 @@ export class FanOut<T, C extends FanClient<T>> {
       const item = queue.shift()!
       this.o.counters.bytes += this.o.write(client, item)
       client.sent++
+      client.moved = performance.now()
     }
     this.progress()
     if (queue.length === 0 && !client.gone) this.o.pumped?.(client)
@@ -163,6 +195,8 @@ export class FanOut<T, C extends FanClient<T>> {
    * the server has closed, which is once its last connection has.
    */
   flush(end: (client: C) => void, callback: () => void): void {
+    // From here linger bounds how long a client may take.
+    this.stopStallTimer()
     const server = this.o.server.listener!
     let serverClosed = false
     let whenClosed: (() => void) | null = null
@@ -200,6 +234,7 @@ export class FanOut<T, C extends FanClient<T>> {
 
   /** Release everything: timers, queues, the server and every socket. */
   destroy(): void {
+    this.stopStallTimer()
     if (this.pending) clearImmediate(this.pending)
     if (this.lingerTimer) clearTimeout(this.lingerTimer)
     this.pending = null

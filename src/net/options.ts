@@ -20,6 +20,18 @@ export function maxClientsOption(doc = 'Clients served at once; more connections
   return { type: 'int', min: 1, default: 64, doc }
 }
 
+/** Cut off a client whose connection takes nothing for this long (it does not read): like GStreamer multihandlesink's timeout. */
+export function sendTimeoutOption(
+  doc = 'A client whose connection takes nothing for this long (it does not read) is cut off and counted in stalled, freeing its slot; 0 = never',
+): OptionSpec {
+  return { type: 'duration', min: 0, default: 10_000, doc }
+}
+
+/** Close a client that the protocol waits on and that says nothing; `doc` says when a client counts as idle. */
+export function idleTimeoutOption(doc: string): OptionSpec {
+  return { type: 'duration', min: 0, default: 60_000, doc }
+}
+
 /** How long the end waits for queued data to leave; `doc` says what waits for what. */
 export function lingerOption(doc: string): OptionSpec {
   return { type: 'duration', min: 0, default: 2000, doc }

@@ -6,6 +6,7 @@
 
 import type { AddressInfo, Server, Socket } from 'node:net'
 import { closeAll, listenFor, type ClientEvent } from './socket.js'
+import { heldBack, RateLimit } from '../core/warnings.js'
 
 /** The stage that owns the server: it emits 'listening' and 'client', and a server error after listening destroys it. */
 export interface ServerOwner {
@@ -18,8 +19,12 @@ export class StageServer<S extends Server = Server> {
   listener: S | undefined
   /** Every connection handed to track() that has not closed yet. */
   readonly sockets = new Set<Socket>()
+  /** Connections turned away so far. */
+  refused = 0
   private readonly owner: ServerOwner
   private readonly stage: string
+  /** A flood of connections over a cap must not become a flood of log lines. */
+  private readonly refusals = new RateLimit()
 
   constructor(owner: ServerOwner, stage: string) {
     this.owner = owner
@@ -66,10 +71,16 @@ export class StageServer<S extends Server = Server> {
     this.owner.emit('client', event)
   }
 
-  /** Turn a connection away (over a cap): cut `socket` when given, and say so as a 'leave' whose reason is `refused: <why>`. */
+  /**
+   * Turn a connection away (over a cap): cut `socket` when given, and say so
+   * as a 'leave' whose reason is `refused: <why>`, rate-limited (a few per
+   * second; the next one says how many were held back).
+   */
   refuse(peer: string, why: string, socket?: Socket): void {
     socket?.destroy()
-    this.client({ event: 'leave', peer, reason: `refused: ${why}` })
+    this.refused++
+    const held = this.refusals.pass()
+    if (held !== undefined) this.client({ event: 'leave', peer, reason: `refused: ${why}${heldBack(held)}` })
   }
 
   /** Close the server and every tracked socket, and `others` too. */

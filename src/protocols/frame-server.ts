@@ -3,6 +3,8 @@
 // write a frame to a client when that client's protocol says so. Each client
 // has a small queue of whole packets: a slow client loses its oldest packets,
 // it never slows the source or the other clients, and never gets half a frame.
+// A client that does not read is cut off (sendTimeout, in the fan-out); one
+// the protocol is waiting on that says nothing is closed (idleTimeout).
 
 import net, { type AddressInfo, type Socket } from 'node:net'
 import { Transform, type TransformCallback } from 'node:stream'
@@ -15,6 +17,8 @@ import { peerName } from '../net/socket.js'
 import { StageServer } from '../net/server.js'
 import { admittedAs, guard, turnAway, type Admitted, type ServerSecurity } from '../net/security.js'
 import { plainMismatch } from '../net/auth.js'
+import { formatDuration } from '../core/spec.js'
+import { stageWarnings } from '../core/warnings.js'
 
 export interface FrameServerOptions {
   host: string
@@ -24,6 +28,9 @@ export interface FrameServerOptions {
   linger: number
   /** TLS and the token check (src/net/security.ts); null: plain and tokenless. */
   security?: ServerSecurity | null
+  sendTimeout: number
+  /** Milliseconds a client the protocol waits on may say nothing before it is closed; 0 = never. */
+  idleTimeout: number
 }
 
 export interface ServedClient extends FanClient<Packet> {
@@ -31,6 +38,8 @@ export interface ServedClient extends FanClient<Packet> {
   peer: string
   /** We ended the connection (the client asked to close); what it sends now is ignored. */
   closing: boolean
+  /** performance.now() of the client's last bytes, or of its connecting. */
+  heard: number
 }
 
 export abstract class FrameServer<C extends ServedClient = ServedClient> extends Transform {
@@ -41,6 +50,8 @@ export abstract class FrameServer<C extends ServedClient = ServedClient> extends
   private readonly so: FrameServerOptions
   private readonly server: StageServer
   private readonly fan: FanOut<Packet, C>
+  private readonly warnings: ReturnType<typeof stageWarnings>
+  private idleTimer: NodeJS.Timeout | null = null
 
   constructor(o: FrameServerOptions, ctx: StageContext) {
     // Frames may be megabytes: hold few.
@@ -52,6 +63,7 @@ export abstract class FrameServer<C extends ServedClient = ServedClient> extends
       server: this.server,
       maxQueue: o.maxQueue,
       linger: o.linger,
+      sendTimeout: o.sendTimeout,
       counters: ctx.counters,
       grace: 'rest',
       ...packetsToSocket,
@@ -66,6 +78,8 @@ export abstract class FrameServer<C extends ServedClient = ServedClient> extends
       },
     })
     this.clients = this.fan.clients
+    this.warnings = stageWarnings(this, ctx.name)
+    if (o.idleTimeout > 0) ctx.counters.idle = 0
   }
 
   /** The header and payload to send for `frame`, made once per frame. */
@@ -75,6 +89,8 @@ export abstract class FrameServer<C extends ServedClient = ServedClient> extends
   protected abstract onData(client: C, data: Buffer): void
   /** A new newest frame: serve whoever waits for one. */
   protected abstract onFrame(): void
+  /** The protocol waits for this client to ask for something (nothing is owed to it): its silence counts toward idleTimeout. */
+  protected abstract awaitsClient(client: C): boolean
   protected onLeave(_client: C): void {}
   /** The client's queue was handed to its socket as far as the socket takes it (after a send or a 'drain'). */
   protected onPumped(_client: C): void {}
@@ -89,7 +105,14 @@ export abstract class FrameServer<C extends ServedClient = ServedClient> extends
       net.createServer(guard(this.so.security ?? null, this.server, (socket, who) => this.accept(socket, who))),
       this.so.host,
       this.so.port,
-      callback,
+      (err) => {
+        const idle = this.so.idleTimeout
+        if (!err && idle > 0) {
+          this.idleTimer = setInterval(() => this.checkIdle(idle), Math.max(20, Math.min(1000, idle / 4)))
+          this.idleTimer.unref()
+        }
+        callback(err)
+      },
     )
   }
 
@@ -110,6 +133,7 @@ export abstract class FrameServer<C extends ServedClient = ServedClient> extends
   }
 
   override _flush(callback: TransformCallback): void {
+    this.stopIdleTimer()
     this.fan.flush((c) => {
       c.closing = true
       c.socket.end()
@@ -117,6 +141,7 @@ export abstract class FrameServer<C extends ServedClient = ServedClient> extends
   }
 
   override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    this.stopIdleTimer()
     this.latest = null
     this.fan.destroy()
     callback(err)
@@ -139,18 +164,36 @@ export abstract class FrameServer<C extends ServedClient = ServedClient> extends
     this.fan.progress()
   }
 
+  /** A warning about what a client did: rate-limited, since a client can do it on every read. */
   protected warn(message: string): void {
-    this.emit('warning', new FramePipeError('ERR_NETWORK', message, { stage: this.ctx.name }))
+    this.warnings(message)
+  }
+
+  /** Close every client the protocol waits on that has said nothing for `idle` ms. */
+  private checkIdle(idle: number): void {
+    const t = performance.now()
+    for (const c of this.clients) {
+      if (c.closing || c.gone || t - c.heard < idle || !this.awaitsClient(c)) continue
+      this.ctx.counters.idle!++
+      this.warn(`${c.peer} sent nothing for ${formatDuration(idle)} (idleTimeout); connection closed`)
+      this.closeClient(c)
+    }
+  }
+
+  private stopIdleTimer(): void {
+    if (this.idleTimer) clearInterval(this.idleTimer)
+    this.idleTimer = null
   }
 
   private accept(socket: Socket, who?: Admitted): void {
     const peer = peerName(socket)
     if (this.clients.size >= this.so.maxClients)
       return this.server.refuse(peer, `already ${this.clients.size} clients (maxClients)`, socket)
-    const client = this.newClient({ socket, peer, queue: [], drops: 0, sent: 0, gone: false, closing: false })
+    const client = this.newClient({ socket, peer, queue: [], drops: 0, sent: 0, gone: false, closing: false, heard: performance.now() })
     // Without a token check, the first bytes may show a client set up for TLS or a token: turn it away, say why.
     let unchecked = !this.so.security?.auth
     socket.on('data', (data: Buffer) => {
+      client.heard = performance.now()
       if (unchecked) {
         unchecked = false
         const mismatch = plainMismatch(data, 'client', peer)

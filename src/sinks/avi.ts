@@ -54,6 +54,8 @@ export const spec = defineStage<AviOptions, AviSink>({
       doc: 'A segment that outgrows this continues in OpenDML AVIX chunks (one file, no 4 GiB limit; players without OpenDML show the first part); lower it only to test',
     },
   },
+  faults:
+    "a frame from a network peer that is not a JPEG with a frame header is dropped and counted in rejected (one made in this process is an error: insert jpeg); a peer's clock makes at most one new file per half a segment of ours. A disk that cannot be written ends the pipeline; what was written plays up to the last flush",
   create(o, ctx) {
     return new AviSink(o, ctx)
   },

@@ -1,7 +1,7 @@
 // The cmd-server sink: its options, spec and factory. The engine is src/protocols/cmd/server.ts.
 
 import { FIXED_HEADER_FORMATS, type FixedHeaderFormat } from '../wire/headers.js'
-import { hostOption, lingerOption, maxClientsOption, portOption } from '../net/options.js'
+import { hostOption, idleTimeoutOption, lingerOption, maxClientsOption, portOption, sendTimeoutOption } from '../net/options.js'
 import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
 import { CmdServer } from '../protocols/cmd/server.js'
@@ -18,6 +18,8 @@ export interface CmdServerOptions extends Partial<ServerTlsOnlyOptions> {
   maxQueue?: number
   maxClients?: number
   linger?: number
+  sendTimeout?: number
+  idleTimeout?: number
 }
 
 /** Events of cmd-server (see core/events.ts): 'info' is a client's FPS report. */
@@ -49,7 +51,13 @@ export const spec = defineStage<CmdServerOptions, CmdServer>({
     maxClients: maxClientsOption(),
     linger: lingerOption("At the end (and after a '2'), how long to wait for clients to take what is queued and close"),
     ...serverTlsOnlyOptions(),
+    sendTimeout: sendTimeoutOption(),
+    idleTimeout: idleTimeoutOption(
+      'A client that is not streaming and has asked for no image, and has sent nothing for this long (from connecting on), is closed and counted in idle; 0 = never',
+    ),
   },
+  faults:
+    'what a client sends is read one command byte at a time: unknown bytes are ignored (rate-limited warnings); a client that takes nothing for sendTimeout, or says nothing for idleTimeout while nothing is owed to it, is closed; connections over maxClients are closed (rate-limited log lines); no client can stop the others or the pipeline. Failing to listen ends the pipeline',
   create(o, ctx) {
     return new CmdServer({ ...o, security: serverSecurity(o, ctx.name) }, ctx)
   },

@@ -1,6 +1,6 @@
 // The http sink: its options, spec and factory. The engine is src/net/http/viewer.ts.
 
-import { hostOption, lingerOption, portOption } from '../net/options.js'
+import { hostOption, lingerOption, portOption, sendTimeoutOption } from '../net/options.js'
 import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
 import { HttpSink } from '../net/http/viewer.js'
@@ -22,6 +22,11 @@ export interface HttpSinkOptions extends Partial<ServerTlsOptions> {
   lazy?: boolean
   linger?: number
   handshakeTimeout?: number
+  maxConnections?: number
+  maxPerAddress?: number
+  headerTimeout?: number
+  idleTimeout?: number
+  sendTimeout?: number
 }
 
 /** Events of the http sink (see core/events.ts): 'listening' carries the viewer's URL. */
@@ -80,7 +85,36 @@ export const spec = defineStage<HttpSinkOptions, HttpSink>({
       default: 5000,
       doc: 'HTTPS: a client must finish the TLS handshake within this long after connecting, else it is turned away (logged)',
     },
+    maxConnections: {
+      type: 'int',
+      min: 1,
+      default: 128,
+      doc: 'Connections open at once, streams, page loads and idle ones alike; more are closed at once and logged (so idle connections cannot use up the process’s file descriptors)',
+    },
+    maxPerAddress: {
+      type: 'int',
+      min: 1,
+      default: 32,
+      doc: 'Connections open at once from one remote address; more are closed at once and logged',
+    },
+    headerTimeout: {
+      type: 'duration',
+      min: 1,
+      default: 10_000,
+      doc: 'A connection must send a whole request head within this long of connecting (or of its previous request); else 408 and closed',
+    },
+    idleTimeout: {
+      type: 'duration',
+      min: 1,
+      default: 5000,
+      doc: 'A kept-alive connection with no request for this long is closed',
+    },
+    sendTimeout: sendTimeoutOption(
+      'A viewer of /stream.mjpg whose connection takes nothing for this long (it does not read) is cut off and counted in stalled, freeing its place under maxViewers; 0 = never',
+    ),
   },
+  faults:
+    'each viewer has its own queue: a slow one skips to the newest frame, one that takes nothing for sendTimeout is cut off (stalled); connections are capped in all (maxConnections) and per address (maxPerAddress), slow or idle ones are closed (headerTimeout, idleTimeout); bad requests get 4xx. A frame from a network peer that is not a JPEG is dropped and counted in rejected; one made in this process is an error (insert jpeg). Failing to listen ends the pipeline',
   create(o, ctx) {
     return new HttpSink({ ...o, tls: serverTls(o, ctx.name) }, ctx)
   },

@@ -46,7 +46,14 @@ export const spec = defineStage<Mp4Options, Mp4Sink>({
       default: '',
       doc: 'ffmpeg to run (a path, or a name in PATH); empty = FRAME_PIPE_FFMPEG, then PATH, then an npm build you installed (@ffmpeg-installer/ffmpeg, ffmpeg-static)',
     },
+    fragmented: {
+      type: 'boolean',
+      default: true,
+      doc: 'Fragmented MP4 (an empty index first, then a fragment at least every second, each written at once): a file cut by a killed ffmpeg, a full disk or a power loss plays up to its last fragment; false: one index at the end (a cut file does not play at all; some old players prefer it)',
+    },
   },
+  faults:
+    "a frame from a network peer that is not a JPEG with a frame header is dropped and counted in rejected (one made in this process is an error: insert jpeg); a peer's clock makes at most one new file per half a segment of ours. A segment is complete only when ffmpeg exited 0 and the file has its index; otherwise it is logged DAMAGED and counted in damaged. ffmpeg failing ends the pipeline",
   create(o, ctx) {
     return new Mp4Sink(o, ctx)
   },

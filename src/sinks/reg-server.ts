@@ -77,6 +77,8 @@ export const spec = defineStage<RegServerOptions, RegServerSink>({
       doc: 'A connection that has not sent a port number within this long is closed with a warning',
     },
   },
+  faults:
+    "a registration that is not a port number, or none within registerTimeout, closes that connection (rate-limited warnings, counted in refused); a client that does not reply is sent the frame again and dropped after `retries` timeouts (lost); replies are routed by their source address, so one client's `end` never stops another; registrations over maxClients are refused. Failing to listen or to write the log ends the pipeline",
   create(o, ctx) {
     return new RegServerSink(o, ctx)
   },

@@ -1,6 +1,6 @@
 // The snapshot-server sink: its options, spec and factory. The engine is src/protocols/snapshot/server.ts.
 
-import { hostOption, lingerOption, maxClientsOption, portOption } from '../net/options.js'
+import { hostOption, idleTimeoutOption, lingerOption, maxClientsOption, portOption, sendTimeoutOption } from '../net/options.js'
 import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
 import { SnapshotServer } from '../protocols/snapshot/server.js'
@@ -13,6 +13,8 @@ export interface SnapshotServerOptions extends Partial<ServerSecurityOptions> {
   checksum?: boolean
   maxClients?: number
   linger?: number
+  sendTimeout?: number
+  idleTimeout?: number
 }
 
 /** Events of snapshot-server (see core/events.ts). */
@@ -33,7 +35,13 @@ export const spec = defineStage<SnapshotServerOptions, SnapshotServer>({
     maxClients: maxClientsOption(),
     linger: lingerOption('At the end, how long to wait for replies to reach their clients before closing'),
     ...serverSecurityOptions(),
+    sendTimeout: sendTimeoutOption(),
+    idleTimeout: idleTimeoutOption(
+      'A client with no request outstanding that has sent nothing for this long (from connecting on) is closed and counted in idle; 0 = never',
+    ),
   },
+  faults:
+    "a byte other than 'G' (or CR/LF), or more than 64 unanswered requests, closes that client's connection (rate-limited warnings); a client that takes nothing for sendTimeout, or asks nothing for idleTimeout, is closed; connections over maxClients are closed; no client can stop the others or the pipeline. Failing to listen ends the pipeline",
   create(o, ctx) {
     return new SnapshotServer({ ...o, security: serverSecurity(o, ctx.name) }, ctx)
   },

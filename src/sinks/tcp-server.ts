@@ -1,6 +1,6 @@
 // The tcp-server sink: its options, spec and factory. The engine is src/net/tcp/server-sink.ts.
 
-import { hostOption, lingerOption, maxClientsOption, portOption } from '../net/options.js'
+import { hostOption, lingerOption, maxClientsOption, portOption, sendTimeoutOption } from '../net/options.js'
 import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
 import { TcpServerSink } from '../net/tcp/server-sink.js'
@@ -14,6 +14,7 @@ export interface TcpServerSinkOptions extends Partial<ServerSecurityOptions> {
   maxClients?: number
   wait?: number
   linger?: number
+  sendTimeout?: number
 }
 
 export const spec = defineStage<TcpServerSinkOptions, TcpServerSink>({
@@ -41,7 +42,10 @@ export const spec = defineStage<TcpServerSinkOptions, TcpServerSink>({
     },
     linger: lingerOption('At the end, how long to wait for clients to receive their queues before closing'),
     ...serverSecurityOptions(),
+    sendTimeout: sendTimeoutOption(),
   },
+  faults:
+    'each client has its own queue: a slow one loses its oldest packets, one that takes nothing for sendTimeout is cut off (stalled), never slowing the source or the others; connections over maxClients are closed (rate-limited log lines); what clients send is read and discarded. Failing to listen ends the pipeline',
   create(o, ctx) {
     return new TcpServerSink({ ...o, security: serverSecurity(o, ctx.name) }, ctx)
   },

@@ -74,6 +74,8 @@ export const spec = defineStage<CmdClientOptions, CmdClient>({
     connectTimeout: { type: 'duration', min: 1, default: 5000, doc: 'Give up connecting after this long' },
     ...clientTlsOptions(),
   },
+  faults:
+    'one server is the whole stream: a bad length (such as the text seed 003 writes into its image stream) or an image over maxFrameBytes is an error (exit 1), as is its silence beyond timeout; there is no reconnect. Frames carry the server as their peer, so a sink drops (and counts) one it cannot take',
   create(o, ctx) {
     return new CmdClient({ ...o, security: clientSecurity(o, o.host, ctx.name) }, ctx)
   },

@@ -71,6 +71,8 @@ export const spec = defineStage<HttpSourceOptions, HttpSource>({
     },
     ...clientTlsOptions(false),
   },
+  faults:
+    'a part over maxFrameBytes or a broken multipart stream ends that connection (counted in badPeers) and, with reconnect, it is retried with backoff; without reconnect it is an error. Redirects are followed to http and https only, never from https down to http, at most 5 in a row, credentials to their own origin only; another redirect is an error. Timestamps (X-Timestamp) more than 1 h from our clock are replaced by the arrival time',
   create(o, ctx) {
     const https = /^https:/i.test(o.url)
     if (!https) {

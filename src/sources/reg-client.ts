@@ -50,6 +50,8 @@ export const spec = defineStage<RegClientOptions, RegClientSource>({
     },
     connectTimeout: { type: 'duration', min: 1, default: 5000, doc: 'Give up connecting to the server after this long' },
   },
+  faults:
+    "datagrams from addresses other than the server's are ignored (strays), ones that are not images are dropped (rate-limited warnings); a silent server is sent `continue` again, then after `retries` timeouts it is an error (exit 1), or a clean end once it has closed the registration. Frames carry their sender as their peer",
   create(o, ctx) {
     return new RegClientSource(o, ctx)
   },

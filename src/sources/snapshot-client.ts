@@ -44,6 +44,8 @@ export const spec = defineStage<SnapshotClientOptions, SnapshotClient>({
     maxFrameBytes: { type: 'size', min: 1, default: 64 * 2 ** 20, doc: 'Largest frame accepted; a reply announcing more is an error' },
     ...clientSecurityOptions(),
   },
+  faults:
+    'one server is the whole stream: a bad reply, an unasked-for frame, a frame over maxFrameBytes or no reply within timeout is an error (exit 1); there is no reconnect. Timestamps more than 1 h from our clock are replaced by the arrival time (badTimestamps); frames carry the server as their peer, so a sink drops (and counts) one it cannot take',
   create(o, ctx) {
     return new SnapshotClient({ ...o, security: clientSecurity(o, o.host, ctx.name) }, ctx)
   },

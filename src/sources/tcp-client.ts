@@ -41,6 +41,8 @@ export const spec = defineStage<TcpClientSourceOptions, TcpClientSource>({
     },
     ...clientSecurityOptions(),
   },
+  faults:
+    'reconnect=true: each connection is marked by a start and an end Boundary, so a stage that finds its bytes bad (unprefix) hangs up and the source reconnects with backoff (growing while each connection is cut for a fault); reconnect=false: the server is the stream, a fault in its bytes ends the pipeline (exit 1)',
   create(o, ctx) {
     return new TcpClientSource({ ...o, security: clientSecurity(o, o.host, ctx.name) }, ctx)
   },

@@ -5,10 +5,12 @@ import { UDP_PROTOS, type UdpProto } from '../net/udp/socket.js'
 import { hostOption, portOption } from '../net/options.js'
 import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
-import { UdpServerSource } from '../net/udp/receiver.js'
 import { checkUdpToken } from '../net/security.js'
 import type { AddressInfo } from 'node:net'
 import type { MessageEvent } from '../net/udp/messages.js'
+import { SEED_VERIFY, UdpServerSource, type SeedVerify } from '../net/udp/receiver.js'
+import { DEFAULT_PENDING_BYTES } from '../net/udp/receive.js'
+import { DEFAULT_CLOCK_SKEW } from '../core/frame.js'
 
 export interface UdpServerSourceOptions {
   host?: string
@@ -19,6 +21,9 @@ export interface UdpServerSourceOptions {
   maxFrameBytes?: number
   timeout?: number
   token?: string
+  maxPendingBytes?: number
+  verify?: SeedVerify
+  maxClockSkew?: number
 }
 
 /** Events of udp-server (see core/events.ts); its warnings are log lines (throttled), not errors. */
@@ -72,7 +77,27 @@ export const spec = defineStage<UdpServerSourceOptions, UdpServerSource>({
       default: '',
       doc: "Take only datagrams signed with this token (at least 16 characters; @FILE or env:NAME): others are dropped and counted in forged; acks are signed too. proto=native only (seed 000's wires cannot carry a signature)",
     },
+    maxPendingBytes: {
+      type: 'size',
+      min: 1,
+      default: DEFAULT_PENDING_BYTES,
+      doc: 'Bytes the images in reassembly may announce in all, over every sender (each image takes its announced size, touched as its datagrams arrive; payloads are copied, no datagram is kept); the oldest are dropped to make room (counted in evicted), an announcement bigger than this alone is ignored (garbage)',
+    },
+    verify: {
+      type: 'enum',
+      values: SEED_VERIFY,
+      default: 'auto',
+      doc: "whole/chunked: an image is delivered only when it is a complete JPEG (else dropped and counted in corrupt). markers: SOI to EOI, every segment inside, restart markers in turn; entropy: also every Huffman code of every block of a baseline JPEG read against the image's tables, the blocks' count and DC range (catches most chunks lost, repeated or swapped in the middle of the image, which markers cannot see; about 2 ms per 40 KB 640x480 JPEG); auto: entropy for chunked, markers for whole (one datagram, one image)",
+    },
+    maxClockSkew: {
+      type: 'duration',
+      min: 0,
+      default: DEFAULT_CLOCK_SKEW,
+      doc: "native: a sender's timestamp further than this from our clock (or not a number) is replaced by the arrival time and counted in badTimestamps; 0 = take timestamps as sent",
+    },
   },
+  faults:
+    'a transport of datagrams: a bad datagram costs itself (garbage), a bad image itself (corrupt, incomplete), never the pipeline; memory is bounded by maxFrameBytes, maxPendingBytes and 16 images in reassembly; warnings are rate-limited; frames carry their sender (a sink drops, and counts, one it cannot take). Failing to bind ends the pipeline',
   create(o, ctx) {
     checkUdpToken(ctx.name, o.proto, o.token)
     return new UdpServerSource(o, ctx)

@@ -8,7 +8,7 @@
 
 import { crc32 } from 'node:zlib'
 import { FramePipeError, FrameTooLargeError, UnexpectedEofError } from '../core/errors.js'
-import { now, sniffFormat, type Boundary, type Frame } from '../core/frame.js'
+import { now, saneTimestamp, sniffFormat, type Boundary, type Frame } from '../core/frame.js'
 import type { Counters } from '../core/stage.js'
 import { detectHeader, DETECT_LIMIT } from './detect-header.js'
 import type { ByteParser, ByteParserOptions } from './parser.js'
@@ -35,6 +35,12 @@ export interface FrameParserOptions extends ByteParserOptions {
   onWarning?(err: FramePipeError): void
   /** Worth a log line (the format auto detected). */
   onInfo?(message: string): void
+  /**
+   * Native headers carry the sender's capture time: one that is not within
+   * this many ms of our clock (or not a number) is replaced by the arrival
+   * time and counted in `badTimestamps`. Undefined: taken as sent.
+   */
+  maxClockSkew?: number
 }
 
 const EMPTY = Buffer.alloc(0)
@@ -65,6 +71,11 @@ export class FrameParser implements ByteParser {
   private readonly onFrame: FrameParserOptions['onFrame']
   private readonly onWarning: FrameParserOptions['onWarning']
   private readonly onInfo: FrameParserOptions['onInfo']
+  private readonly maxClockSkew: number | undefined
+  /** The peer whose bytes are being parsed, when the byte source names it: frames carry it (Frame.peer). */
+  peer: string | undefined
+  /** A bad timestamp was reported for the current peer: further ones are only counted. */
+  private clockWarned = false
   private state: State
   /** Fixed formats: the header bytes gathered so far. */
   private head: Buffer = EMPTY
@@ -90,6 +101,7 @@ export class FrameParser implements ByteParser {
     this.onFrame = o.onFrame
     this.onWarning = o.onWarning
     this.onInfo = o.onInfo
+    this.maxClockSkew = o.maxClockSkew
     this.state = 'header'
     if (o.header === 'auto') this.state = 'detect'
     else this.use(o.header)
@@ -241,6 +253,14 @@ export class FrameParser implements ByteParser {
     this.onWarning?.(new FramePipeError('ERR_UNEXPECTED_EOF', `peer ${b.peer} left mid-frame, ${text}`, { stage: this.stage }))
   }
 
+  /**
+   * Forget the current peer's bytes after a fault (its connection is being
+   * cut): the next bytes fed are the next peer's, parsed from a clean state.
+   */
+  discardPeer(): void {
+    this.nextPeer()
+  }
+
   /** Release what a destroyed stream held. */
   release(): void {
     this.body = undefined
@@ -348,15 +368,36 @@ export class FrameParser implements ByteParser {
     let frame: Frame
     if (meta) {
       frame = { data, ...meta }
+      if (this.maxClockSkew !== undefined) this.checkClock(frame)
     } else {
       frame = { data, format: sniffFormat(data), width: 0, height: 0, channels: 0, seq: this.nextSeq, timestamp: now() }
       this.nextSeq = (this.nextSeq + 1) >>> 0
     }
+    if (this.peer !== undefined) frame.peer = this.peer
     this.reset()
     this.counters.frames++
     this.counters.bytes += data.length
     this.onFrame(frame)
     return undefined
+  }
+
+  /** A sender's clock must not name and rotate our files: a timestamp far from ours is replaced by the arrival time. */
+  private checkClock(frame: Frame): void {
+    const arrival = now()
+    const sent = frame.timestamp
+    frame.timestamp = saneTimestamp(sent, arrival, this.maxClockSkew!)
+    if (frame.timestamp === sent) return
+    this.counters.badTimestamps = (this.counters.badTimestamps ?? 0) + 1
+    if (this.clockWarned) return
+    this.clockWarned = true
+    const off = Number.isFinite(sent) ? `${Math.round((sent - arrival) / 1000)} s from our clock` : `not a time (${sent})`
+    this.onWarning?.(
+      new FramePipeError(
+        'ERR_BAD_FRAME',
+        `${this.peer ? `peer ${this.peer}: ` : ''}frame seq ${frame.seq} carries a timestamp ${off}, more than maxClockSkew (${this.maxClockSkew} ms): replaced by the arrival time (further ones are counted in badTimestamps)`,
+        { stage: this.stage },
+      ),
+    )
   }
 
   private reset(): void {
@@ -374,6 +415,7 @@ export class FrameParser implements ByteParser {
   /** After a Boundary: the next peer may speak another format, so auto looks again. */
   private nextPeer(): void {
     this.reset()
+    this.clockWarned = false
     if (this.auto) {
       this.state = 'detect'
       this.format = undefined

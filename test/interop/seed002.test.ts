@@ -28,12 +28,13 @@ const peerTest = python ? test : test.skip
 /** tcp-server once ! unprefix header=ascii, collecting frames and warnings. */
 async function receiver(
   t: ExecutionContext,
+  onError: 'drop' | 'fail' = 'drop',
 ): Promise<{ port: number; done: Promise<Frame[]>; warnings: Error[]; cutter: ReturnType<typeof unprefix> }> {
   const source: TcpServerSource = tcpServerSource({ port: 0, once: true })
   t.teardown(() => {
     source.destroy()
   })
-  const cutter = unprefix({ header: 'ascii' })
+  const cutter = unprefix({ header: 'ascii', onError })
   const warnings: Error[] = []
   cutter.on('warning', (w: Error) => warnings.push(w))
   const frames: Frame[] = []
@@ -175,8 +176,9 @@ test('a sender vanishing mid-image costs that image (dropped, counted, warned); 
   t.regex(r.warnings[0]!.message, /^unprefix: peer 127\.0\.0\.1:\d+ left mid-frame, 53 of 103 bytes dropped$/)
 })
 
+/** The error a receiver that fails on a fault (onError=fail; by default only the sender is cut off) gives for `bytes`. */
 async function receiverError(t: ExecutionContext, bytes: Buffer): Promise<FramePipeError> {
-  const r = await receiver(t)
+  const r = await receiver(t, 'fail')
   const c = await rawClient(t, r.port)
   c.end(bytes)
   const err = await t.throwsAsync(withTimeout(r.done, 5000))

@@ -288,7 +288,9 @@ test("tcp-server source: clients take turns; one cut mid-frame ends at a Boundar
   const events = clientEvents(source)
   const port = await listening(t, source)
   const items: ByteChunk[] = []
-  source.on('data', (c: ByteChunk) => items.push(c))
+  const starts: Boundary[] = []
+  // Start markers (with hangUp) are checked apart; the rest is the bytes and end markers.
+  source.on('data', (c: ByteChunk) => (isBoundary(c) && c.reason === 'start' ? starts.push(c) : items.push(c)))
 
   const first = packet(1, 1000)
   const a = await connectClient(t, port)
@@ -315,6 +317,13 @@ test("tcp-server source: clients take turns; one cut mid-frame ends at a Boundar
   t.is(bEnd, items.length - 1)
   t.true(Buffer.concat(items.slice(cut + 1, bEnd) as Buffer[]).equals(joined(second)))
   t.deepEqual(items[bEnd], { boundary: true, peer: b.peer, reason: 'end' })
+  t.deepEqual(
+    starts.map((s) => [s.peer, typeof s.hangUp]),
+    [
+      [a.peer, 'function'],
+      [b.peer, 'function'],
+    ],
+  )
   t.deepEqual(
     events.map((e) => e.event),
     ['join', 'leave', 'join', 'leave'],

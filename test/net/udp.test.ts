@@ -546,7 +546,8 @@ test('udp-server: garbage datagrams on every proto are counted and warned about;
 })
 
 test('udp-server chunked over sockets: a second client interleaving datagram by datagram, a lost chunk, an empty datagram', async (t) => {
-  const srv = await startServer(t, { proto: 'chunked' })
+  // Synthetic JPEGs have the markers of one, not real entropy-coded data: verify=markers.
+  const srv = await startServer(t, { proto: 'chunked', verify: 'markers' })
   const [p1, p2] = [await rawSocket(t), await rawSocket(t)]
   const rand = prng(11)
   const [a, b, c, d] = [
@@ -618,7 +619,8 @@ test('msgPort: JSON datagrams are answered `get the msg` and logged; bad JSON an
 
 test("udp-client's message sender talks to frame-pipe's msgPort like seed 000c client 2", async (t) => {
   const msgPort = await freePort()
-  const srv = await startServer(t, { proto: 'chunked', msgPort })
+  // Synthetic JPEGs have the markers of one, not real entropy-coded data: verify=markers.
+  const srv = await startServer(t, { proto: 'chunked', msgPort, verify: 'markers' })
   const frames = [1, 2, 3].map((i) => makeFrame(syntheticJpeg(2000, i, prng(i)), { seq: i }))
   const r = await send(frames, { port: srv.port, proto: 'chunked', msgPort, msgInterval: 5, whenFull: 'wait' }, (c) => c.msgReplies! >= 3)
   await until(() => srv.frames.length === 3)
@@ -630,7 +632,8 @@ test("udp-client's message sender talks to frame-pipe's msgPort like seed 000c c
 })
 
 test('udp-server answers when downstream takes a frame; when downstream stays behind, the oldest waiting frame is dropped (and still answered)', async (t) => {
-  const server = udpServer({ port: 0, proto: 'whole' })
+  // Synthetic JPEGs have the markers of one, not real entropy-coded data: verify=markers.
+  const server = udpServer({ port: 0, proto: 'whole', verify: 'markers' })
   t.teardown(() => {
     server.destroy()
   })

@@ -59,8 +59,9 @@ async function encode(frames: readonly Frame[], v: Variant): Promise<Buffer> {
   return Buffer.concat((await prefixPackets(frames, v)).flat())
 }
 
+// These tests are about the wire: native timestamps come back as sent (maxClockSkew=0).
 async function decode(chunks: readonly unknown[], options: UnprefixOptions): Promise<Frame[]> {
-  return withTimeout(run<Frame>(fromItems(chunks), unprefix(options)), TIMEOUT, 'unprefix')
+  return withTimeout(run<Frame>(fromItems(chunks), unprefix({ maxClockSkew: 0, ...options })), TIMEOUT, 'unprefix')
 }
 
 async function decodeError(chunks: readonly unknown[], options: UnprefixOptions): Promise<FramePipeError> {
@@ -819,7 +820,7 @@ const imageLikeArb = fc
   })
 
 async function decodeAuto(chunks: readonly unknown[], options: UnprefixOptions = {}): Promise<{ frames: Frame[]; infos: string[] }> {
-  const u = unprefix({ ...options, header: 'auto' })
+  const u = unprefix({ maxClockSkew: 0, ...options, header: 'auto' })
   const infos: string[] = []
   u.on('info', (e: { message: string }) => infos.push(e.message))
   const frames = await withTimeout(run<Frame>(fromItems(chunks), u), TIMEOUT, 'unprefix auto')

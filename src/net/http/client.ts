@@ -9,7 +9,7 @@ import http, { type ClientRequest, type IncomingMessage } from 'node:http'
 import https from 'node:https'
 import { Readable } from 'node:stream'
 import { FramePipeError, FrameTooLargeError, networkError } from '../../core/errors.js'
-import { now, sniffFormat, type Frame } from '../../core/frame.js'
+import { DEFAULT_CLOCK_SKEW, now, saneTimestamp, sniffFormat, type Frame } from '../../core/frame.js'
 import { ReadGate } from '../../core/read-gate.js'
 import { boundaryFromContentType, MultipartParser, type PartHeaders } from '../../wire/multipart-parser.js'
 import { backoff, describeLoss, type ConnectionEvent } from '../socket.js'
@@ -32,7 +32,8 @@ export interface HttpSourceConfig {
   tls?: ClientTls | null
 }
 
-const MAX_REDIRECTS = 5
+/** Redirects followed in a row; one more is an error. */
+export const MAX_REDIRECTS = 5
 
 /** The URL to start from, or a one-line error that never shows the credentials. */
 function checkUrl(o: HttpSourceConfig, stage: string): URL {
@@ -195,10 +196,13 @@ export class HttpSource extends Readable {
 
   private respond(req: ClientRequest, res: IncomingMessage): void {
     const status = res.statusCode ?? 0
-    if (status >= 300 && status < 400 && res.headers.location && this.redirects < MAX_REDIRECTS) {
+    if (status >= 300 && status < 400 && res.headers.location) {
       res.resume()
+      const next = this.redirect(res.headers.location)
+      // A redirect we will not follow is the server's answer, like a 4xx: an error, not retried.
+      if (next instanceof FramePipeError) return this.failed(next, false)
       this.redirects++
-      this.target = new URL(res.headers.location, this.target)
+      this.target = next
       this.req = null
       req.destroy()
       return this.connect()
@@ -225,6 +229,31 @@ export class HttpSource extends Readable {
     if (type === '' || type.startsWith('application/octet-stream')) return this.sniffBody(req, res, type)
     res.resume()
     this.notMjpeg(type)
+  }
+
+  /**
+   * Where a redirect leads, or why it is not followed: only http and https
+   * (never file:, ftp: …), never from https down to http, at most
+   * MAX_REDIRECTS in a row. Credentials in the URL go to its own origin only.
+   */
+  private redirect(location: string): URL | FramePipeError {
+    const refuse = (why: string) =>
+      new FramePipeError('ERR_NETWORK', `GET ${this.where()} redirects ${why}; not followed`, { stage: this.ctx.name })
+    const shown = JSON.stringify(location.length > 100 ? location.slice(0, 100) + '…' : location)
+    if (this.redirects >= MAX_REDIRECTS) return refuse(`a ${MAX_REDIRECTS + 1}th time in a row (to ${shown})`)
+    let next: URL
+    try {
+      next = new URL(location, this.target)
+    } catch {
+      return refuse(`to a malformed Location ${shown}`)
+    }
+    if (next.protocol !== 'http:' && next.protocol !== 'https:') return refuse(`to ${next.protocol} (${shown}): only http and https are`)
+    if (this.target.protocol === 'https:' && next.protocol === 'http:') return refuse(`from https down to http (${shown})`)
+    if (next.origin !== this.target.origin) {
+      next.username = ''
+      next.password = ''
+    }
+    return next
   }
 
   /**
@@ -297,7 +326,7 @@ export class HttpSource extends Readable {
     res.on('data', (chunk: Buffer) => {
       if (res !== this.res) return
       const err = parser.feed(chunk)
-      if (err) this.destroy(err)
+      if (err) this.fault(req, err)
     })
     res.on('end', () => {
       if (res !== this.res) return
@@ -312,7 +341,7 @@ export class HttpSource extends Readable {
     })
     if (first) {
       const err = parser.feed(first)
-      if (err) return void this.destroy(err)
+      if (err) return this.fault(req, err)
     }
     if (!this.gate.open) this.hold(res)
     else res.resume()
@@ -334,7 +363,16 @@ export class HttpSource extends Readable {
     const seqText = headers.get('x-seq')
     const seq = seqText !== undefined && /^\d{1,10}$/.test(seqText) ? Number(seqText) >>> 0 : this.seq
     this.seq = (seq + 1) >>> 0
-    return { data, format: sniffFormat(data), width: 0, height: 0, channels: 0, seq, timestamp: captureTime(headers.get('x-timestamp')) }
+    return {
+      data,
+      format: sniffFormat(data),
+      width: 0,
+      height: 0,
+      channels: 0,
+      seq,
+      timestamp: captureTime(headers.get('x-timestamp')),
+      peer: this.where(),
+    }
   }
 
   private hold(res: IncomingMessage): void {
@@ -358,7 +396,9 @@ export class HttpSource extends Readable {
       if (res !== this.res) return
       length += chunk.length
       if (length > this.o.maxFrameBytes) {
-        this.destroy(
+        chunks.length = 0
+        this.fault(
+          req,
           new FramePipeError('ERR_FRAME_TOO_LARGE', `the image at ${this.where()} grew past maxFrameBytes (${this.o.maxFrameBytes})`, {
             stage: this.ctx.name,
           }),
@@ -404,17 +444,25 @@ export class HttpSource extends Readable {
     })
   }
 
+  /** The server's bytes are bad (a part over maxFrameBytes, a broken multipart): that connection ends, and is retried with reconnect. */
+  private fault(req: ClientRequest, err: FramePipeError): void {
+    if (req !== this.req) return
+    this.ctx.counters.badPeers = (this.ctx.counters.badPeers ?? 0) + 1
+    this.lost(req, err)
+  }
+
   private lost(req: ClientRequest, err: Error | undefined): void {
     if (req !== this.req) return
     this.req = null
     this.res = null
     req.destroy()
     this.ctx.counters.connected = 0
-    const reason = describeLoss(err)
+    const reason = err instanceof FramePipeError ? err.message.replace(`${this.ctx.name}: `, '') : describeLoss(err)
     this.emitEvent('disconnect', { peer: this.where(), reason, message: `disconnected from ${this.where()} (${reason})` })
     if (this.stopping) return
     if (!this.o.reconnect) {
-      if (err)
+      if (err instanceof FramePipeError) this.destroy(err)
+      else if (err)
         this.destroy(
           new FramePipeError('ERR_NETWORK', `connection to ${this.where()} failed: ${err.message}`, { stage: this.ctx.name, cause: err }),
         )
@@ -461,13 +509,11 @@ function isTlsRefusal(err: Error): boolean {
 /**
  * The capture time a part carries in X-Timestamp (seconds since the epoch, as
  * mjpg-streamer and the http sink send it), else now. mjpg-streamer may send
- * a monotonic clock instead: anything more than a day off is ignored.
+ * a monotonic clock instead, and a peer's clock must not name or rotate
+ * recordings: anything more than an hour off (DEFAULT_CLOCK_SKEW) is ignored.
  */
 function captureTime(text: string | undefined): number {
   const t = now()
   if (!text) return t
-  const seconds = Number(text)
-  if (!Number.isFinite(seconds)) return t
-  const ms = seconds * 1000
-  return Math.abs(ms - t) < 86_400_000 ? ms : t
+  return saneTimestamp(Number(text) * 1000, t, DEFAULT_CLOCK_SKEW)
 }

@@ -19,7 +19,8 @@ import type { AddressInfo, Socket } from 'node:net'
 import { Transform, type TransformCallback } from 'node:stream'
 import { fileURLToPath } from 'node:url'
 import { FramePipeError } from '../../core/errors.js'
-import { expectFrame } from '../../core/checks.js'
+import { expectFrame, fromPeer, rejectFrame } from '../../core/checks.js'
+import { stageWarnings } from '../../core/warnings.js'
 import { now, sniffFormat, type Frame } from '../../core/frame.js'
 import { jpegSize } from '../../wire/jpeg.js'
 import { FanOut, type FanClient } from '../fanout.js'
@@ -50,6 +51,11 @@ export interface HttpSinkConfig {
   /** HTTPS (src/net/tls.ts); null: plain HTTP. */
   tls?: ServerTls | null
   handshakeTimeout?: number
+  maxConnections: number
+  maxPerAddress: number
+  headerTimeout: number
+  idleTimeout: number
+  sendTimeout: number
 }
 
 /** The JSON of /stats. */
@@ -127,6 +133,9 @@ export class HttpSink extends Transform {
   private held: (() => void) | null = null
   private released = false
   private ending = false
+  /** Open connections by remote address (maxPerAddress). */
+  private readonly perAddress = new Map<string, number>()
+  private readonly warn: ReturnType<typeof stageWarnings>
 
   constructor(o: HttpSinkConfig, ctx: StageContext) {
     // Made before the stream exists: a bad option throws before the server is scheduled to start.
@@ -141,11 +150,14 @@ export class HttpSink extends Transform {
     this.gate = gate
     this.o = o
     this.ctx = ctx
+    this.warn = stageWarnings(this, ctx.name)
+    ctx.counters.connections = 0
     this.server = new StageServer<Server>(this, ctx.name)
     this.fan = new FanOut<Part, Viewer>({
       server: this.server,
       maxQueue: o.maxQueue,
       linger: o.linger,
+      sendTimeout: o.sendTimeout,
       counters: ctx.counters,
       grace: 'short',
       ready: (v) => !v.blocked,
@@ -235,12 +247,26 @@ export class HttpSink extends Transform {
     loadPage().then((page) => {
       this.page = page
       if (this.destroyed) return callback()
-      const server = http.createServer((req, res) => this.route(req, res))
+      const server = http.createServer(
+        {
+          // A request is its head (GET has no body): it must come whole within headerTimeout, from connecting on.
+          headersTimeout: this.o.headerTimeout,
+          requestTimeout: this.o.headerTimeout,
+          keepAliveTimeout: this.o.idleTimeout,
+          // How often Node checks those timeouts (30 s by default): a fraction of the timeout.
+          connectionsCheckingInterval: Math.max(50, Math.min(1000, this.o.headerTimeout / 4)),
+        },
+        (req, res) => {
+          // A response nobody reads (a big snapshot) must not hold its connection for good; stream() lifts this.
+          if (this.o.sendTimeout > 0) res.setTimeout(this.o.sendTimeout)
+          this.route(req, res)
+        },
+      )
       const refused = (peer: string, why: string) => this.server.refuse(peer, why)
-      // Before the tracking listener: that one sees the raw connections, HTTP the TLS ones.
+      // Before the admitting listener: that one sees (and caps) the raw connections, HTTP the TLS ones.
       if (this.o.tls) secureHttpServer(server, this.o.tls, this.o.handshakeTimeout ?? 5000, refused)
       else explainTlsOnPlainHttp(server, refused)
-      server.on('connection', (socket: Socket) => this.server.track(socket))
+      server.on('connection', (socket: Socket) => this.admit(socket))
       this.server.listen(server, this.o.host, this.o.port, callback, (address) => {
         this.startedAt = performance.now()
         if (this.gate.guarded && !this.o.tls && !isLoopback(address.address))
@@ -264,13 +290,15 @@ export class HttpSink extends Transform {
     if (chunk instanceof FramePipeError) return callback(chunk)
     if (sniffFormat(chunk.data) !== 'jpeg') {
       const size = chunk.width > 0 ? ` ${chunk.width}x${chunk.height}` : ''
-      return callback(
-        new FramePipeError(
-          'ERR_BAD_FRAME',
-          `expected JPEG frames but received a ${chunk.format}${size} frame of ${chunk.data.length} bytes (seq ${chunk.seq}): insert jpeg before http`,
-          { stage: this.ctx.name },
-        ),
+      const err = new FramePipeError(
+        'ERR_BAD_FRAME',
+        `expected JPEG frames but received a ${chunk.format}${size} frame of ${chunk.data.length} bytes (seq ${chunk.seq}): insert jpeg before http`,
+        { stage: this.ctx.name },
       )
+      // A peer's frame costs that frame; a local one is a pipeline without its jpeg stage.
+      if (!fromPeer(chunk)) return callback(err)
+      rejectFrame(this.ctx.counters, this.warn, chunk, err)
+      return callback()
     }
     if (this.o.lazy && !this.released && this.viewers.size === 0) {
       this.held = () => this._transform(chunk, encoding, callback)
@@ -306,6 +334,31 @@ export class HttpSink extends Transform {
     this.latest = null
     this.fan.destroy()
     callback(err)
+  }
+
+  /**
+   * A new connection: kept, or closed when maxConnections are open or its
+   * address has maxPerAddress already (so idle connections cannot take every
+   * file descriptor of the process, or one host every slot).
+   */
+  private admit(socket: Socket): void {
+    const address = socket.remoteAddress ?? '?'
+    const peer = formatAddress(address, socket.remotePort ?? 0)
+    const open = this.server.sockets.size
+    if (open >= this.o.maxConnections) return this.server.refuse(peer, `already ${open} connections (maxConnections)`, socket)
+    const mine = this.perAddress.get(address) ?? 0
+    if (mine >= this.o.maxPerAddress) {
+      return this.server.refuse(peer, `already ${mine} connections from ${address} (maxPerAddress)`, socket)
+    }
+    this.perAddress.set(address, mine + 1)
+    this.server.track(socket)
+    this.ctx.counters.connections = this.server.sockets.size
+    socket.once('close', () => {
+      const n = (this.perAddress.get(address) ?? 1) - 1
+      if (n > 0) this.perAddress.set(address, n)
+      else this.perAddress.delete(address)
+      this.ctx.counters.connections = this.server.sockets.size
+    })
   }
 
   // ------------------------------------------------------------- routes
@@ -425,6 +478,8 @@ export class HttpSink extends Transform {
       Connection: 'close',
     })
     if (req.method === 'HEAD') return void res.end()
+    // A stream may be quiet for long (a paused source); a viewer that does not read is cut by the fan-out's sendTimeout.
+    res.setTimeout(0)
     req.socket.setNoDelay(true)
     res.write(FIRST_DELIMITER)
     const viewer: Viewer = {

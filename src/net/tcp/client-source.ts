@@ -32,6 +32,8 @@ export class TcpClientSource extends Readable {
   private peer: string | null = null
   private retryTimer: NodeJS.Timeout | null = null
   private attempt = 0
+  /** The last connection was cut for a fault in its bytes: the next connection does not reset the backoff. */
+  private faulted = false
   /** The connection is paused while downstream is full. */
   private readonly gate = new ReadGate({
     pause: () => this.socket?.pause(),
@@ -105,7 +107,8 @@ export class TcpClientSource extends Readable {
           if (first) return first(this.destroyed ? null : err)
           return this.retry(`connecting to ${this.address} failed (${describeLoss(err.cause as Error)})`)
         }
-        this.attempt = 0
+        if (!this.faulted) this.attempt = 0
+        this.faulted = false
         this.connected(socket)
         first?.()
       },
@@ -124,6 +127,17 @@ export class TcpClientSource extends Readable {
     socket.on('close', () => this.lost(socket, peer, error))
     // Without a token check, the first bytes may show a server set up for TLS or a token: fail with why.
     let unchecked = !this.o.security?.auth
+    if (this.o.reconnect) {
+      // Each connection is a peer of its own: a stage that finds its bytes bad (unprefix) hangs up, and we reconnect.
+      const hangUp = (why: string) => {
+        if (socket !== this.socket || socket.destroyed) return
+        error = new Error(why)
+        // A server that sends bad bytes on every connection is retried with growing delays.
+        this.faulted = true
+        socket.destroy()
+      }
+      this.push({ boundary: true, peer, reason: 'start', hangUp } satisfies Boundary)
+    }
     socket.on('data', (chunk: Buffer) => {
       if (unchecked) {
         unchecked = false

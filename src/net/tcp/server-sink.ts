@@ -23,6 +23,7 @@ export interface TcpServerSinkConfig {
   linger: number
   /** TLS and the token check (src/net/security.ts); null: plain and tokenless. */
   security?: ServerSecurity | null
+  sendTimeout: number
 }
 
 interface Client extends FanClient<Packet> {
@@ -49,6 +50,7 @@ export class TcpServerSink extends Transform {
       server: this.server,
       maxQueue: o.maxQueue,
       linger: o.linger,
+      sendTimeout: o.sendTimeout,
       counters: ctx.counters,
       grace: 'rest',
       ...packetsToSocket,

@@ -1,11 +1,15 @@
 // Bytes from TCP clients that connect to us, one client at a time: like gst
 // tcpserversrc and the seed servers, because two peers' bytes interleaved on
-// one edge would corrupt every frame. A Boundary marks where a client's bytes
-// end, so a client that leaves mid-frame costs one frame, not the stream.
+// one edge would corrupt every frame. Boundaries mark where a client's bytes
+// start and end, so a client that leaves mid-frame costs one frame, not the
+// stream, and a stage that finds a client's bytes bad (unprefix) can hang up
+// on that client alone through its start marker. A client that sends nothing
+// cannot hold the turn while others wait (idleTimeout).
 
 import net, { type AddressInfo, type Socket } from 'node:net'
 import { Readable } from 'node:stream'
 import type { Boundary } from '../../core/frame.js'
+import { formatDuration } from '../../core/spec.js'
 import { ReadGate } from '../../core/read-gate.js'
 import type { StageContext } from '../../core/stage.js'
 import { describeLoss, peerName } from '../socket.js'
@@ -18,6 +22,8 @@ export interface TcpServerSourceConfig {
   port: number
   once: boolean
   maxWaiting: number
+  /** Milliseconds; 0 = never. */
+  idleTimeout: number
   /** TLS and the token check (src/net/security.ts); null: plain and tokenless. */
   security?: ServerSecurity | null
 }
@@ -29,6 +35,22 @@ interface Peer {
   who?: Admitted
   /** Turned away on its first bytes (a TLS or token-check peer at a plain, tokenless server): why. */
   refused?: string
+  /** Why we cut the connection (a fault found downstream, idle): its leave event says so. */
+  cut?: string
+  /** While waiting: its first bytes, read ahead to tell a client that sends from one that does not. */
+  early?: Buffer
+  /** It closed cleanly while waiting, after sending only `early` (all it had to say): served from that. */
+  ended?: boolean
+  /**
+   * performance.now() when it was last found to have sent something (or
+   * connected, or got its turn): the idle check compares `chunks` with
+   * `seen`, so reading a chunk costs a count, not a clock read.
+   */
+  heard: number
+  chunks: number
+  seen: number
+  /** While waiting: its listeners, removed when its turn comes. */
+  waitListeners?: { data: (chunk: Buffer) => void; error: (err: Error) => void; close: () => void }
 }
 
 export class TcpServerSource extends Readable {
@@ -40,8 +62,13 @@ export class TcpServerSource extends Readable {
   /** The current client's socket is paused while downstream is full. */
   private readonly gate = new ReadGate({
     pause: () => this.current?.socket.pause(),
-    resume: () => this.current?.socket.resume(),
+    resume: () => {
+      // Time spent waiting for downstream is not the client's silence.
+      if (this.current) this.current.heard = performance.now()
+      this.current?.socket.resume()
+    },
   })
+  private idleTimer: NodeJS.Timeout | null = null
   private listening = false
   private stopping = false
 
@@ -53,6 +80,7 @@ export class TcpServerSource extends Readable {
     this.server = new StageServer(this, ctx.name)
     ctx.counters.clients = 0
     ctx.counters.waiting = 0
+    ctx.counters.timeouts = 0
   }
 
   /** The bound address once listening (port 0 picks one), else null. */
@@ -67,6 +95,7 @@ export class TcpServerSource extends Readable {
     // Not listening yet: _construct sees `stopping` and closes the server itself.
     if (this.listening) this.server.close(this.waiting.splice(0).map((p) => p.socket))
     this.ctx.counters.waiting = 0
+    this.stopIdleTimer()
     // Its 'close' pushes the Boundary and ends the stream.
     if (this.current) this.current.socket.destroy()
     else this.push(null)
@@ -84,6 +113,11 @@ export class TcpServerSource extends Readable {
         return undefined
       }
       this.listening = true
+      if (this.o.idleTimeout > 0) {
+        // A check a few times per timeout: a silent client is cut within about 1.25 × idleTimeout.
+        this.idleTimer = setInterval(() => this.checkIdle(), Math.max(20, Math.min(1000, this.o.idleTimeout / 4)))
+        this.idleTimer.unref()
+      }
       return address
     })
   }
@@ -93,6 +127,7 @@ export class TcpServerSource extends Readable {
   }
 
   override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    this.stopIdleTimer()
     const sockets = this.waiting.splice(0).map((p) => p.socket)
     if (this.current) sockets.push(this.current.socket)
     this.current = null
@@ -101,32 +136,67 @@ export class TcpServerSource extends Readable {
   }
 
   private accept(socket: Socket, who?: Admitted): void {
-    const peer: Peer = { socket, peer: peerName(socket), who }
+    const peer: Peer = { socket, peer: peerName(socket), who, heard: performance.now(), chunks: 0, seen: 0 }
     if (this.stopping || this.destroyed) {
       socket.destroy()
     } else if (!this.current) {
       this.serve(peer)
     } else if (this.waiting.length < this.o.maxWaiting) {
-      socket.once('error', (err) => this.dropWaiting(peer, err))
-      this.waiting.push(peer)
-      this.ctx.counters.waiting = this.waiting.length
+      this.wait(peer)
     } else {
       this.server.refuse(peer.peer, `${this.o.maxWaiting} clients already waiting`, socket)
     }
+  }
+
+  /**
+   * Hold a client until its turn. Its first chunk (at most 64 KiB) is read
+   * ahead and kept, then it is paused: TCP flow control holds the rest back,
+   * and a client that has sent something is served before one that has not.
+   */
+  private wait(peer: Peer): void {
+    const { socket } = peer
+    const data = (chunk: Buffer) => {
+      socket.off('data', data)
+      socket.pause()
+      peer.early = chunk
+    }
+    const error = (err: Error) => {
+      peer.error = err
+    }
+    const close = () => {
+      // Its FIN came with (or right after) its first chunk: that chunk is all it sent, and it still gets its turn.
+      if (peer.early && !peer.error) peer.ended = true
+      else this.dropWaiting(peer)
+    }
+    peer.waitListeners = { data, error, close }
+    socket.on('data', data)
+    socket.on('error', error)
+    socket.on('close', close)
+    this.waiting.push(peer)
+    this.ctx.counters.waiting = this.waiting.length
+    socket.resume()
   }
 
   private serve(peer: Peer): void {
     const { socket } = peer
     this.current = peer
     this.ctx.counters.clients = 1
-    socket.removeAllListeners('error')
+    peer.heard = performance.now()
+    const w = peer.waitListeners
+    if (w) {
+      socket.off('data', w.data)
+      socket.off('error', w.error)
+      socket.off('close', w.close)
+      peer.waitListeners = undefined
+    }
+    socket.pause()
     socket.on('error', (err) => {
       peer.error = err
     })
     socket.on('close', () => this.leave(peer))
     // Without a token check, the first bytes may show a peer set up for TLS or a token: turn it away, say why.
     let unchecked = !this.o.security?.auth
-    socket.on('data', (chunk: Buffer) => {
+    const take = (chunk: Buffer): void => {
       if (unchecked) {
         unchecked = false
         const mismatch = plainMismatch(chunk, 'client', peer.peer)
@@ -136,38 +206,109 @@ export class TcpServerSource extends Readable {
         }
       }
       if (peer.refused) return
-      this.ctx.counters.frames++
-      this.ctx.counters.bytes += chunk.length
-      this.gate.pushed(this.push(chunk))
+      this.forward(chunk)
+    }
+    socket.on('data', (chunk: Buffer) => {
+      peer.chunks++
+      take(chunk)
     })
     this.server.client({ event: 'join', peer: peer.peer, reason: peer.who && admittedAs(this.o.security, peer.who) })
-    if (this.gate.open) socket.resume()
+    const start: Boundary = { boundary: true, peer: peer.peer, reason: 'start', hangUp: (why) => this.cut(peer, why) }
+    this.push(start)
+    const early = peer.early
+    peer.early = undefined
+    if (early) take(early)
+    if (peer.ended) return this.leave(peer)
+    if (this.gate.open && this.current === peer) socket.resume()
+  }
+
+  private forward(chunk: Buffer): void {
+    this.ctx.counters.frames++
+    this.ctx.counters.bytes += chunk.length
+    this.gate.pushed(this.push(chunk))
+  }
+
+  /** End a client's connection for `why` (its leave event says so); its end Boundary follows from 'close'. False when it was ended already. */
+  private cut(peer: Peer, why: string): boolean {
+    if (peer.cut !== undefined || peer.socket.destroyed) return false
+    peer.cut = why
+    peer.socket.destroy()
+    return true
   }
 
   private leave(peer: Peer): void {
     if (this.current !== peer) return
     this.current = null
     this.ctx.counters.clients = 0
-    const boundary: Boundary = { boundary: true, peer: peer.peer, reason: peer.error ? 'error' : 'end' }
+    const boundary: Boundary = { boundary: true, peer: peer.peer, reason: peer.error || peer.cut ? 'error' : 'end' }
     this.push(boundary)
-    this.server.client({ event: 'leave', peer: peer.peer, reason: peer.refused ? `refused: ${peer.refused}` : describeLoss(peer.error) })
+    const reason = peer.refused ? `refused: ${peer.refused}` : (peer.cut ?? describeLoss(peer.error))
+    this.server.client({ event: 'leave', peer: peer.peer, reason })
     // With no current client, stop() ends the stream.
     if (this.o.once || this.stopping) {
       if (this.stopping) this.push(null)
       else this.stop()
       return
     }
-    const next = this.waiting.shift()
-    this.ctx.counters.waiting = this.waiting.length
+    const next = this.next()
     if (next) this.serve(next)
   }
 
-  /** A waiting client failed before its turn: it never joined, and its bytes (if any) are lost with it. */
-  private dropWaiting(peer: Peer, err: Error): void {
+  /** The next waiting client: the first that has sent something, else the first. */
+  private next(): Peer | undefined {
+    let i = this.waiting.findIndex((p) => p.early !== undefined)
+    if (i < 0) i = 0
+    const [next] = this.waiting.splice(i, 1)
+    this.ctx.counters.waiting = this.waiting.length
+    return next
+  }
+
+  /**
+   * While others wait, a client that has sent nothing for idleTimeout loses
+   * its turn (alone it may stay quiet); a waiting client that has sent
+   * nothing that long loses its place.
+   */
+  private checkIdle(): void {
+    if (this.waiting.length === 0) {
+      // Keep the current client's clock fresh, so that it is judged on its silence from now on when one comes.
+      if (this.current) this.current.heard = performance.now()
+      return
+    }
+    const t = performance.now()
+    const limit = this.o.idleTimeout
+    const current = this.current
+    if (current && current.chunks !== current.seen) {
+      current.seen = current.chunks
+      current.heard = t
+    }
+    // Paused by downstream: the silence is ours, not the client's.
+    if (current && this.gate.open && t - current.heard >= limit) {
+      if (this.cut(current, `sent nothing for ${formatDuration(limit)} while ${this.waiting.length} waited (idleTimeout)`))
+        this.ctx.counters.timeouts++
+    }
+    for (const p of [...this.waiting]) {
+      if (
+        p.early === undefined &&
+        t - p.heard >= limit &&
+        this.cut(p, `sent nothing for ${formatDuration(limit)} while waiting (idleTimeout)`)
+      ) {
+        this.ctx.counters.timeouts++
+      }
+    }
+  }
+
+  private stopIdleTimer(): void {
+    if (this.idleTimer) clearInterval(this.idleTimer)
+    this.idleTimer = null
+  }
+
+  /** A waiting client closed or failed before its turn: it never joined, and its bytes (if any) are lost with it. */
+  private dropWaiting(peer: Peer): void {
     const i = this.waiting.indexOf(peer)
     if (i < 0) return
     this.waiting.splice(i, 1)
     this.ctx.counters.waiting = this.waiting.length
-    this.server.client({ event: 'leave', peer: peer.peer, reason: `${describeLoss(err)} while waiting` })
+    const reason = peer.cut ?? `${describeLoss(peer.error)} while waiting`
+    this.server.client({ event: 'leave', peer: peer.peer, reason })
   }
 }

@@ -14,6 +14,12 @@ export const UDP_VERSION = 1
 export const TYPE_DATA = 1
 export const TYPE_ACK = 2
 export const DATA_HEADER_BYTES = 52
+/**
+ * Longest data header read (later versions may add fields, which this reader
+ * skips). A longer one is refused: padded headers would let a sender make
+ * every tiny chunk cost a whole datagram of memory.
+ */
+export const MAX_DATA_HEADER_BYTES = 256
 export const ACK_BYTES = 16
 /** The largest UDP payload over IPv4. */
 export const MAX_DATAGRAM = 65_507
@@ -124,10 +130,10 @@ export function parseDatagram(d: Buffer): Parsed {
     return { kind: 'ack', stream: d.readUInt32BE(8), id: d.readUInt32BE(12) }
   }
   if (type !== TYPE_DATA) return { kind: 'bad', reason: `datagram of unknown type ${type}` }
-  if (headerLength < DATA_HEADER_BYTES || d.length < headerLength) {
+  if (headerLength < DATA_HEADER_BYTES || headerLength > MAX_DATA_HEADER_BYTES || d.length < headerLength) {
     return {
       kind: 'bad',
-      reason: `data datagram of ${d.length} bytes announcing a ${headerLength}-byte header (at least ${DATA_HEADER_BYTES})`,
+      reason: `data datagram of ${d.length} bytes announcing a ${headerLength}-byte header (${DATA_HEADER_BYTES}..${MAX_DATA_HEADER_BYTES})`,
     }
   }
   const index = d.readUInt16BE(16)

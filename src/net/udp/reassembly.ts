@@ -6,10 +6,25 @@
 // already settled (delivered or given up) is never delivered: each stream
 // keeps a floor, and every frame id up to it is accounted for exactly once,
 // as delivered or as one of the drop reasons.
+//
+// Memory is what the options say: each chunk's payload is copied into its
+// frame's buffer as it arrives (no datagram is kept), a frame's buffer is its
+// announced size (at most maxFrameBytes; pages are touched only as chunks
+// land), and the frames in reassembly announce at most maxPendingBytes in
+// all: the oldest are given up to make room.
 
 import { crc32 } from 'node:zlib'
 import { hex32, type FrameMeta } from '../../wire/headers.js'
-import { count, initCounters, peerKey, type Completed, type Peer, type Receiver, type ReceiverHooks } from './receive.js'
+import {
+  count,
+  DEFAULT_PENDING_BYTES,
+  initCounters,
+  peerKey,
+  type Completed,
+  type Peer,
+  type Receiver,
+  type ReceiverHooks,
+} from './receive.js'
 import { distance, encodeAck, isAfter, parseDatagram, type DataHeader } from './native.js'
 
 export interface NativeReassemblerOptions {
@@ -17,6 +32,8 @@ export interface NativeReassemblerOptions {
   timeout: number
   /** Frames in reassembly at once over all senders; the oldest is given up when a new one would exceed it. */
   maxPending?: number
+  /** Bytes the frames in reassembly may announce in all; the oldest are given up to make room. */
+  maxPendingBytes?: number
   /** Sender streams remembered; the least recently heard is forgotten (its frames given up). */
   maxStreams?: number
 }
@@ -38,7 +55,10 @@ interface Pending {
   crc: number
   /** Payload bytes of every chunk but the last. */
   per: number
-  parts: Array<Buffer | undefined>
+  /** The frame's bytes, filled as chunks arrive. */
+  data: Buffer
+  /** 1 for each chunk index received. */
+  got: Uint8Array
   have: number
   meta: FrameMeta
   peer: Peer
@@ -52,9 +72,11 @@ export class NativeReassembler implements Receiver {
   private readonly pending = new Map<string, Pending>()
   /** In order of last use. */
   private readonly streams = new Map<string, StreamState>()
+  /** Bytes announced by the frames in `pending`. */
+  private pendingBytes = 0
 
   constructor(o: NativeReassemblerOptions, hooks: ReceiverHooks) {
-    this.o = { maxPending: 16, maxStreams: 64, ...o }
+    this.o = { maxPending: 16, maxStreams: 64, maxPendingBytes: DEFAULT_PENDING_BYTES, ...o }
     this.hooks = hooks
     initCounters(hooks.counters, ['incomplete', 'evicted', 'skipped', 'corrupt', 'garbage', 'duplicates', 'late'])
   }
@@ -62,6 +84,11 @@ export class NativeReassembler implements Receiver {
   /** Frames in reassembly now (tests, gauges). */
   get inProgress(): number {
     return this.pending.size
+  }
+
+  /** Bytes the frames in reassembly announce (their buffers' sizes). */
+  get bytesInProgress(): number {
+    return this.pendingBytes
   }
 
   push(datagram: Buffer, peer: Peer, now: number): Completed | undefined {
@@ -73,6 +100,9 @@ export class NativeReassembler implements Receiver {
     if (h.total > this.o.maxFrameBytes) {
       return this.garbage(peer, `frame id ${h.id} announces ${h.total} bytes, more than maxFrameBytes (${this.o.maxFrameBytes})`)
     }
+    if (h.total > this.o.maxPendingBytes) {
+      return this.garbage(peer, `frame id ${h.id} announces ${h.total} bytes, more than maxPendingBytes (${this.o.maxPendingBytes})`)
+    }
     const st = this.streamOf(peer, h)
     if (!isAfter(h.id, st.floor)) {
       count(this.hooks.counters, 'late')
@@ -83,9 +113,15 @@ export class NativeReassembler implements Receiver {
     if (!f) {
       const per = chunkSize(h, payload.length)
       if (typeof per === 'string') return this.garbage(peer, `frame id ${h.id}: ${per}`)
-      if (this.pending.size >= this.o.maxPending) {
+      // A frame in one datagram is complete now: a view of it is kept by nobody but the frame.
+      if (h.count === 1) return this.complete(st, h.id, h.meta.seq, h.crc, payload, h.meta, peer)
+      while (this.pending.size > 0 && (this.pending.size >= this.o.maxPending || this.pendingBytes + h.total > this.o.maxPendingBytes)) {
         const oldest = this.pending.values().next().value as Pending
-        this.giveUp(oldest, 'evicted', `${this.o.maxPending} frames already in reassembly`)
+        const why =
+          this.pending.size >= this.o.maxPending
+            ? `${this.o.maxPending} frames already in reassembly`
+            : `frames in reassembly would announce more than maxPendingBytes (${this.o.maxPendingBytes})`
+        this.giveUp(oldest, 'evicted', why)
         // Giving up the oldest may have settled this very id.
         if (!isAfter(h.id, st.floor)) {
           count(this.hooks.counters, 'late')
@@ -101,13 +137,16 @@ export class NativeReassembler implements Receiver {
         seq: h.meta.seq,
         crc: h.crc,
         per,
-        parts: new Array<Buffer | undefined>(h.count),
+        // Uninitialised: every byte is written by a chunk before the frame is complete.
+        data: Buffer.allocUnsafeSlow(h.total),
+        got: new Uint8Array(h.count),
         have: 0,
         meta: h.meta,
         peer,
         last: now,
       }
       this.pending.set(key, f)
+      this.pendingBytes += f.total
     } else {
       if (h.total !== f.total || h.count !== f.count || h.meta.seq !== f.seq || h.crc !== f.crc) {
         return this.garbage(
@@ -115,7 +154,7 @@ export class NativeReassembler implements Receiver {
           `frame id ${h.id}: chunk ${h.index} says ${h.total} bytes in ${h.count} chunks (seq ${h.meta.seq}), earlier chunks said ${f.total} in ${f.count} (seq ${f.seq})`,
         )
       }
-      if (f.parts[h.index]) {
+      if (f.got[h.index]) {
         count(this.hooks.counters, 'duplicates')
         return undefined
       }
@@ -124,21 +163,38 @@ export class NativeReassembler implements Receiver {
         return this.garbage(peer, `frame id ${h.id}: chunk ${h.index} holds ${payload.length} bytes, expected ${expected}`)
       }
     }
-    f.parts[h.index] = payload
+    // Copied now: a view would keep the whole datagram alive until the frame completes.
+    payload.copy(f.data, h.index * f.per)
+    f.got[h.index] = 1
     f.have++
     f.last = now
     f.peer = peer
     if (f.have < f.count) return undefined
-    this.pending.delete(key)
-    // One allocation for the whole frame; a single chunk stays a view of its datagram.
-    const data = f.count === 1 ? f.parts[0]! : Buffer.concat(f.parts as Buffer[], f.total)
+    this.forgetPending(f)
+    return this.complete(st, f.id, f.seq, f.crc, f.data, f.meta, peer)
+  }
+
+  /** Every chunk of frame `id` is in `data`: deliver it when its CRC-32 matches, else give it up. */
+  private complete(
+    st: StreamState,
+    id: number,
+    seq: number,
+    expected: number,
+    data: Buffer,
+    meta: FrameMeta,
+    peer: Peer,
+  ): Completed | undefined {
     const crc = crc32(data)
-    if (crc !== f.crc) {
-      this.giveUp(f, 'corrupt', `CRC-32 ${hex32(crc)} does not match the header's ${hex32(f.crc)}`)
+    if (crc !== expected) {
+      this.settle(st, id)
+      this.drop('corrupt')
+      this.hooks.warn(
+        `frame id ${id} (seq ${seq}) from ${peerKey(peer)} dropped: CRC-32 ${hex32(crc)} does not match the header's ${hex32(expected)}`,
+      )
       return undefined
     }
-    this.settle(st, f.id)
-    return { data, meta: f.meta, peer, ack: encodeAck(st.stream, f.id) }
+    this.settle(st, id)
+    return { data, meta, peer, ack: encodeAck(st.stream, id) }
   }
 
   expire(now: number): void {
@@ -172,7 +228,7 @@ export class NativeReassembler implements Receiver {
     this.streams.delete(st.key)
     for (const f of this.pending.values()) {
       if (f.st === st) {
-        this.pending.delete(f.key)
+        this.forgetPending(f)
         this.drop('evicted')
       }
     }
@@ -186,13 +242,17 @@ export class NativeReassembler implements Receiver {
       this.hooks.counters.drops += gap
     }
     for (const f of this.pending.values()) {
-      if (f.st === st && !isAfter(f.id, id)) this.pending.delete(f.key)
+      if (f.st === st && !isAfter(f.id, id)) this.forgetPending(f)
     }
     st.floor = id
   }
 
+  private forgetPending(f: Pending): void {
+    if (this.pending.delete(f.key)) this.pendingBytes -= f.total
+  }
+
   private giveUp(f: Pending, reason: 'incomplete' | 'evicted' | 'corrupt', why: string): void {
-    this.pending.delete(f.key)
+    this.forgetPending(f)
     this.settle(f.st, f.id)
     this.drop(reason)
     this.hooks.warn(`frame id ${f.id} (seq ${f.seq}) from ${peerKey(f.peer)} dropped: ${why}`)

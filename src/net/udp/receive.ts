@@ -7,6 +7,9 @@ import type { FrameMeta } from '../../wire/headers.js'
 import { formatAddress } from '../socket.js'
 import type { Counters } from '../../core/stage.js'
 
+/** Default of maxPendingBytes: what the images in reassembly may announce in all, over every sender. */
+export const DEFAULT_PENDING_BYTES = 64 * 2 ** 20
+
 export interface Peer {
   address: string
   port: number

@@ -8,16 +8,18 @@ import type { Socket } from 'node:dgram'
 import type { AddressInfo } from 'node:net'
 import { Readable } from 'node:stream'
 import { networkError } from '../../core/errors.js'
-import { makeFrame, now, type Frame } from '../../core/frame.js'
+import { makeFrame, now, saneTimestamp, type Frame } from '../../core/frame.js'
 import { ReadGate } from '../../core/read-gate.js'
 import { formatAddress } from '../socket.js'
 import { serveMessages, type MessageEvent } from './messages.js'
 import { NativeReassembler } from './reassembly.js'
 import { peerKey, type Completed, type Receiver } from './receive.js'
 import { ChunkedReceiver, WholeReceiver } from './seed.js'
-import { bindUdp, closeQuietly, throttle, type UdpProto } from './socket.js'
+import { bindUdp, closeQuietly, type UdpProto } from './socket.js'
+import { throttle } from '../../core/warnings.js'
 import { MAX_DATAGRAM } from './native.js'
 import { isSignedData, signAck, udpKey, verifyDatagram } from './auth.js'
+import { isCleanJpeg, isCompleteJpeg } from '../../wire/jpeg.js'
 import type { StageContext } from '../../core/stage.js'
 
 export interface UdpServerSourceConfig {
@@ -30,7 +32,22 @@ export interface UdpServerSourceConfig {
   timeout: number
   /** Take only native datagrams signed with this token, and sign acks (./auth.ts); '' = off. */
   token?: string
+  /** Bytes the images in reassembly may announce in all. */
+  maxPendingBytes: number
+  /** native: a timestamp further than this from our clock is replaced by the arrival time; 0 = taken as sent. */
+  maxClockSkew: number
+  /** whole/chunked: how a received image is checked before it is delivered. */
+  verify: SeedVerify
 }
+
+/**
+ * markers: SOI…EOI, segments and restart markers in turn (isCompleteJpeg);
+ * entropy: also every Huffman code of every block (isCleanJpeg); auto:
+ * entropy for chunked (a datagram lost, repeated or moved inside an image is
+ * otherwise invisible), markers for whole (one datagram is one image).
+ */
+export const SEED_VERIFY = ['auto', 'entropy', 'markers'] as const
+export type SeedVerify = (typeof SEED_VERIFY)[number]
 
 /** Complete frames held while downstream is not reading; the oldest is dropped beyond this (counted in drops and overflow). */
 const READY_LIMIT = 4
@@ -66,12 +83,17 @@ export class UdpServerSource extends Readable {
     this.reply = Buffer.from(o.reply)
     this.warn = throttle((m) => this.emit('warning', m))
     const hooks = { counters: ctx.counters, warn: this.warn }
+    const entropy = o.verify === 'entropy' || (o.verify === 'auto' && o.proto === 'chunked')
+    const complete = entropy ? isCleanJpeg : isCompleteJpeg
     this.receiver =
       o.proto === 'native'
-        ? new NativeReassembler({ maxFrameBytes: o.maxFrameBytes, timeout: o.timeout }, hooks)
+        ? new NativeReassembler({ maxFrameBytes: o.maxFrameBytes, timeout: o.timeout, maxPendingBytes: o.maxPendingBytes }, hooks)
         : o.proto === 'chunked'
-          ? new ChunkedReceiver({ maxFrameBytes: o.maxFrameBytes, timeout: o.timeout }, hooks)
-          : new WholeReceiver({ maxFrameBytes: Math.min(o.maxFrameBytes, MAX_DATAGRAM) }, hooks)
+          ? new ChunkedReceiver(
+              { maxFrameBytes: o.maxFrameBytes, timeout: o.timeout, maxPendingBytes: o.maxPendingBytes, isComplete: complete },
+              hooks,
+            )
+          : new WholeReceiver({ maxFrameBytes: Math.min(o.maxFrameBytes, MAX_DATAGRAM), isComplete: complete }, hooks)
     ctx.counters.overflow = 0
     ctx.counters.datagrams = 0
     this.key = o.token ? udpKey(o.token) : null
@@ -157,9 +179,10 @@ export class UdpServerSource extends Readable {
     }
     const done = this.receiver.push(d, { address, port }, performance.now())
     if (!done) return
+    const peer = peerKey(done.peer)
     const frame = done.meta
-      ? makeFrame(done.data, done.meta)
-      : makeFrame(done.data, { format: 'jpeg', seq: this.nextSeq++ >>> 0, timestamp: now() })
+      ? makeFrame(done.data, { ...done.meta, timestamp: this.timestamp(done.meta.timestamp, peer), peer })
+      : makeFrame(done.data, { format: 'jpeg', seq: this.nextSeq++ >>> 0, timestamp: now(), peer })
     if (this.ready.length >= READY_LIMIT) {
       const dropped = this.ready.shift()!
       this.ctx.counters.drops++
@@ -170,6 +193,20 @@ export class UdpServerSource extends Readable {
     }
     this.ready.push({ frame, done })
     this.drain()
+  }
+
+  /** A sender's clock must not name and rotate our files: a timestamp far from ours is replaced by the arrival time. */
+  private timestamp(sent: number, peer: string): number {
+    if (this.o.maxClockSkew <= 0) return sent
+    const arrival = now()
+    const t = saneTimestamp(sent, arrival, this.o.maxClockSkew)
+    if (t !== sent) {
+      this.ctx.counters.badTimestamps = (this.ctx.counters.badTimestamps ?? 0) + 1
+      this.warn(
+        `frame from ${peer} carries a timestamp ${Number.isFinite(sent) ? `${Math.round((sent - arrival) / 1000)} s from our clock` : `that is not a time (${sent})`}, more than maxClockSkew: replaced by the arrival time (counted in badTimestamps)`,
+      )
+    }
+    return t
   }
 
   private drain(): void {

@@ -13,7 +13,16 @@
 // splice of two images when both a chunk of one and the header of the next are
 // lost while the sender does not wait for the reply. Seed senders wait.
 
-import { count, initCounters, peerKey, type Completed, type Peer, type Receiver, type ReceiverHooks } from './receive.js'
+import {
+  count,
+  DEFAULT_PENDING_BYTES,
+  initCounters,
+  peerKey,
+  type Completed,
+  type Peer,
+  type Receiver,
+  type ReceiverHooks,
+} from './receive.js'
 import { isCompleteJpeg } from '../../wire/jpeg.js'
 
 export const SEED_CHUNK = 1024
@@ -40,7 +49,8 @@ export function seedChunks(data: Buffer): Buffer[] {
 interface Image {
   key: string
   length: number
-  parts: Buffer[]
+  /** The image's bytes, filled as chunks arrive (pages are touched only as they land). */
+  data: Buffer
   got: number
   last: number
 }
@@ -50,6 +60,10 @@ export interface SeedReceiverOptions {
   timeout: number
   /** Senders with an image in progress at once; the oldest image is given up beyond this. */
   maxPeers?: number
+  /** Bytes the images in progress may announce in all; the oldest are given up to make room. */
+  maxPendingBytes?: number
+  /** Whether a reassembled image may be delivered; isCompleteJpeg by default. */
+  isComplete?: (image: Buffer) => boolean
 }
 
 export class ChunkedReceiver implements Receiver {
@@ -57,15 +71,22 @@ export class ChunkedReceiver implements Receiver {
   private readonly hooks: ReceiverHooks
   /** By sender, oldest first. */
   private readonly images = new Map<string, Image>()
+  /** Bytes announced by the images in progress. */
+  private pendingBytes = 0
 
   constructor(o: SeedReceiverOptions, hooks: ReceiverHooks) {
-    this.o = { maxPeers: 16, ...o }
+    this.o = { maxPeers: 16, maxPendingBytes: DEFAULT_PENDING_BYTES, isComplete: isCompleteJpeg, ...o }
     this.hooks = hooks
     initCounters(hooks.counters, ['incomplete', 'evicted', 'corrupt', 'garbage'])
   }
 
   get inProgress(): number {
     return this.images.size
+  }
+
+  /** Bytes the images in progress announce (their buffers' sizes). */
+  get bytesInProgress(): number {
+    return this.pendingBytes
   }
 
   push(d: Buffer, peer: Peer, now: number): Completed | undefined {
@@ -89,13 +110,13 @@ export class ChunkedReceiver implements Receiver {
       // Out of step: this may be the next image's header.
       return this.header(d, key, now, false)
     }
-    img.parts.push(d)
+    d.copy(img.data, img.got)
     img.got += d.length
     img.last = now
     if (img.got < img.length) return undefined
-    this.images.delete(key)
-    const data = img.parts.length === 1 ? img.parts[0]! : Buffer.concat(img.parts, img.length)
-    if (!isCompleteJpeg(data)) {
+    this.forget(img)
+    const data = img.data
+    if (!this.o.isComplete(data)) {
       this.drop('corrupt')
       this.hooks.warn(`image of ${img.length} bytes from ${key} dropped: not a complete JPEG (a datagram was lost, repeated or reordered)`)
       // Its own last chunk lost, the next image's header may have completed it.
@@ -125,20 +146,33 @@ export class ChunkedReceiver implements Receiver {
       return undefined
     }
     const length = d.readBigInt64LE(0)
-    if (length < MIN_IMAGE || length > this.o.maxFrameBytes) {
-      if (!quiet) this.garbage(key, `header announces ${length} bytes; expected ${MIN_IMAGE}..${this.o.maxFrameBytes} (maxFrameBytes)`)
+    const limit = Math.min(this.o.maxFrameBytes, this.o.maxPendingBytes)
+    if (length < MIN_IMAGE || length > limit) {
+      const which = limit === this.o.maxFrameBytes ? 'maxFrameBytes' : 'maxPendingBytes'
+      if (!quiet) this.garbage(key, `header announces ${length} bytes; expected ${MIN_IMAGE}..${limit} (${which})`)
       return undefined
     }
-    if (this.images.size >= this.o.maxPeers) {
+    const n = Number(length)
+    while (this.images.size > 0 && (this.images.size >= this.o.maxPeers || this.pendingBytes + n > this.o.maxPendingBytes)) {
       const oldest = this.images.values().next().value as Image
-      this.giveUp(oldest, 'evicted', `${this.o.maxPeers} senders already have an image in progress`)
+      const why =
+        this.images.size >= this.o.maxPeers
+          ? `${this.o.maxPeers} senders already have an image in progress`
+          : `images in progress would announce more than maxPendingBytes (${this.o.maxPendingBytes})`
+      this.giveUp(oldest, 'evicted', why)
     }
-    this.images.set(key, { key, length: Number(length), parts: [], got: 0, last: now })
+    // Uninitialised: every byte is written by a chunk before the image is complete.
+    this.images.set(key, { key, length: n, data: Buffer.allocUnsafeSlow(n), got: 0, last: now })
+    this.pendingBytes += n
     return undefined
   }
 
+  private forget(img: Image): void {
+    if (this.images.delete(img.key)) this.pendingBytes -= img.length
+  }
+
   private giveUp(img: Image, reason: 'incomplete' | 'evicted', why: string): void {
-    this.images.delete(img.key)
+    this.forget(img)
     this.drop(reason)
     this.hooks.warn(`image from ${img.key} dropped: ${why}`)
   }
@@ -158,9 +192,11 @@ export class ChunkedReceiver implements Receiver {
 export class WholeReceiver implements Receiver {
   private readonly maxFrameBytes: number
   private readonly hooks: ReceiverHooks
+  private readonly isComplete: (image: Buffer) => boolean
 
-  constructor(o: { maxFrameBytes: number }, hooks: ReceiverHooks) {
+  constructor(o: { maxFrameBytes: number; isComplete?: (image: Buffer) => boolean }, hooks: ReceiverHooks) {
     this.maxFrameBytes = o.maxFrameBytes
+    this.isComplete = o.isComplete ?? isCompleteJpeg
     this.hooks = hooks
     initCounters(hooks.counters, ['corrupt', 'garbage'])
   }
@@ -172,7 +208,7 @@ export class WholeReceiver implements Receiver {
       this.hooks.warn(`ignored an empty datagram from ${key}`)
       return undefined
     }
-    if (d.length > this.maxFrameBytes || !isCompleteJpeg(d)) {
+    if (d.length > this.maxFrameBytes || !this.isComplete(d)) {
       count(this.hooks.counters, 'corrupt')
       this.hooks.counters.drops++
       this.hooks.warn(

@@ -1,7 +1,6 @@
 // UDP socket plumbing shared by udp-server and udp-client: binding and
-// connecting with one-line errors that carry the stage and address, and a
-// throttle for per-datagram warnings, which a flood must not turn into a flood
-// of log lines.
+// connecting with one-line errors that carry the stage and address. (Their
+// per-datagram warnings go through core/warnings.ts's throttle.)
 
 import dgram, { type Socket } from 'node:dgram'
 import { isIPv6 } from 'node:net'
@@ -61,24 +60,5 @@ export function closeQuietly(socket: Socket | undefined): void {
   } catch (err) {
     // Only ERR_SOCKET_DGRAM_NOT_RUNNING: it was closed already. Anything else is a bug to surface.
     if ((err as NodeJS.ErrnoException).code !== 'ERR_SOCKET_DGRAM_NOT_RUNNING') throw err
-  }
-}
-
-/**
- * Emit at most one warning per `intervalMs`; the next one emitted says how
- * many were held back. The first always goes out at once.
- */
-export function throttle(emit: (message: string) => void, intervalMs = 1000, clock: () => number = Date.now): (message: string) => void {
-  let last = -Infinity
-  let held = 0
-  return (message) => {
-    const t = clock()
-    if (t - last < intervalMs) {
-      held++
-      return
-    }
-    last = t
-    emit(held > 0 ? `${message} (${held} more held back since the last warning)` : message)
-    held = 0
   }
 }

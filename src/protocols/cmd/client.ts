@@ -138,6 +138,8 @@ export class CmdClient extends Readable {
 
   private connected(socket: Socket): void {
     const peer = peerName(socket)
+    // Frames carry their server: a sink drops (and counts) one it cannot take instead of failing.
+    this.parser.peer = peer
     // Each command leaves as its own segment, now.
     socket.setNoDelay(true)
     // Plain, the first bytes may show a server set up for TLS: fail with why.

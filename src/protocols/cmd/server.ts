@@ -24,6 +24,8 @@ export interface CmdServerConfig {
   linger: number
   /** TLS (src/net/security.ts); null: plain. */
   security?: FrameServerOptions['security']
+  sendTimeout: number
+  idleTimeout: number
 }
 
 interface CmdClient extends ServedClient {
@@ -76,6 +78,11 @@ export class CmdServer extends FrameServer<CmdClient> {
 
   protected newClient(base: ServedClient): CmdClient {
     return { ...base, streaming: false, wantsOne: false, awaitingConfirm: false, fpsSent: 0, fpsSince: performance.now() }
+  }
+
+  /** Waiting for a command: not streaming and no image asked for (an image sent and not confirmed counts as waiting). */
+  protected awaitsClient(client: CmdClient): boolean {
+    return !client.streaming && !client.wantsOne
   }
 
   protected onData(client: CmdClient, data: Buffer): void {

@@ -12,6 +12,7 @@ import { makeFrame, now, type Frame } from '../../core/frame.js'
 import { describeLoss, dial, formatAddress, peerName, type ConnectionEvent } from '../../net/socket.js'
 import { CONTINUE, END, UdpOutbox, plainAddress } from './messages.js'
 import type { StageContext } from '../../core/stage.js'
+import { stageWarnings } from '../../core/warnings.js'
 
 export interface RegClientConfig {
   host: string
@@ -53,6 +54,7 @@ export class RegClientSource extends Readable {
   private warnedStray = false
   /** Bytes of the last frame taken, to recognise a repeat. */
   private last: Buffer | null = null
+  private readonly warn: ReturnType<typeof stageWarnings>
 
   constructor(o: RegClientConfig, ctx: StageContext) {
     // Datagrams are at most 64 KiB: 4 frames bound the buffer to 256 KiB.
@@ -60,6 +62,7 @@ export class RegClientSource extends Readable {
     this.o = o
     this.ctx = ctx
     this.server = formatAddress(o.host, o.port)
+    this.warn = stageWarnings(this, ctx.name)
     Object.assign(ctx.counters, { connected: 0, resends: 0, extra: 0, strays: 0, repeats: 0 })
   }
 
@@ -201,18 +204,15 @@ export class RegClientSource extends Readable {
     this.source = rinfo
     this.tries = 0
     this.clearTimer()
-    const frame = makeFrame(data, { seq: this.seq, timestamp: now() })
+    const frame = makeFrame(data, { seq: this.seq, timestamp: now(), peer: formatAddress(rinfo.address, rinfo.port) })
     this.ctx.counters.bytes += data.length
     if (frame.format === 'unknown') {
       // Not an image: drop it, but answer: the server waits for a reply to every datagram.
       this.ctx.counters.drops++
-      this.emit(
-        'warning',
-        new FramePipeError(
-          'ERR_BAD_FRAME',
-          `datagram of ${data.length} bytes from ${formatAddress(rinfo.address, rinfo.port)} is not an image: dropped`,
-          { stage: this.ctx.name },
-        ),
+      // A server that sends nothing but garbage must not flood the log.
+      this.warn(
+        `datagram of ${data.length} bytes from ${formatAddress(rinfo.address, rinfo.port)} is not an image: dropped`,
+        'ERR_BAD_FRAME',
       )
       if (!this.held) {
         this.sendReply(CONTINUE, rinfo)

@@ -17,6 +17,7 @@ import { describeLoss, formatAddress } from '../../net/socket.js'
 import { StageServer } from '../../net/server.js'
 import { MAX_DATAGRAM, UdpOutbox, isEnd, parseRegistration, plainAddress, serverLogLine } from './messages.js'
 import { passOn, type StageContext } from '../../core/stage.js'
+import { stageWarnings } from '../../core/warnings.js'
 
 export interface RegServerConfig {
   host: string
@@ -71,6 +72,7 @@ export class RegServerSink extends Transform {
   private held: (() => void) | null = null
   private started = false
   private stopping = false
+  private readonly warn: ReturnType<typeof stageWarnings>
 
   constructor(o: RegServerConfig, ctx: StageContext) {
     // Frames are held for clients to come and ask: a deep buffer would only hold stale frames.
@@ -78,6 +80,7 @@ export class RegServerSink extends Transform {
     this.o = o
     this.ctx = ctx
     this.server = new StageServer(this, ctx.name)
+    this.warn = stageWarnings(this, ctx.name)
     Object.assign(ctx.counters, { clients: 0, sent: 0, resends: 0, oversize: 0, refused: 0, lost: 0, strays: 0, late: 0 })
   }
 
@@ -289,7 +292,8 @@ export class RegServerSink extends Transform {
 
   private refuse(peer: string, reason: string): void {
     this.ctx.counters.refused++
-    this.emit('warning', new FramePipeError('ERR_BAD_HEADER', `registration from ${peer} refused: ${reason}`, { stage: this.ctx.name }))
+    // A flood of bad registrations must not become a flood of log lines.
+    this.warn(`registration from ${peer} refused: ${reason}`, 'ERR_BAD_HEADER')
     this.server.refuse(peer, reason)
   }
 

@@ -8,6 +8,7 @@ import { Readable } from 'node:stream'
 import { FramePipeError } from '../../core/errors.js'
 import type { Frame } from '../../core/frame.js'
 import { FrameParser } from '../../wire/length-parser.js'
+import { DEFAULT_CLOCK_SKEW } from '../../core/frame.js'
 import { dial, formatAddress, peerName, type ConnectionEvent } from '../../net/socket.js'
 import { Pacer } from '../../core/pacer.js'
 import { SNAPSHOT_REQUEST } from './messages.js'
@@ -49,6 +50,8 @@ class Session {
     this.parser = new FrameParser({
       header: 'native',
       maxFrameBytes: o.maxFrameBytes,
+      // The server's clock must not name or rotate our recordings.
+      maxClockSkew: DEFAULT_CLOCK_SKEW,
       stage,
       counters,
       onFrame: (frame) => this.reply(frame),
@@ -57,6 +60,7 @@ class Session {
     socket.setNoDelay(true)
     // Without a token check, the first bytes may show a server set up for TLS or a token: fail with why.
     let unchecked = !o.security?.auth
+    this.parser.peer = this.address
     socket.on('data', (chunk: Buffer) => {
       if (unchecked) {
         unchecked = false

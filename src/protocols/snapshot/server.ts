@@ -23,6 +23,8 @@ export interface SnapshotServerConfig {
   linger: number
   /** TLS and the token check (src/net/security.ts); null: plain and tokenless. */
   security?: FrameServerOptions['security']
+  sendTimeout: number
+  idleTimeout: number
 }
 
 interface SnapshotClient extends ServedClient {
@@ -47,6 +49,11 @@ export class SnapshotServer extends FrameServer<SnapshotClient> {
 
   protected newClient(base: ServedClient): SnapshotClient {
     return { ...base, pending: 0 }
+  }
+
+  /** No request unanswered and nothing queued: waiting for the next 'G'. */
+  protected awaitsClient(client: SnapshotClient): boolean {
+    return client.pending === 0 && client.queue.length === 0
   }
 
   protected onData(client: SnapshotClient, data: Buffer): void {
