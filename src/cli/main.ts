@@ -2,7 +2,6 @@
 
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import sharp from 'sharp'
 import { FramePipeError } from '../core/errors.js'
 import { buildPlan, PipelineSyntaxError, planDescription } from '../launch.js'
 import { pipeline } from '../core/pipeline.js'
@@ -12,6 +11,7 @@ import { inspectAll, inspectStage } from './inspect.js'
 import { StatusReporter } from './status.js'
 import { runDemo } from './demo.js'
 import { handleSignals } from './signals.js'
+import { disableSharpCache } from '../image/sharp-loader.js'
 
 const USAGE = `Usage:
   frame-pipe [--json] [--quiet] [--debug] '<source> [key=value…] ! <stage> … ! <sink>'
@@ -33,7 +33,7 @@ Options:
 /** Exit codes: 0 done, 1 runtime failure, 2 bad command line or pipeline, 130 aborted by a second Ctrl-C. */
 export async function main(argv: string[]): Promise<number> {
   // Frames are never encoded twice with the same input: sharp's operation cache would only hold memory.
-  sharp.cache(false)
+  disableSharpCache()
   let args
   try {
     args = parseArgs({

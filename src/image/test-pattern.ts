@@ -3,11 +3,11 @@
 // and a frozen or skipping stream is visible at a glance. renderTestFrame
 // draws one frame; TestSource is the paced source behind the testsrc stage.
 
-import sharp from 'sharp'
 import { FramePipeError } from '../core/errors.js'
 import { now, type Frame } from '../core/frame.js'
 import { PacedSource } from '../core/pacer.js'
 import type { StageContext } from '../core/stage.js'
+import { loadSharp } from './sharp-loader.js'
 
 export const TESTSRC_FORMATS = ['raw', 'jpeg'] as const
 export type TestsrcFormat = (typeof TESTSRC_FORMATS)[number]
@@ -43,9 +43,12 @@ export class TestSource extends PacedSource {
     const timestamp = now()
     const pixels = renderTestFrame(seq, width, height)
     if (format === 'raw') return { data: pixels, format: 'raw', width, height, channels: 3, seq, timestamp }
-    return sharp(pixels, { raw: { width, height, channels: 3 } })
-      .jpeg({ quality })
-      .toBuffer()
+    return loadSharp()
+      .then((sharp) =>
+        sharp(pixels, { raw: { width, height, channels: 3 } })
+          .jpeg({ quality })
+          .toBuffer(),
+      )
       .then(
         (data): Frame => ({ data, format: 'jpeg', width, height, channels: 3, seq, timestamp }),
         (err: Error) => {

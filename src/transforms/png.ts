@@ -37,7 +37,7 @@ export const spec = defineStage<PngOptions, Transform>({
     return sharpStage(ctx, o.concurrency, async (frame) => {
       if (frame.format === 'png') return frame
       try {
-        const { data, info } = await sharpOf(frame, o.maxPixels).png(pngOptions).toBuffer({ resolveWithObject: true })
+        const { data, info } = await (await sharpOf(frame, o.maxPixels)).png(pngOptions).toBuffer({ resolveWithObject: true })
         return frameFrom(frame, data, info, 'png')
       } catch (err) {
         throw await sharpFailure('ERR_ENCODE', ctx.name, frame.format === 'raw' ? 'encode' : 'transcode', frame, err, o.maxPixels)

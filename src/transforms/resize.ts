@@ -53,7 +53,7 @@ export const spec = defineStage<ResizeOptions, Transform>({
     }
     return sharpStage(ctx, o.concurrency, async (frame) => {
       try {
-        const { data, info } = await sharpOf(frame, o.maxPixels).resize(resizeOptions).raw().toBuffer({ resolveWithObject: true })
+        const { data, info } = await (await sharpOf(frame, o.maxPixels)).resize(resizeOptions).raw().toBuffer({ resolveWithObject: true })
         return frameFrom(frame, data, info, 'raw')
       } catch (err) {
         // With encoded input the likely culprit is a frame that does not decode.

@@ -39,7 +39,7 @@ export const spec = defineStage<WebpOptions, Transform>({
     return sharpStage(ctx, o.concurrency, async (frame) => {
       if (frame.format === 'webp') return frame
       try {
-        const { data, info } = await sharpOf(frame, o.maxPixels).webp(webpOptions).toBuffer({ resolveWithObject: true })
+        const { data, info } = await (await sharpOf(frame, o.maxPixels)).webp(webpOptions).toBuffer({ resolveWithObject: true })
         return frameFrom(frame, data, info, 'webp')
       } catch (err) {
         throw await sharpFailure('ERR_ENCODE', ctx.name, frame.format === 'raw' ? 'encode' : 'transcode', frame, err, o.maxPixels)
