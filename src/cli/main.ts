@@ -3,13 +3,11 @@
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { FramePipeError } from '../core/errors.js'
-import { buildPlan, PipelineSyntaxError, planDescription } from '../launch.js'
+import { PipelineSyntaxError } from '../launch-error.js'
 import { pipeline } from '../core/pipeline.js'
 import { stageInfo } from '../core/stage.js'
 import { isReaderGone } from '../sinks/stdout.js'
-import { inspectAll, inspectStage } from './inspect.js'
 import { StatusReporter } from './status.js'
-import { runDemo } from './demo.js'
 import { handleSignals } from './signals.js'
 import { disableSharpCache } from '../image/sharp-loader.js'
 
@@ -65,13 +63,16 @@ export async function main(argv: string[]): Promise<number> {
     return 0
   }
   try {
+    // The stages (and the registry that lists them) load only when a command needs them: `--help` stays fast.
     if (positionals[0] === 'inspect') {
+      const { inspectAll, inspectStage } = await import('./inspect.js')
       process.stdout.write((positionals[1] ? inspectStage(positionals[1]) : inspectAll()) + '\n')
       return 0
     }
     if (positionals[0] === 'demo') {
       const frames = integerFlag('frames', values.frames, 900, 0, Number.MAX_SAFE_INTEGER)
       const port = integerFlag('port', values.port, 8080, 0, 65535)
+      const { runDemo } = await import('./demo.js')
       return await runDemo({ frames, port, out: values.out ?? 'out/demo', quiet: values.quiet ?? false, json: values.json ?? false })
     }
     if (positionals.length === 0) {
@@ -103,6 +104,7 @@ export interface RunOptions {
 }
 
 export async function runDescription(text: string, options: RunOptions): Promise<number> {
+  const { buildPlan, planDescription } = await import('../launch.js')
   const plan = planDescription(text)
   for (const { spec, literalSecrets } of plan) {
     for (const key of literalSecrets) {
