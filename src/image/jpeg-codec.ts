@@ -235,8 +235,9 @@ export function turboDecode(
   if (head.components !== 1 && head.components !== 3) return undefined
   const { width, height } = head
   if (width * height > maxPixels) throw overMaxPixels(stage, frame, width, height, maxPixels)
-  const outChannels = channels === 'keep' ? head.components : Number(channels)
-  const format = outChannels === 1 ? t.FORMAT_GRAY : outChannels === 3 ? t.FORMAT_RGB : t.FORMAT_RGBA
+  // 'keep' is RGB for a grey JPEG too: sharp's raw output is sRGB, and its decode was the stage's definition.
+  const outChannels = channels === '4' ? 4 : 3
+  const format = outChannels === 3 ? t.FORMAT_RGB : t.FORMAT_RGBA
   // Sized from the header read above: libjpeg-turbo reads its own, and refuses
   // ('Insufficient output buffer') rather than write past this one.
   const out = Buffer.allocUnsafeSlow(width * height * outChannels)
