@@ -43,6 +43,7 @@
 // (GLIBC_TUNABLES=glibc.malloc.mmap_threshold=…, an environment variable a
 // user may set before starting node; a library cannot set it for them).
 
+import type { EventEmitter } from 'node:events'
 import { createRequire } from 'node:module'
 import type { Frame } from '../core/frame.js'
 import { jpegHeader } from '../wire/jpeg.js'
@@ -100,6 +101,18 @@ function load(): { binding: TurboBinding | undefined; info: JpegCodecInfo } {
 /** Which codec the raw ↔ JPEG path uses in this process (the binding is loaded on the first call). */
 export function jpegCodec(): JpegCodecInfo {
   return load().info
+}
+
+/**
+ * When the binding failed to load (not when sharp was asked for), tell the
+ * stage's listeners once, as an 'info' event (the CLI logs it): the work
+ * still gets done, several times slower, and the reason says why.
+ */
+export function reportFallback(stage: EventEmitter): void {
+  const { name, reason } = load().info
+  if (name !== 'sharp' || !reason || reason.startsWith(CODEC_ENV)) return
+  // Next tick: listeners attach after the stage is made.
+  process.nextTick(() => stage.emit('info', { message: `${reason}; sharp does the JPEG work, several times slower` }))
 }
 
 /** For tests: forget the choice, so that the next call looks at the environment again. */

@@ -9,7 +9,7 @@ import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
 import { sharpStage } from '../image/ordered-parallel.js'
 import { CONCURRENCY_OPTION, MAX_PIXELS_OPTION, frameFrom, sharpFailure, sharpOf } from '../image/sharp.js'
-import { jpegCodec, turboDecode } from '../image/jpeg-codec.js'
+import { reportFallback, turboDecode } from '../image/jpeg-codec.js'
 import { FramePipeError } from '../core/errors.js'
 
 export const DECODE_CHANNELS = ['keep', '3', '4'] as const
@@ -48,9 +48,7 @@ export const spec = defineStage<DecodeOptions, Transform>({
     concurrency: CONCURRENCY_OPTION,
   },
   create(o, ctx) {
-    // Load the codec now rather than on the first frame, whose latency would include it.
-    jpegCodec()
-    return sharpStage(ctx, o.concurrency, async (frame) => {
+    const stage = sharpStage(ctx, o.concurrency, async (frame) => {
       // Raw frames are already pixels; `channels` applies only to what this stage decodes.
       if (frame.format === 'raw') return frame
       try {
@@ -68,6 +66,9 @@ export const spec = defineStage<DecodeOptions, Transform>({
         throw await sharpFailure('ERR_DECODE', ctx.name, 'decode', frame, err, o.maxPixels)
       }
     })
+    // Also loads the codec now rather than on the first frame, whose latency would include it.
+    reportFallback(stage)
+    return stage
   },
 })
 

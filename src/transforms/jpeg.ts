@@ -9,7 +9,7 @@ import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
 import { sharpStage } from '../image/ordered-parallel.js'
 import { CONCURRENCY_OPTION, MAX_PIXELS_OPTION, frameFrom, sharpFailure, sharpOf } from '../image/sharp.js'
-import { turboEncoder } from '../image/jpeg-codec.js'
+import { reportFallback, turboEncoder } from '../image/jpeg-codec.js'
 
 export const CHROMA_SUBSAMPLINGS = ['4:2:0', '4:4:4'] as const
 export type ChromaSubsampling = (typeof CHROMA_SUBSAMPLINGS)[number]
@@ -62,7 +62,7 @@ export const spec = defineStage<JpegOptions, Transform>({
     }
     // Progressive scans, optimised tables and mozjpeg are sharp's (mozjpeg's) alone.
     const turbo = o.progressive || o.optimize || o.mozjpeg ? undefined : turboEncoder({ quality: o.quality, chroma: o.chroma })
-    return sharpStage(ctx, o.concurrency, async (frame) => {
+    const stage = sharpStage(ctx, o.concurrency, async (frame) => {
       // Re-encoding a JPEG would only lose quality and time; a future `force`
       // option could re-encode to apply this stage's quality.
       if (frame.format === 'jpeg') return frame
@@ -84,6 +84,8 @@ export const spec = defineStage<JpegOptions, Transform>({
         throw await sharpFailure('ERR_ENCODE', ctx.name, frame.format === 'raw' ? 'encode' : 'transcode', frame, err, o.maxPixels)
       }
     })
+    reportFallback(stage)
+    return stage
   },
 })
 

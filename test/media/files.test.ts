@@ -234,7 +234,8 @@ test('raw input: a file of one frame is a still picture, read once while it is u
   const dir = await tmp(t)
   const file = join(dir, 'still.gray')
   await writeFile(file, Buffer.alloc(6, 7))
-  const src = filesSource({ path: file, width: 3, height: 2, channels: 1, loop: true, count: 6 })
+  // 10 fps: frames further apart than the source's recheck interval (50 ms), so each one looks for a change.
+  const src = filesSource({ path: file, width: 3, height: 2, channels: 1, loop: true, count: 6, fps: 10 })
   const frames: Frame[] = []
   for await (const f of src) {
     frames.push(f as Frame)
