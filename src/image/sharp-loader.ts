@@ -24,9 +24,13 @@ export function loadSharp(): Promise<Sharp> {
   return loading
 }
 
-/** sharp when it is already loaded (no loading here): for code that only has something to do if it is. */
-export function sharpIfLoaded(): Sharp | undefined {
-  return loaded
+/**
+ * Start loading sharp now, for a stage that will need it for its first frame
+ * (png, webp, resize): the load overlaps the rest of the pipeline's start.
+ * A failure to load surfaces when the stage first uses it.
+ */
+export function preloadSharp(): void {
+  loadSharp().catch(() => {})
 }
 
 /**
