@@ -2,8 +2,8 @@
 // all, and a pipeline without sharp stages never loads sharp (libvips). Each
 // case runs the built CLI's main() in a fresh process and reports what that
 // process loaded: shared objects (sharp, libvips, libturbojpeg) and, as the
-// sign that stage modules were loaded, readable-stream (through2's, which the
-// prefix, null and map stages import).
+// sign that the stage modules were loaded, Node's dgram module (which only
+// the UDP stages' engines import).
 
 import test from 'ava'
 import { execFile } from 'node:child_process'
@@ -23,16 +23,14 @@ interface Loaded {
 
 function loadedBy(args: string[]): Promise<Loaded> {
   const script = `
-    import { createRequire } from 'node:module'
     const { main } = await import(${JSON.stringify(MAIN)})
     const code = await main(${JSON.stringify(args)})
     const objects = process.report.getReport().sharedObjects
-    const cjs = Object.keys(createRequire(import.meta.url).cache)
     process.stderr.write('\\nLOADED ' + JSON.stringify({
       code,
       sharp: objects.some((o) => /vips|sharp/.test(o)),
       turbo: objects.some((o) => /turbojpeg/.test(o)),
-      stages: cjs.some((p) => p.includes('readable-stream')),
+      stages: process.moduleLoadList.includes('NativeModule dgram'),
     }) + '\\n')
     process.exit(0)
   `
