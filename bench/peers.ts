@@ -468,7 +468,7 @@ export async function runPeers(argv: string[]): Promise<void> {
       const ff = tools.find((t) => t.name === 'FFmpeg')?.version ? calibrateFfmpeg(rawPath, w, h, jpeg.length) : undefined
       if (ff) ctx.ffmpegQ.set(sizeKey(w, h), ff.q)
       out.write(
-        `picture ${w}x${h}: raw RGB ${kb(raw.length)}, JPEG q80 (sharp, as frame-pipe's jpeg stage) ${kb(jpeg.length)}` +
+        `picture ${w}x${h}: raw RGB ${kb(raw.length)}, JPEG q80 (sharp, 4:2:0; frame-pipe's jpeg stage makes one of the same size) ${kb(jpeg.length)}` +
           (ff ? `; FFmpeg mjpeg -q:v ${ff.q} (integer qscale nearest that size) ${kb(ff.bytes)}` : '') +
           '\n',
       )
@@ -558,7 +558,7 @@ const NOTES = `fps: frames ÷ (sender launch → later exit), start-up included;
 fp ÷ tool: frame-pipe's fps ÷ the tool's (above 1: frame-pipe faster); latency rows: frame-pipe's p99 ÷ the tool's (below 1: frame-pipe lower).
 frame-pipe senders read the picture with the files source (raw with width/height, or the JPEG), repeated with loop count=N, as the other tools repeat theirs.
 GStreamer's receiver counts buffers through fakesink silent=false + -v (one printed line per buffer: measured about 0.02 ms CPU per frame, no change in wall time, on the relay row).
-Decoded formats: frame-pipe RGB (sharp), OpenCV BGR, GStreamer jpegdec and FFmpeg their native YUV 4:2:0 (no colour conversion).
+Decoded formats: frame-pipe RGB (libjpeg-turbo), OpenCV BGR, GStreamer jpegdec and FFmpeg their native YUV 4:2:0 (no colour conversion).
 Latency: frame-pipe from the capture time in the native header (set by the files source when it makes the frame, before jpeg) to the receiver's tap after decode; Python from an 8-byte capture time the sender puts after the length (time.time() before imencode) to after imdecode; samples of all runs pooled, first ${SKIP} frames of each run skipped.`
 
 function median(xs: number[]): number {

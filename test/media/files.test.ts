@@ -2,7 +2,7 @@
 
 import test from 'ava'
 import { testProp, fc } from '@fast-check/ava'
-import { mkdir, readdir, readFile, stat, symlink, utimes, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile, rename, stat, symlink, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import sharp from 'sharp'
@@ -240,9 +240,12 @@ test('raw input: a file of one frame is a still picture, read once while it is u
   for await (const f of src) {
     frames.push(f as Frame)
     if (frames.length === 3) {
-      await writeFile(file, Buffer.alloc(6, 9))
-      // A modification time apart from the first write's, however coarse the file system's clock.
-      await utimes(file, new Date(), new Date(Date.now() + 5000))
+      // Replaced in one step (rename), with a modification time apart from the first
+      // write's however coarse the file system's clock: the source sees one change.
+      const next = join(dir, 'next.tmp')
+      await writeFile(next, Buffer.alloc(6, 9))
+      await utimes(next, new Date(), new Date(Date.now() + 5000))
+      await rename(next, file)
     }
   }
   t.deepEqual(
