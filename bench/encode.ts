@@ -1,11 +1,14 @@
 // JPEG encode throughput at 640x480 and 1920x1080 with 1, 2 and 4 encodes in
-// flight (quality 80, optimize off). Three measurements per case, run in
+// flight (quality 80, optimize off). Four measurements per case, run in
 // alternating slices so the machine's noise hits all alike:
-//  - sharp alone: a plain loop encoding one pre-rendered test picture with the
-//    same number of promises in flight (the baseline);
+//  - codec alone: a plain loop encoding one pre-rendered test picture with the
+//    same number of promises in flight, through the codec the jpeg stage uses
+//    (libjpeg-turbo's binding; sharp when it is not there): the baseline;
+//  - sharp alone: the same loop through sharp (the jpeg stage's codec before
+//    issue 9, and its fallback);
 //  - pre-rendered → jpeg → null: a tiny source emitting that same picture
-//    (one shared Buffer; the encoder only reads it), so the ratio to sharp
-//    alone is what the stream machinery around sharp costs, nothing else;
+//    (one shared Buffer; the encoder only reads it), so the ratio to the
+//    codec alone is what the stream machinery around it costs, nothing else;
 //  - testsrc → jpeg → null: what users get, testsrc drawing a new frame each
 //    time on the main thread (a fresh 6 MB buffer per 1080p frame).
 // The "render only" rows (testsrc → null) give the drawing cost and the page
@@ -19,6 +22,7 @@ import { pipeline, stopSource } from '../src/core/pipeline.js'
 import { stageInfo } from '../src/core/stage.js'
 import { nullSink } from '../src/sinks/null.js'
 import { renderTestFrame } from '../src/image/test-pattern.js'
+import { jpegCodec, turboEncoder } from '../src/image/jpeg-codec.js'
 import { testsrc } from '../src/sources/testsrc.js'
 import { jpeg } from '../src/transforms/jpeg.js'
 import type { Bench, BenchRow } from './types.js'
@@ -113,6 +117,25 @@ async function sharpAlone(raw: Buffer, width: number, height: number, inFlight: 
   return tally
 }
 
+/** The same loops through the jpeg stage's codec (turboEncoder), or sharp when the binding is not in use. */
+async function codecAlone(frame: Frame, inFlight: number, ms: number): Promise<Tally> {
+  const encode = turboEncoder({ quality: QUALITY, chroma: '4:2:0' })
+  if (!encode) return sharpAlone(frame.data, frame.width, frame.height, inFlight, { quality: QUALITY, optimiseCoding: false }, ms)
+  const tally = empty()
+  const t0 = performance.now()
+  const deadline = t0 + ms
+  const loop = async (): Promise<void> => {
+    while (performance.now() < deadline) {
+      const out = await encode(frame)!
+      tally.frames++
+      tally.bytes += out.length
+    }
+  }
+  await Promise.all(Array.from({ length: inFlight }, loop))
+  tally.ms = performance.now() - t0
+  return tally
+}
+
 /**
  * Run measurements in alternating slices (A B C A B C …) so that a change in
  * machine load during the case hits all of them alike; the ratios are what count.
@@ -130,6 +153,7 @@ const times = (a: Result, b: Result) => `${(a.fps / b.fps).toFixed(2)}×`
 
 export const bench: Bench = async () => {
   const rows: BenchRow[] = []
+  const codec = jpegCodec().name
   // Warm up sharp/libvips and the JIT so the first measured case is not penalised.
   await runPipeline({ kind: 'testsrc', width: 640, height: 480 }, 500, { concurrency: 2, optimize: false })
   await runPipeline({ kind: 'prerendered', frame: rawFrame(640, 480) }, 300, { concurrency: 2, optimize: false })
@@ -150,7 +174,8 @@ export const bench: Bench = async () => {
     // The same picture for every sharp-alone and pre-rendered encode: testsrc's frame 0.
     const frame = rawFrame(width, height)
     for (const n of IN_FLIGHT) {
-      const [alone, pre, drawnEach] = await sideBySide(
+      const [alone, viaSharp, pre, drawnEach] = await sideBySide(
+        (ms) => codecAlone(frame, n, ms),
         (ms) => sharpAlone(frame.data, width, height, n, { quality: QUALITY, optimiseCoding: false }, ms),
         (ms) => runPipeline({ kind: 'prerendered', frame }, ms, { concurrency: n, optimize: false }),
         (ms) => runPipeline({ kind: 'testsrc', width, height }, ms, { concurrency: n, optimize: false }),
@@ -158,24 +183,31 @@ export const bench: Bench = async () => {
       rows.push(
         {
           group: GROUP,
-          name: `sharp alone ${size} q${QUALITY}, ${n} in flight`,
+          name: `${codec} alone ${size} q${QUALITY}, ${n} in flight`,
           value: alone!.fps,
           unit: 'frames/s',
           note: `baseline; ${kb(alone!.bytesPerFrame)}`,
         },
         {
           group: GROUP,
+          name: `sharp alone ${size} q${QUALITY}, ${n} in flight`,
+          value: viaSharp!.fps,
+          unit: 'frames/s',
+          note: `${times(viaSharp!, alone!)} ${codec} alone; ${kb(viaSharp!.bytesPerFrame)}`,
+        },
+        {
+          group: GROUP,
           name: `pre-rendered → jpeg → null ${size}, ${n} in flight`,
           value: pre!.fps,
           unit: 'frames/s',
-          note: `${times(pre!, alone!)} sharp alone: the pipeline machinery's cost; ${kb(pre!.bytesPerFrame)}`,
+          note: `${times(pre!, alone!)} ${codec} alone: the pipeline machinery's cost; ${kb(pre!.bytesPerFrame)}`,
         },
         {
           group: GROUP,
           name: `testsrc → jpeg → null ${size}, ${n} in flight`,
           value: drawnEach!.fps,
           unit: 'frames/s',
-          note: `${times(drawnEach!, alone!)} sharp alone, ${times(drawnEach!, pre!)} pre-rendered: with drawing; ${kb(drawnEach!.bytesPerFrame)}`,
+          note: `${times(drawnEach!, alone!)} ${codec} alone, ${times(drawnEach!, pre!)} pre-rendered: with drawing; ${kb(drawnEach!.bytesPerFrame)}`,
         },
       )
     }

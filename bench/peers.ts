@@ -27,27 +27,28 @@ import { execFileSync, spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os'
 import { join } from 'node:path'
-import type { Writable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import sharp from 'sharp'
-import { now, type Frame } from '../src/core/frame.js'
-import { encodeHeader } from '../src/wire/headers.js'
 import { makePicture } from './peers/picture.js'
-import { delay, freePort, haveTime, runPair, runSolo, type Command, type Output, type PairResult, type Side } from './peers/run.js'
+import { freePort, haveTime, runPair, type Command, type Output, type PairResult, type Side } from './peers/run.js'
 
 // ---------------------------------------------------------------------------
-// frame-pipe's side of every job: edit here when the stages change. {port} is
-// the receiver's port. Senders read their frames from stdin with native
-// headers, written by this bench (the feeder, see feed()): frame-pipe has no
-// source that repeats one raw picture of given width/height/channels N times,
-// and this path carries the same picture as the other tools get. Receivers
-// listen; throughput receivers run under the CLI (`--json` gives the frame
-// count), latency receivers under bench/peers/fp-tap.ts (same description,
-// plus a per-frame latency tap).
+// frame-pipe's side of every job: edit here when the stages change. Filled in
+// per run: {port} the receiver's port, {raw} and {jpeg} the picture's files,
+// {width} {height} its size, {frames} the frame count, {pace} ` fps=30` on the
+// latency rows (empty elsewhere). Senders read the picture with the files
+// source (raw pixels with width/height, or the JPEG) and repeat it {frames}
+// times, as GStreamer's imagefreeze, FFmpeg's -stream_loop and the Python
+// sender do; the source stamps each frame's capture time as it makes it.
+// Receivers listen; throughput receivers run under the CLI (`--json` gives
+// the frame count), latency receivers under bench/peers/fp-tap.ts (same
+// description, plus a per-frame latency tap).
 // ---------------------------------------------------------------------------
-const FP_ENCODE_SEND = 'stdin ! unprefix header=native ! jpeg quality=80 ! prefix header=native ! tcp-client port={port}'
-const FP_FORWARD_SEND = 'stdin ! unprefix header=native ! prefix header=native ! tcp-client port={port}'
+const FP_RAW = 'files path={raw} width={width} height={height} channels=3 loop count={frames}{pace}'
+const FP_JPEG = 'files path={jpeg} loop count={frames}'
+const FP_ENCODE_SEND = `${FP_RAW} ! jpeg quality=80 ! prefix header=native ! tcp-client port={port}`
+const FP_FORWARD_SEND = `${FP_JPEG} ! prefix header=native ! tcp-client port={port}`
 const FP_DECODE_RECV = 'tcp-server port={port} once=true ! unprefix header=native ! decode ! null'
 const FP_DISCARD_RECV = 'tcp-server port={port} once=true ! unprefix header=native ! null'
 
@@ -195,8 +196,6 @@ interface Context {
 interface Plan {
   sender: Side
   receiver: Side
-  /** frame-pipe: the bench writes the frames into the sender's stdin. */
-  feed?: boolean
   /** Frames the receiver reported, and latency samples, from its output. */
   parse: (r: PairResult) => { frames: number; latency?: number[] } | string
 }
@@ -228,24 +227,33 @@ function lastJson(out: Output, pred: (o: Record<string, unknown>) => boolean): R
   return undefined
 }
 
-function fill(description: string, port: number): string {
-  return description.replaceAll('{port}', String(port))
+function fill(description: string, values: Record<string, string | number>): string {
+  return description.replace(/\{(\w+)\}/g, (whole, key: string) => (key in values ? String(values[key]) : whole))
 }
 
 const framePipe = (ctx0: { root: string }): Tool => ({
   name: 'frame-pipe',
   version: readPackageVersion(ctx0.root),
-  plan(job, port, _frames, ctx) {
+  plan(job, port, frames, ctx) {
     const cli = join(ctx.root, 'bin', 'frame-pipe.js')
     const tap = join(ctx.root, 'dist', 'bench', 'peers', 'fp-tap.js')
     const { send, recv } = FRAME_PIPE[job.key]
+    const pic = picture(ctx, job)
+    const values = {
+      port,
+      raw: pic.rawPath,
+      jpeg: pic.jpegPath,
+      width: pic.width,
+      height: pic.height,
+      frames,
+      pace: job.pacedFps ? ` fps=${job.pacedFps}` : '',
+    }
     const receiver: Command = job.pacedFps
-      ? { file: process.execPath, args: [tap, fill(recv, port), String(SKIP)] }
-      : { file: process.execPath, args: [cli, '--json', '--quiet', fill(recv, port)] }
+      ? { file: process.execPath, args: [tap, fill(recv, values), String(SKIP)] }
+      : { file: process.execPath, args: [cli, '--json', '--quiet', fill(recv, values)] }
     return {
-      sender: { command: { file: process.execPath, args: [cli, '--quiet', fill(send, port)] } },
+      sender: { command: { file: process.execPath, args: [cli, '--quiet', fill(send, values)] } },
       receiver: { command: receiver },
-      feed: true,
       parse(r) {
         if (job.pacedFps) {
           const o = lastJson(r.receiverOut, (x) => 'latency_ms' in x)
@@ -398,58 +406,9 @@ const ffmpeg = (): Tool => ({
 })
 
 // ---------------------------------------------------------------------------
-// The feeder: frames into a frame-pipe sender's stdin, each with a native
-// header (seq, capture timestamp = the moment it is written, size, format).
-// One shared payload Buffer; header and payload go out corked as one writev.
-// Paced rows write on an absolute 30 fps schedule.
-
-async function feed(stdin: Writable, input: Job['input'], pic: Picture, frames: number, pacedFps?: number): Promise<void> {
-  const raw = input === 'raw'
-  const base: Frame = {
-    data: raw ? pic.raw : pic.jpeg,
-    format: raw ? 'raw' : 'jpeg',
-    width: pic.width,
-    height: pic.height,
-    channels: raw ? 3 : 0,
-    seq: 0,
-    timestamp: 0,
-  }
-  const period = pacedFps ? 1000 / pacedFps : 0
-  const t0 = performance.now()
-  for (let i = 0; i < frames; i++) {
-    if (stdin.destroyed) return
-    if (period) {
-      const wait = t0 + i * period - performance.now()
-      if (wait > 0) await delay(wait)
-    }
-    const header = encodeHeader('native', { ...base, seq: i, timestamp: now() }, false, 'feed')
-    if (!Buffer.isBuffer(header)) throw header
-    stdin.cork()
-    stdin.write(header)
-    const ok = stdin.write(base.data)
-    stdin.uncork()
-    if (!ok) await drained(stdin)
-  }
-  stdin.end()
-}
-
-/** Resolves on 'drain', or on 'close' when the sender went away (its exit status tells why). */
-function drained(stdin: Writable): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      stdin.off('drain', done)
-      stdin.off('close', done)
-      resolve()
-    }
-    stdin.on('drain', done)
-    stdin.on('close', done)
-  })
-}
-
-// ---------------------------------------------------------------------------
 
 interface Cell {
-  runs: Array<{ fps: number; sendCpu?: number; recvCpu?: number; feedCpu: number; wallMs: number; latency?: number[] }>
+  runs: Array<{ fps: number; sendCpu?: number; recvCpu?: number; wallMs: number; latency?: number[] }>
   failed?: string
   /** The plan's verdict: the tool has no way to do this job here. */
   notApplicable?: boolean
@@ -509,13 +468,12 @@ export async function runPeers(argv: string[]): Promise<void> {
       const ff = tools.find((t) => t.name === 'FFmpeg')?.version ? calibrateFfmpeg(rawPath, w, h, jpeg.length) : undefined
       if (ff) ctx.ffmpegQ.set(sizeKey(w, h), ff.q)
       out.write(
-        `picture ${w}x${h}: raw RGB ${kb(raw.length)}, JPEG q80 (sharp, as frame-pipe's jpeg stage) ${kb(jpeg.length)}` +
+        `picture ${w}x${h}: raw RGB ${kb(raw.length)}, JPEG q80 (sharp, 4:2:0; frame-pipe's jpeg stage makes one of the same size) ${kb(jpeg.length)}` +
           (ff ? `; FFmpeg mjpeg -q:v ${ff.q} (integer qscale nearest that size) ${kb(ff.bytes)}` : '') +
           '\n',
       )
     }
     out.write(startupLine(root, tools, ctx) + '\n')
-    if (tools.find((t) => t.name === 'frame-pipe')) out.write((await feedPathLine(ctx)) + '\n')
 
     const cells = new Map<string, Cell>()
     const cellOf = (job: Job, tool: Tool): Cell => {
@@ -550,13 +508,11 @@ export async function runPeers(argv: string[]): Promise<void> {
             continue
           }
           log(`peers: run ${rep + 1}/${runs} ${job.key} ${tool.name} (${frames} frames)…`)
-          const pic = picture(ctx, job)
           const timeoutMs = job.pacedFps ? (frames / job.pacedFps) * 1000 + 60_000 : 120_000
           const r = await runPair({
             port,
             receiver: plan.receiver,
             sender: plan.sender,
-            feed: plan.feed ? (stdin) => feed(stdin, job.input, pic, frames, job.pacedFps) : undefined,
             timeoutMs,
             tmpDir: tmp,
           })
@@ -577,7 +533,6 @@ export async function runPeers(argv: string[]): Promise<void> {
             fps: frames / (r.wallMs / 1000),
             sendCpu: r.sendCpuMs === undefined ? undefined : r.sendCpuMs / frames,
             recvCpu: r.recvCpuMs === undefined ? undefined : r.recvCpuMs / frames,
-            feedCpu: r.benchCpuMs / frames,
             wallMs: r.wallMs,
             latency: got.latency,
           })
@@ -601,10 +556,10 @@ export async function runPeers(argv: string[]): Promise<void> {
 
 const NOTES = `fps: frames ÷ (sender launch → later exit), start-up included; CPU: user+sys ms per frame of each process (GNU time), start-up included.
 fp ÷ tool: frame-pipe's fps ÷ the tool's (above 1: frame-pipe faster); latency rows: frame-pipe's p99 ÷ the tool's (below 1: frame-pipe lower).
-frame-pipe senders are fed by this bench through stdin (native header + the same raw picture or JPEG each frame): "feed" is the bench's own CPU per frame for that, not in the sender column.
+frame-pipe senders read the picture with the files source (raw with width/height, or the JPEG), repeated with loop count=N, as the other tools repeat theirs.
 GStreamer's receiver counts buffers through fakesink silent=false + -v (one printed line per buffer: measured about 0.02 ms CPU per frame, no change in wall time, on the relay row).
-Decoded formats: frame-pipe RGB (sharp), OpenCV BGR, GStreamer jpegdec and FFmpeg their native YUV 4:2:0 (no colour conversion).
-Latency: frame-pipe from the capture time in the native header (set by the feeder when it writes the frame) to the receiver's tap after decode; Python from an 8-byte capture time the sender puts after the length (time.time() before imencode) to after imdecode; samples of all runs pooled, first ${SKIP} frames of each run skipped.`
+Decoded formats: frame-pipe RGB (libjpeg-turbo), OpenCV BGR, GStreamer jpegdec and FFmpeg their native YUV 4:2:0 (no colour conversion).
+Latency: frame-pipe from the capture time in the native header (set by the files source when it makes the frame, before jpeg) to the receiver's tap after decode; Python from an 8-byte capture time the sender puts after the length (time.time() before imencode) to after imdecode; samples of all runs pooled, first ${SKIP} frames of each run skipped.`
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b)
@@ -659,7 +614,6 @@ function resultTable(jobs: readonly Job[], tools: Tool[], cellOf: (j: Job, t: To
         return xs.length ? fmt(median(xs)) : '?'
       }
       const notes: string[] = []
-      if (tool.name === 'frame-pipe') notes.push(`feed ${fmt(median(cell.runs.map((r) => r.feedCpu)))} ms/frame`)
       let result: string
       let ratio = ''
       if (job.pacedFps) {
@@ -788,34 +742,6 @@ function calibrateFfmpeg(rawPath: string, w: number, h: number, target: number):
     if (bytes < target) break
   }
   return best
-}
-
-/**
- * What the feed path costs frame-pipe's senders on their own: the CLI running
- * `stdin ! unprefix header=native ! null` on the raw picture, CPU per frame
- * at the margin ((CPU of N frames − CPU of 1 frame) ÷ (N − 1), so start-up
- * drops out). GStreamer's imagefreeze, FFmpeg's -stream_loop and the Python
- * sender pay next to nothing per frame for their input.
- */
-async function feedPathLine(ctx: Context): Promise<string> {
-  const cli = join(ctx.root, 'bin', 'frame-pipe.js')
-  const parts: string[] = []
-  for (const [pic, n] of [
-    [ctx.pictures.get('640x480')!, 600],
-    [ctx.pictures.get('1920x1080')!, 80],
-  ] as const) {
-    const cpu: number[] = []
-    for (const frames of [1, n]) {
-      const side: Side = { command: { file: process.execPath, args: [cli, '--json', '--quiet', 'stdin ! unprefix header=native ! null'] } }
-      const r = await runSolo(side, (stdin) => feed(stdin, 'raw', pic, frames), 60_000, ctx.tmp)
-      const o = lastJson(r.out, (x) => x.final === true)
-      if (r.error || r.cpuMs === undefined || Number(o?.frames) !== frames)
-        return `frame-pipe feed path alone: not measured (${r.error ?? 'no CPU or frame count'})`
-      cpu.push(r.cpuMs)
-    }
-    parts.push(`${sizeKey(pic.width, pic.height)} ${fmt((cpu[1]! - cpu[0]!) / (n - 1))} ms`)
-  }
-  return `frame-pipe feed path alone (stdin ! unprefix header=native ! null, raw picture, CPU per frame at the margin, inside the sender columns below): ${parts.join(', ')}`
 }
 
 /** Start-up as issue 9 measures it: wall time of a command that does nothing but load, median of 3. */

@@ -3,12 +3,15 @@
 // its column, before any stage opens a socket or a file.
 
 import type { Stream } from 'node:stream'
-import { FramePipeError, InvalidOptionError } from './core/errors.js'
+import { InvalidOptionError } from './core/errors.js'
+import { PipelineSyntaxError } from './launch-error.js'
 import { linkProblem } from './core/pipeline.js'
 import { STAGES, findStage, stageNames, stagesNamed } from './registry.js'
 import { closest, isLiteralSecret, parseOptionText, resolveOptions, type OptionSpec, type StageKind, type StageSpec } from './core/spec.js'
 import { createStage, type Staged } from './core/stage.js'
 import { securityOptionHint, tokenWireProblem } from './net/security.js'
+
+export { PipelineSyntaxError } from './launch-error.js'
 
 export interface ParsedOption {
   key: string
@@ -28,26 +31,6 @@ export interface PlannedStage {
   column: number
   /** Secret options whose text was the secret itself (visible in `ps`), not `@FILE` or `env:NAME`: worth a warning. */
   literalSecrets: string[]
-}
-
-export class PipelineSyntaxError extends FramePipeError {
-  readonly column: number
-  readonly text: string
-  constructor(
-    code: 'ERR_PIPELINE_SYNTAX' | 'ERR_UNKNOWN_STAGE' | 'ERR_INVALID_OPTION' | 'ERR_LINK',
-    message: string,
-    text: string,
-    column: number,
-  ) {
-    super(code, `${message} (column ${column + 1})`)
-    this.column = column
-    this.text = text
-  }
-
-  /** The description with a caret under the offending column, for the CLI. */
-  pointer(): string {
-    return `  ${this.text}\n  ${' '.repeat(this.column)}^`
-  }
 }
 
 interface Token {

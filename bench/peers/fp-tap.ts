@@ -8,16 +8,16 @@
 //
 //   node dist/bench/peers/fp-tap.js '<description>' [skip]
 
-import sharp from 'sharp'
 import { isFrame, now } from '../../src/core/frame.js'
 import { pipeline } from '../../src/core/pipeline.js'
 import { launch } from '../../src/launch.js'
+import { disableSharpCache } from '../../src/image/sharp-loader.js'
 
 async function main(): Promise<void> {
   const [description, skipText] = process.argv.slice(2)
   if (!description) throw new Error('usage: fp-tap.js <description> [skip]')
   const skip = Number(skipText ?? 0)
-  sharp.cache(false)
+  disableSharpCache()
   const stages = launch(description)
   let frames = 0
   const latency: number[] = []

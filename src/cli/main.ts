@@ -1,20 +1,17 @@
 // The `frame-pipe` command: run a pipeline description, inspect stages, run the demo.
 
 import { parseArgs } from 'node:util'
-import sharp from 'sharp'
 import { FramePipeError } from '../core/errors.js'
-import { buildPlan, PipelineSyntaxError, planDescription } from '../launch.js'
+import { PipelineSyntaxError } from '../launch-error.js'
 import { pipeline } from '../core/pipeline.js'
 import { stageInfo } from '../core/stage.js'
 import { isReaderGone } from '../sinks/stdout.js'
-import { inspectAll, inspectJson, inspectStage } from './inspect.js'
 import { StatusReporter } from './status.js'
-import { runDemo } from './demo.js'
-import { runCert } from './cert.js'
 import { handleSignals } from './signals.js'
 import { parseDuration } from '../core/spec.js'
 import { applyLimits, checkFrameLimit } from './limits.js'
 import { isLogLevel, LOG_LEVELS, shows, type LogLevel } from './log.js'
+import { disableSharpCache } from '../image/sharp-loader.js'
 
 const USAGE = `Usage:
   frame-pipe [options] '<source> [key=value…] ! <stage> … ! <sink>'
@@ -46,7 +43,7 @@ const COMMAND_FLAGS = { out: ['demo', 'cert'], port: ['demo'], name: ['cert'], d
 /** Exit codes: 0 done, 1 runtime failure, 2 bad command line or pipeline, 130 aborted by a second Ctrl-C. */
 export async function main(argv: string[]): Promise<number> {
   // Frames are never encoded twice with the same input: sharp's operation cache would only hold memory.
-  sharp.cache(false)
+  disableSharpCache()
   let args
   try {
     args = parseArgs({
@@ -101,7 +98,9 @@ export async function main(argv: string[]): Promise<number> {
     }
   }
   try {
+    // The stages (and the registry that lists them) load only when a command needs them: `--help` stays fast.
     if (command === 'inspect') {
+      const { inspectAll, inspectJson, inspectStage } = await import('./inspect.js')
       const name = positionals[1]
       const text = values.json ? inspectJson(name) : name ? inspectStage(name) : inspectAll()
       process.stdout.write(text + '\n')
@@ -109,12 +108,14 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (command === 'cert') {
       const days = integerFlag('days', values.days, 365, 1, 36500)
+      const { runCert } = await import('./cert.js')
       return await runCert({ dir: values.out ?? '.', names: values.name ?? [], days, force: values.force ?? false })
     }
     const duration = durationFlag(values.duration)
     if (command === 'demo') {
       const frames = integerFlag('frames', values.frames, 900, 0, Number.MAX_SAFE_INTEGER)
       const port = integerFlag('port', values.port, 8080, 0, 65535)
+      const { runDemo } = await import('./demo.js')
       return await runDemo({ frames, port, duration, out: values.out ?? 'out/demo', level, json: values.json ?? false })
     }
     if (positionals.length === 0) {
@@ -166,6 +167,7 @@ export interface RunOptions {
 
 export async function runDescription(text: string, options: RunOptions): Promise<number> {
   const level = options.level ?? 'info'
+  const { buildPlan, planDescription } = await import('../launch.js')
   const plan = planDescription(text)
   for (const { spec, literalSecrets } of plan) {
     for (const key of literalSecrets) {

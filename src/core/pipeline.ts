@@ -3,7 +3,8 @@
 
 import type { Duplex, Stream } from 'node:stream'
 import { pipeline as streamPipeline } from 'node:stream/promises'
-import pumpify from 'pumpify'
+import { createRequire } from 'node:module'
+import type Pumpify from 'pumpify'
 import { FramePipeError } from './errors.js'
 import { joinPipeline, RELEASE_HELD, stageInfo, tagStage, type StageInfo } from './stage.js'
 
@@ -99,6 +100,9 @@ export function chain(...stages: Duplex[]): Duplex {
     const problem = portProblem(stageInfo(stages[i - 1]!), stageInfo(stages[i]!))
     if (problem) throw new FramePipeError('ERR_LINK', problem)
   }
+  // Required here, not imported at the top: pumpify and its readable-stream copy are a dozen
+  // modules that every start-up (`--help`, `inspect`, any pipeline) would load for a rare call.
+  const pumpify = createRequire(import.meta.url)('pumpify') as typeof Pumpify
   const duplex = new pumpify.obj(...stages) as unknown as Duplex
   const first = stageInfo(stages[0]!)
   const tail = stageInfo(stages[stages.length - 1]!)

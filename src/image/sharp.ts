@@ -4,11 +4,12 @@
 // (or a FramePipeError). The stages run their work in OrderedParallel
 // (ordered-parallel.ts).
 
-import sharp, { type OutputInfo, type Sharp } from 'sharp'
+import type { OutputInfo, Sharp } from 'sharp'
 import { FramePipeError, type ErrorCode } from '../core/errors.js'
 import { expectFrame } from '../core/checks.js'
 import type { Frame, FrameFormat } from '../core/frame.js'
 import type { OptionSpec } from '../core/spec.js'
+import { loadSharp } from './sharp-loader.js'
 
 /** The `concurrency` option shared by the sharp stages. */
 export const CONCURRENCY_OPTION: OptionSpec = {
@@ -60,9 +61,11 @@ export const MAX_PIXELS_OPTION: OptionSpec = {
  * an encoded image sharp recognises itself. An encoded image whose header
  * announces more than `maxPixels` pixels fails before anything is decoded
  * (a corrupt or hostile header must not allocate hundreds of MB). Raw frames
- * are already in memory, so the bound does not apply to them.
+ * are already in memory, so the bound does not apply to them. Loads sharp
+ * on first use (sharp-loader.ts).
  */
-export function sharpOf(frame: Frame, maxPixels: number): Sharp {
+export async function sharpOf(frame: Frame, maxPixels: number): Promise<Sharp> {
+  const sharp = await loadSharp()
   if (frame.format === 'raw') {
     return sharp(frame.data, { raw: { width: frame.width, height: frame.height, channels: frame.channels as 1 | 2 | 3 | 4 } })
   }
@@ -103,6 +106,7 @@ export async function sharpFailure(
     return sharpError(code, stage, verb, frame, err)
   }
   // Read the header again (no pixels) to say how big the image claims to be.
+  const sharp = await loadSharp()
   const size = await sharp(frame.data, { limitInputPixels: false })
     .metadata()
     .then(
@@ -110,9 +114,18 @@ export async function sharpFailure(
       // It was readable a moment ago; if not now, the limit is still what sharp reported.
       () => 'has more pixels',
     )
+  return tooManyPixels(stage, frame, size, maxPixels, err)
+}
+
+/** ERR_DECODE for an encoded frame whose header announces more than maxPixels, in sharpFailure's words (the libjpeg-turbo path checks the header itself). */
+export function overMaxPixels(stage: string, frame: Frame, width: number, height: number, maxPixels: number): FramePipeError {
+  return tooManyPixels(stage, frame, `is ${width}x${height} = ${width * height} pixels`, maxPixels, undefined)
+}
+
+function tooManyPixels(stage: string, frame: Frame, size: string, maxPixels: number, cause: unknown): FramePipeError {
   return new FramePipeError(
     'ERR_DECODE',
     `frame ${frame.seq} (${frame.data.length} bytes, format ${frame.format}) ${size}, more than maxPixels (${maxPixels})`,
-    { stage, cause: err },
+    { stage, cause },
   )
 }

@@ -3,11 +3,12 @@
 // and a frozen or skipping stream is visible at a glance. renderTestFrame
 // draws one frame; TestSource is the paced source behind the testsrc stage.
 
-import sharp from 'sharp'
 import { FramePipeError } from '../core/errors.js'
 import { now, type Frame } from '../core/frame.js'
 import { PacedSource } from '../core/pacer.js'
 import type { StageContext } from '../core/stage.js'
+import { loadSharp } from './sharp-loader.js'
+import { turboEncoder } from './jpeg-codec.js'
 
 export const TESTSRC_FORMATS = ['raw', 'jpeg'] as const
 export type TestsrcFormat = (typeof TESTSRC_FORMATS)[number]
@@ -27,10 +28,13 @@ export interface TestPatternConfig {
 export class TestSource extends PacedSource {
   private readonly o: TestPatternConfig
   private n = 0
+  /** format=jpeg: the jpeg stage's libjpeg-turbo encoder, or undefined (sharp) when the binding is not in use. */
+  private readonly encode: ((frame: Frame) => Promise<Buffer> | undefined) | undefined
 
   constructor(o: TestPatternConfig, ctx: StageContext) {
     super(o.fps, ctx)
     this.o = o
+    this.encode = o.format === 'jpeg' ? turboEncoder({ quality: o.quality, chroma: '4:2:0' }) : undefined
   }
 
   protected exhausted(): boolean {
@@ -42,19 +46,25 @@ export class TestSource extends PacedSource {
     const seq = this.n++
     const timestamp = now()
     const pixels = renderTestFrame(seq, width, height)
-    if (format === 'raw') return { data: pixels, format: 'raw', width, height, channels: 3, seq, timestamp }
-    return sharp(pixels, { raw: { width, height, channels: 3 } })
-      .jpeg({ quality })
-      .toBuffer()
-      .then(
-        (data): Frame => ({ data, format: 'jpeg', width, height, channels: 3, seq, timestamp }),
-        (err: Error) => {
-          throw new FramePipeError('ERR_ENCODE', `cannot encode frame ${seq} (${width}x${height}) as JPEG: ${err.message}`, {
-            stage: this.ctx.name,
-            cause: err,
-          })
-        },
+    const raw: Frame = { data: pixels, format: 'raw', width, height, channels: 3, seq, timestamp }
+    if (format === 'raw') return raw
+    // libjpeg-turbo when it loaded: a few milliseconds to load against sharp's hundreds, so the first frame is not late.
+    const encoded =
+      this.encode?.(raw) ??
+      loadSharp().then((sharp) =>
+        sharp(pixels, { raw: { width, height, channels: 3 } })
+          .jpeg({ quality })
+          .toBuffer(),
       )
+    return encoded.then(
+      (data): Frame => ({ data, format: 'jpeg', width, height, channels: 3, seq, timestamp }),
+      (err: Error) => {
+        throw new FramePipeError('ERR_ENCODE', `cannot encode frame ${seq} (${width}x${height}) as JPEG: ${err.message}`, {
+          stage: this.ctx.name,
+          cause: err,
+        })
+      },
+    )
   }
 }
 

@@ -1,7 +1,6 @@
 // The end of a pipeline that keeps nothing: counts what arrives and drops it.
 
-import type { Transform, TransformCallback } from 'node:stream'
-import { objectTransform } from 'through2'
+import { Transform, type TransformCallback } from 'node:stream'
 import { isBoundary, isFrame, packetLength, type ByteChunk, type Frame } from '../core/frame.js'
 import { defineStage } from '../core/spec.js'
 import { passOn, stageFactory, type StageContext } from '../core/stage.js'
@@ -24,11 +23,11 @@ export const spec = defineStage<NullOptions, Transform>({
 export const nullSink = stageFactory(spec)
 
 function createNullSink(ctx: StageContext): Transform {
-  // through2 is typed against readable-stream, which ships no types here, so
-  // it returns `any`; see src/core/map-frames.ts for why a Node Transform type is sound.
-  const sink: Transform = objectTransform(
-    { highWaterMark: 2 },
-    (chunk: Frame | ByteChunk, _encoding: BufferEncoding, callback: TransformCallback) => {
+  // Node's own Transform rather than through2's, for start-up: see transforms/prefix.ts.
+  const sink: Transform = new Transform({
+    objectMode: true,
+    highWaterMark: 2,
+    transform(chunk: Frame | ByteChunk, _encoding: BufferEncoding, callback: TransformCallback) {
       if (isFrame(chunk)) {
         ctx.counters.frames++
         ctx.counters.bytes += chunk.data.length
@@ -39,6 +38,6 @@ function createNullSink(ctx: StageContext): Transform {
       passOn(sink, chunk)
       callback()
     },
-  )
+  })
   return sink
 }

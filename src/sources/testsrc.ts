@@ -31,7 +31,7 @@ export const spec = defineStage<TestsrcOptions, PacedSource>({
       type: 'enum',
       values: TESTSRC_FORMATS,
       default: 'raw',
-      doc: 'raw: RGB pixels (3 channels); jpeg: encoded with sharp at `quality`',
+      doc: 'raw: RGB pixels (3 channels); jpeg: encoded at `quality` (4:2:0, by libjpeg-turbo like the jpeg stage; by sharp, with optimised tables, when the binding is not available)',
     },
     quality: { type: 'int', min: 1, max: 100, default: 80, doc: 'JPEG quality when format=jpeg' },
   },

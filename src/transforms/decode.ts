@@ -1,12 +1,16 @@
 // src/transforms/decode.ts
 // Decode encoded frames (JPEG, PNG, WebP, or anything sharp recognises) to
-// raw pixels, filling in width, height and channels.
+// raw pixels, filling in width, height and channels. JPEGs go to
+// libjpeg-turbo (image/jpeg-codec.ts), everything else, and any JPEG it
+// leaves aside or refuses, to sharp.
 
 import type { Transform } from 'node:stream'
 import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
 import { sharpStage } from '../image/ordered-parallel.js'
 import { CONCURRENCY_OPTION, MAX_PIXELS_OPTION, frameFrom, sharpFailure, sharpOf } from '../image/sharp.js'
+import { reportFallback, turboDecode } from '../image/jpeg-codec.js'
+import { FramePipeError } from '../core/errors.js'
 
 export const DECODE_CHANNELS = ['keep', '3', '4'] as const
 export const DECODE_ON_ERROR = ['fail', 'drop'] as const
@@ -44,20 +48,27 @@ export const spec = defineStage<DecodeOptions, Transform>({
     concurrency: CONCURRENCY_OPTION,
   },
   create(o, ctx) {
-    return sharpStage(ctx, o.concurrency, async (frame) => {
+    const stage = sharpStage(ctx, o.concurrency, async (frame) => {
       // Raw frames are already pixels; `channels` applies only to what this stage decodes.
       if (frame.format === 'raw') return frame
       try {
-        let image = sharpOf(frame, o.maxPixels)
+        // Over maxPixels it throws ERR_DECODE; refused data resolves undefined and goes to sharp.
+        const fast = await turboDecode(frame, o.channels, o.maxPixels, ctx.name)
+        if (fast) return fast
+        let image = await sharpOf(frame, o.maxPixels)
         if (o.channels === '3') image = image.removeAlpha().toColourspace('srgb')
         else if (o.channels === '4') image = image.ensureAlpha().toColourspace('srgb')
         const { data, info } = await image.raw().toBuffer({ resolveWithObject: true })
         return frameFrom(frame, data, info, 'raw')
       } catch (err) {
         if (o.onError === 'drop') return null
+        if (err instanceof FramePipeError) throw err
         throw await sharpFailure('ERR_DECODE', ctx.name, 'decode', frame, err, o.maxPixels)
       }
     })
+    // Also loads the codec now rather than on the first frame, whose latency would include it.
+    reportFallback(stage)
+    return stage
   },
 })
 

@@ -1,12 +1,15 @@
 // src/transforms/jpeg.ts
-// Encode frames as JPEG, one sharp call per frame (never one sharp instance
-// for many frames: that merges them into one image).
+// Encode frames as JPEG: raw pixels with libjpeg-turbo when the settings are
+// its own (image/jpeg-codec.ts says why), everything else with one sharp call
+// per frame (never one sharp instance for many frames: that merges them into
+// one image).
 
 import type { Transform } from 'node:stream'
 import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
 import { sharpStage } from '../image/ordered-parallel.js'
 import { CONCURRENCY_OPTION, MAX_PIXELS_OPTION, frameFrom, sharpFailure, sharpOf } from '../image/sharp.js'
+import { reportFallback, turboEncoder } from '../image/jpeg-codec.js'
 
 export const CHROMA_SUBSAMPLINGS = ['4:2:0', '4:4:4'] as const
 export type ChromaSubsampling = (typeof CHROMA_SUBSAMPLINGS)[number]
@@ -57,17 +60,32 @@ export const spec = defineStage<JpegOptions, Transform>({
       optimiseCoding: o.optimize,
       mozjpeg: o.mozjpeg,
     }
-    return sharpStage(ctx, o.concurrency, async (frame) => {
+    // Progressive scans, optimised tables and mozjpeg are sharp's (mozjpeg's) alone.
+    const turbo = o.progressive || o.optimize || o.mozjpeg ? undefined : turboEncoder({ quality: o.quality, chroma: o.chroma })
+    const stage = sharpStage(ctx, o.concurrency, async (frame) => {
       // Re-encoding a JPEG would only lose quality and time; a future `force`
       // option could re-encode to apply this stage's quality.
       if (frame.format === 'jpeg') return frame
+      const fast = frame.format === 'raw' ? turbo?.(frame) : undefined
+      if (fast) {
+        try {
+          const data = await fast
+          // RGB and opaque RGBA become 3-component JPEGs, grey a 1-component one.
+          const channels = frame.channels === 1 ? 1 : 3
+          return { data, format: 'jpeg', width: frame.width, height: frame.height, channels, seq: frame.seq, timestamp: frame.timestamp }
+        } catch {
+          // Not expected for a checked raw frame; sharp tries it, and words the error if it fails too.
+        }
+      }
       try {
-        const { data, info } = await sharpOf(frame, o.maxPixels).jpeg(jpegOptions).toBuffer({ resolveWithObject: true })
+        const { data, info } = await (await sharpOf(frame, o.maxPixels)).jpeg(jpegOptions).toBuffer({ resolveWithObject: true })
         return frameFrom(frame, data, info, 'jpeg')
       } catch (err) {
         throw await sharpFailure('ERR_ENCODE', ctx.name, frame.format === 'raw' ? 'encode' : 'transcode', frame, err, o.maxPixels)
       }
     })
+    reportFallback(stage)
+    return stage
   },
 })
 

@@ -6,6 +6,7 @@ import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
 import { sharpStage } from '../image/ordered-parallel.js'
 import { CONCURRENCY_OPTION, MAX_PIXELS_OPTION, frameFrom, sharpFailure, sharpOf } from '../image/sharp.js'
+import { preloadSharp } from '../image/sharp-loader.js'
 
 export interface PngOptions {
   compressionLevel?: number
@@ -34,10 +35,11 @@ export const spec = defineStage<PngOptions, Transform>({
   },
   create(o, ctx) {
     const pngOptions = { compressionLevel: o.compressionLevel, palette: o.palette }
+    preloadSharp()
     return sharpStage(ctx, o.concurrency, async (frame) => {
       if (frame.format === 'png') return frame
       try {
-        const { data, info } = await sharpOf(frame, o.maxPixels).png(pngOptions).toBuffer({ resolveWithObject: true })
+        const { data, info } = await (await sharpOf(frame, o.maxPixels)).png(pngOptions).toBuffer({ resolveWithObject: true })
         return frameFrom(frame, data, info, 'png')
       } catch (err) {
         throw await sharpFailure('ERR_ENCODE', ctx.name, frame.format === 'raw' ? 'encode' : 'transcode', frame, err, o.maxPixels)

@@ -8,6 +8,7 @@ import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
 import { sharpStage } from '../image/ordered-parallel.js'
 import { CONCURRENCY_OPTION, MAX_PIXELS_OPTION, frameFrom, sharpFailure, sharpOf } from '../image/sharp.js'
+import { preloadSharp } from '../image/sharp-loader.js'
 
 export const RESIZE_FITS = ['cover', 'contain', 'fill', 'inside', 'outside'] as const
 export const RESIZE_KERNELS = ['nearest', 'linear', 'cubic', 'mitchell', 'lanczos2', 'lanczos3'] as const
@@ -51,9 +52,10 @@ export const spec = defineStage<ResizeOptions, Transform>({
       kernel: o.kernel,
       background: { r: 0, g: 0, b: 0, alpha: 1 },
     }
+    preloadSharp()
     return sharpStage(ctx, o.concurrency, async (frame) => {
       try {
-        const { data, info } = await sharpOf(frame, o.maxPixels).resize(resizeOptions).raw().toBuffer({ resolveWithObject: true })
+        const { data, info } = await (await sharpOf(frame, o.maxPixels)).resize(resizeOptions).raw().toBuffer({ resolveWithObject: true })
         return frameFrom(frame, data, info, 'raw')
       } catch (err) {
         // With encoded input the likely culprit is a frame that does not decode.

@@ -6,6 +6,7 @@ import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
 import { sharpStage } from '../image/ordered-parallel.js'
 import { CONCURRENCY_OPTION, MAX_PIXELS_OPTION, frameFrom, sharpFailure, sharpOf } from '../image/sharp.js'
+import { preloadSharp } from '../image/sharp-loader.js'
 
 export interface WebpOptions {
   quality?: number
@@ -36,10 +37,11 @@ export const spec = defineStage<WebpOptions, Transform>({
   },
   create(o, ctx) {
     const webpOptions = { quality: o.quality, lossless: o.lossless, effort: o.effort }
+    preloadSharp()
     return sharpStage(ctx, o.concurrency, async (frame) => {
       if (frame.format === 'webp') return frame
       try {
-        const { data, info } = await sharpOf(frame, o.maxPixels).webp(webpOptions).toBuffer({ resolveWithObject: true })
+        const { data, info } = await (await sharpOf(frame, o.maxPixels)).webp(webpOptions).toBuffer({ resolveWithObject: true })
         return frameFrom(frame, data, info, 'webp')
       } catch (err) {
         throw await sharpFailure('ERR_ENCODE', ctx.name, frame.format === 'raw' ? 'encode' : 'transcode', frame, err, o.maxPixels)

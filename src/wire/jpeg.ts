@@ -156,6 +156,52 @@ function skipEntropyData(b: Buffer, pos: number): number {
   }
 }
 
+/** What a decoder needs to know before it commits to a JPEG: its frame header, and whether colour management applies. */
+export interface JpegHeader extends JpegInfo {
+  /** The SOF marker code: 0xC0 baseline, 0xC1 extended, 0xC2 progressive, others (lossless, arithmetic, hierarchical) are rare. */
+  sof: number
+  /** Bits per sample: 8, or 12 (and 16 for lossless). */
+  precision: number
+  /** An embedded ICC profile (APP2 'ICC_PROFILE'): a decoder that manages colour treats the pixels differently. */
+  icc: boolean
+}
+
+const APP2 = 0xe2
+const ICC_TAG = 'ICC_PROFILE\0'
+
+/**
+ * The header of a JPEG read up to its first scan: the SOF (jpegSize's walk,
+ * the same rules) plus whether an APP2 segment carries an ICC profile.
+ * Undefined when `b` is not a JPEG, or has no SOF before its first scan.
+ * Reads headers only; no allocation beyond the result.
+ */
+export function jpegHeader(b: Buffer): JpegHeader | undefined {
+  if (!startsJpeg(b)) return undefined
+  let found: Omit<JpegHeader, 'icc'> | undefined
+  let icc = false
+  let pos = 2
+  for (;;) {
+    const at = markerCode(b, pos)
+    if (at < 0) return undefined
+    const code = b[at]!
+    if (code === SOS) return found && { ...found, icc }
+    if (code === EOI) return undefined
+    if (code === SOI || isStandalone(code)) {
+      pos = at + 1
+      continue
+    }
+    const length = segmentLength(b, at)
+    if (length < 0) return undefined
+    if (isSof(code) && !found) {
+      if (length < 2 + SOF_HEAD || at + 3 + SOF_HEAD > b.length) return undefined
+      found = { ...sofInfo(b, at + 3), sof: code, precision: b[at + 3]! }
+    } else if (code === APP2 && length >= 2 + ICC_TAG.length && b.toString('latin1', at + 3, at + 3 + ICC_TAG.length) === ICC_TAG) {
+      icc = true
+    }
+    pos = at + 1 + length
+  }
+}
+
 // ------------------------------------------------------------- entropy-coded data
 
 /**

@@ -2,7 +2,7 @@
 
 import test from 'ava'
 import { testProp, fc } from '@fast-check/ava'
-import { copyFile, mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises'
+import { copyFile, mkdir, readdir, readFile, rename, stat, symlink, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import sharp from 'sharp'
@@ -209,6 +209,91 @@ test.serial('fps paces the files: 4 files at 40 fps take at least 60 ms', async 
   const frames = await collect<Frame>(filesSource({ path: join(dir, 'frame-*'), fps: 40 }))
   t.is(frames.length, 4)
   t.true(performance.now() - start >= 60)
+})
+
+test('count stops after that many frames, looping or not', async (t) => {
+  const dir = await imageDir(t)
+  t.is((await collect<Frame>(filesSource({ path: dir, count: 2 }))).length, 2)
+  const looped = await withTimeout(collect<Frame>(filesSource({ path: join(dir, 'frame-*.jpg'), loop: true, count: 7 })), 5000, 'files')
+  t.deepEqual(
+    looped.map((f) => f.width),
+    [11, 12, 20, 11, 12, 20, 11],
+  )
+})
+
+/** Raw RGB frames of 4x2 pixels, every byte of frame i equal to base + i. */
+function rawFrames(count: number, base: number): Buffer {
+  return Buffer.concat(Array.from({ length: count }, (_, i) => Buffer.alloc(4 * 2 * 3, base + i)))
+}
+
+test('raw input: width/height/channels read a file frame after frame, in order across files', async (t) => {
+  const dir = await tmp(t)
+  await writeFile(join(dir, 'a.rgb'), rawFrames(3, 10))
+  await writeFile(join(dir, 'b.rgb'), rawFrames(2, 20))
+  const frames = await withTimeout(collect<Frame>(filesSource({ path: dir, width: 4, height: 2, channels: 3 })), 5000, 'raw')
+  t.deepEqual(
+    frames.map((f) => [f.format, f.width, f.height, f.channels, f.seq, f.data.length, f.data[0]]),
+    [
+      ['raw', 4, 2, 3, 0, 24, 10],
+      ['raw', 4, 2, 3, 1, 24, 11],
+      ['raw', 4, 2, 3, 2, 24, 12],
+      ['raw', 4, 2, 3, 3, 24, 20],
+      ['raw', 4, 2, 3, 4, 24, 21],
+    ],
+  )
+  t.true(frames.every((f) => f.data.every((v) => v === f.data[0])))
+  const looped = await withTimeout(
+    collect<Frame>(filesSource({ path: join(dir, 'a.rgb'), width: 4, height: 2, loop: true, count: 7 })),
+    5000,
+    'raw loop',
+  )
+  t.deepEqual(
+    looped.map((f) => f.data[0]),
+    [10, 11, 12, 10, 11, 12, 10],
+  )
+})
+
+test('raw input: a file of one frame is a still picture, read once while it is unchanged, again when it changes', async (t) => {
+  const dir = await tmp(t)
+  const file = join(dir, 'still.gray')
+  await writeFile(file, Buffer.alloc(6, 7))
+  // 10 fps: frames further apart than the source's recheck interval (50 ms), so each one looks for a change.
+  const src = filesSource({ path: file, width: 3, height: 2, channels: 1, loop: true, count: 6, fps: 10 })
+  const frames: Frame[] = []
+  for await (const f of src) {
+    frames.push(f as Frame)
+    if (frames.length === 3) {
+      // Replaced in one step (rename), with a modification time apart from the first
+      // write's however coarse the file system's clock: the source sees one change.
+      const next = join(dir, 'next.tmp')
+      await writeFile(next, Buffer.alloc(6, 9))
+      await utimes(next, new Date(), new Date(Date.now() + 5000))
+      await rename(next, file)
+    }
+  }
+  t.deepEqual(
+    frames.map((f) => [f.seq, f.channels]),
+    [0, 1, 2, 3, 4, 5].map((seq) => [seq, 1]),
+  )
+  // Frame 3 may have been made before the change: the source keeps one frame ready.
+  t.deepEqual(
+    frames.map((f) => f.data[0]).filter((_, i) => i !== 3),
+    [7, 7, 7, 9, 9],
+  )
+  t.is(frames[0]!.data, frames[2]!.data, 'one buffer for the unchanged picture')
+  t.is(frames[4]!.data, frames[5]!.data)
+})
+
+test('raw input: a file that is not whole frames is ERR_BAD_FRAME with the numbers; width without height is refused', async (t) => {
+  const dir = await tmp(t)
+  const file = join(dir, 'odd.rgb')
+  await writeFile(file, Buffer.alloc(50))
+  const err = await t.throwsAsync(collect(filesSource({ path: file, width: 4, height: 2 })), { instanceOf: FramePipeError })
+  t.like(err, { code: 'ERR_BAD_FRAME', message: `files: '${file}' is 50 bytes, not a whole number of 4x2x3 = 24-byte raw frames` })
+  t.throws(() => filesSource({ path: file, width: 4 }), {
+    instanceOf: FramePipeError,
+    message: 'files: raw input needs both width and height, received 4x0',
+  })
 })
 
 // ---------------------------------------------------------------------------

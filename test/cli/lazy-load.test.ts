@@ -1,0 +1,62 @@
+// Start-up loads only what a command needs (issue 9): `--help` no stage at
+// all, and a pipeline without sharp stages never loads sharp (libvips). Each
+// case runs the built CLI's main() in a fresh process and reports what that
+// process loaded: shared objects (sharp, libvips, libturbojpeg) and, as the
+// sign that the stage modules were loaded, Node's dgram module (which only
+// the UDP stages' engines import).
+
+import test from 'ava'
+import { execFile } from 'node:child_process'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { tempDir } from '../helpers/index.js'
+
+const MAIN = pathToFileURL(fileURLToPath(new URL('../../dist/src/cli/main.js', import.meta.url))).href
+
+interface Loaded {
+  code: number
+  sharp: boolean
+  turbo: boolean
+  stages: boolean
+}
+
+function loadedBy(args: string[]): Promise<Loaded> {
+  const script = `
+    const { main } = await import(${JSON.stringify(MAIN)})
+    const code = await main(${JSON.stringify(args)})
+    const objects = process.report.getReport().sharedObjects
+    process.stderr.write('\\nLOADED ' + JSON.stringify({
+      code,
+      sharp: objects.some((o) => /vips|sharp/.test(o)),
+      turbo: objects.some((o) => /turbojpeg/.test(o)),
+      stages: process.moduleLoadList.includes('NativeModule dgram'),
+    }) + '\\n')
+    process.exit(0)
+  `
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, ['--input-type=module', '-e', script], { timeout: 30_000 }, (err, _stdout, stderr) => {
+      const line = stderr.split('\n').find((l) => l.startsWith('LOADED '))
+      if (!line) return reject(err ?? new Error(`no report: ${stderr}`))
+      resolve(JSON.parse(line.slice(7)) as Loaded)
+    })
+  })
+}
+
+test('--help loads no stage and no codec', async (t) => {
+  t.deepEqual(await loadedBy(['--help']), { code: 0, sharp: false, turbo: false, stages: false })
+})
+
+test('inspect lists the stages without loading sharp', async (t) => {
+  t.like(await loadedBy(['inspect']), { code: 0, sharp: false, stages: true })
+})
+
+test('raw → jpeg → decode loads libjpeg-turbo and not sharp; a PNG stage loads sharp', async (t) => {
+  const { dir, cleanup } = await tempDir()
+  t.teardown(cleanup)
+  const raw = join(dir, 'picture.rgb')
+  await writeFile(raw, Buffer.alloc(32 * 16 * 3, 90))
+  const files = `files path=${raw} width=32 height=16 loop count=3`
+  t.deepEqual(await loadedBy(['--quiet', `${files} ! jpeg ! decode ! null`]), { code: 0, sharp: false, turbo: true, stages: true })
+  t.like(await loadedBy(['--quiet', `${files} ! png ! null`]), { code: 0, sharp: true })
+})
