@@ -73,7 +73,8 @@ export function startCli(t: ExecutionContext, pipeline: string, o: { fdLimit?: n
     exited,
     alive: () => running,
     async port(stage) {
-      const re = new RegExp(`^${stage}: listening on .*:(\\d+)`)
+      // Servers say `listening on HOST:PORT`; the http sink gives its URL (`viewer at http://HOST:PORT/`).
+      const re = new RegExp(`^${stage}: (?:listening on .*|viewer at https?://[^/]*):(\\d+)`)
       await until(() => lines.some((l) => re.test(l)) || !running, 20_000, `${stage} listening`)
       const line = lines.find((l) => re.test(l))
       if (!line) throw new Error(`${stage} did not listen:\n${lines.join('\n')}`)

@@ -133,13 +133,8 @@ test('http source: an https → http redirect is not followed; credentials never
   })
   await new Promise<void>((resolve) => secure.listen(0, '127.0.0.1', resolve))
   t.teardown(() => secure.close())
-  const previous = https.globalAgent.options.ca
-  https.globalAgent.options.ca = cert
-  t.teardown(() => {
-    https.globalAgent.options.ca = previous
-  })
   const err = await withTimeout(
-    firstError(httpSource({ url: `https://127.0.0.1:${(secure.address() as AddressInfo).port}/` })),
+    firstError(httpSource({ url: `https://127.0.0.1:${(secure.address() as AddressInfo).port}/`, ca: join(dir, 'cert.pem') })),
     5000,
     'downgrade',
   )
@@ -255,8 +250,8 @@ test('http sink: slow and idle connections are closed after headerTimeout and id
   const port = sink.address()!.port
   const t0 = Date.now()
   const idle = net.connect(port, '127.0.0.1')
-  const slow = net.connect(port, '127.0.0.1', () => slow.write('GET / HTTP/1.1\r\nHost: x\r\n'))
-  const kept = net.connect(port, '127.0.0.1', () => kept.write('GET /stats HTTP/1.1\r\nHost: x\r\n\r\n'))
+  const slow = net.connect(port, '127.0.0.1', () => slow.write('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n'))
+  const kept = net.connect(port, '127.0.0.1', () => kept.write('GET /stats HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'))
   for (const s of [idle, slow, kept]) {
     s.on('error', () => undefined)
     s.resume()
@@ -286,7 +281,7 @@ test('http sink: viewers of /stream.mjpg that never read are cut off after sendT
   const port = sink.address()!.port
   const stalled: Socket[] = []
   for (let k = 0; k < 4; k++) {
-    const s = net.connect(port, '127.0.0.1', () => s.write('GET /stream.mjpg HTTP/1.1\r\nHost: x\r\n\r\n'))
+    const s = net.connect(port, '127.0.0.1', () => s.write('GET /stream.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'))
     s.on('error', () => undefined)
     // Never read: the socket stays paused.
     s.pause()

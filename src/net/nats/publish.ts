@@ -26,7 +26,7 @@ import { passOn, type StageContext } from '../../core/stage.js'
 import { NatsLink, natsError, prepareLink, type LinkAuth, type LinkHooks, type NatsLinkConfig } from './connection.js'
 import { checkSubject, frameHeaders, headerBytes } from './frames.js'
 import { ensureStream, type KeepConfig } from './jetstream.js'
-import { throttle } from './throttle.js'
+import { throttle } from '../../core/warnings.js'
 
 export interface NatsPublishConfig extends NatsLinkConfig, Omit<KeepConfig, 'subject'> {
   subject: string

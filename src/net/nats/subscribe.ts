@@ -16,7 +16,7 @@ import type { StageContext } from '../../core/stage.js'
 import { NatsLink, prepareLink, type LinkAuth, type LinkHooks, type NatsLinkConfig } from './connection.js'
 import { checkSubject, messageFrame } from './frames.js'
 import { replay } from './jetstream.js'
-import { throttle } from './throttle.js'
+import { throttle } from '../../core/warnings.js'
 
 export interface NatsSubscribeConfig extends NatsLinkConfig {
   subject: string
