@@ -14,12 +14,15 @@ export const TESTSRC_FORMATS = ['raw', 'jpeg'] as const
 export type TestsrcFormat = (typeof TESTSRC_FORMATS)[number]
 
 export interface TestPatternConfig {
+  /** Frame width in pixels (default 640) */
   width: number
+  /** Frame height in pixels (default 480) */
   height: number
   /** Frames per second; 0 = as fast as downstream takes them. */
   fps: number
   /** Frames before the end; 0 = endless. */
   count: number
+  /** raw: RGB pixels (3 channels); jpeg: encoded at `quality` (4:2:0, by libjpeg-turbo like the jpeg stage; by sharp, with optimised tables, when the binding is not available) (default raw) */
   format: TestsrcFormat
   /** JPEG quality when format is jpeg. */
   quality: number

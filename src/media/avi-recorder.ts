@@ -23,7 +23,9 @@ import { SegmentFiles, jpegFrameSize } from './recording.js'
 
 /** The avi stage's options, resolved (see sinks/avi.ts for what each means). */
 export interface AviRecorderConfig {
+  /** Directory for the recordings; created if missing (default rec) */
   dir: string
+  /** File name of each segment, from its first frame's timestamp (local time): {date} YYYY-MM-DD, {time} HH-MM-SS, {ms} epoch ms, {Y}{M}{D}{h}{m}{s}, %d/%0Nd = segment number from 0, {seq}, %% = %; may contain subdirectories. An existing file is never replaced: _001, _002 … is added before the extension (default rec-{date}_{time}.avi) */
   pattern: string
   /** Milliseconds of frame time per segment; 0 = no rotation by time. */
   segment: number
@@ -33,6 +35,7 @@ export interface AviRecorderConfig {
   fps: number
   /** Milliseconds between header patches and fsyncs; 0 = after every frame. */
   flush: number
+  /** A segment that outgrows this continues in OpenDML AVIX chunks (one file, no 4 GiB limit; players without OpenDML show the first part); lower it only to test (bytes; default 1GiB) */
   riffSize: number
 }
 

@@ -12,17 +12,29 @@ export type CameraDriver = (typeof CAMERA_DRIVERS)[number]
 
 /** The camera stage's options, resolved (see sources/camera.ts for what each means). */
 export interface CameraConfig {
+  /** ffmpeg input device: auto = v4l2 on Linux, avfoundation on macOS, dshow on Windows. lavfi (ffmpeg's synthetic sources, e.g. device=testsrc) and file (a recording played back at its own rate as if live) exist for tests and demos and take the same code path (default auto) */
   driver: CameraDriver
+  /** Which camera; '' = /dev/video0 (v4l2), 0 (avfoundation: first camera), testsrc (lavfi). dshow has no default: give the name (with or without 'video='), listed by `ffmpeg -list_devices true -f dshow -i dummy`. For file: the path (default '') */
   device: string
+  /** Capture width asked of the camera; 0 = the camera's default. The camera may pick the nearest size it has: frames carry the real size (default 0) */
   width: number
+  /** Capture height asked of the camera; 0 = the camera's default (default 0) */
   height: number
+  /** Frame rate asked of the camera; 0 = the camera's default (avfoundation: 30, since most Mac cameras refuse ffmpeg's default 29.97) (default 0) */
   fps: number
+  /** auto: ask for MJPEG and pass the JPEGs through; if ffmpeg fails to start that way, capture raw instead. mjpeg: MJPEG or an error. raw: the camera's default format, decoded to RGB. Any other value is a camera pixel format (yuyv422, nv12, uyvy422…) decoded to RGB (default auto) */
   pixelFormat: string
+  /** Frames waiting for downstream; when full the oldest is dropped (counted in drops): a live camera never waits for a slow consumer, and ffmpeg is always read (default 2) */
   queue: number
+  /** When the camera is missing, fails or goes away, try again every retryDelay (logged as retry) instead of ending (default false) */
   retry: boolean
+  /** Wait between retries (milliseconds; default 2s) */
   retryDelay: number
+  /** Stop ffmpeg (and free the camera) when nobody has read a frame for this long; start it again on the next read. 0 = never (milliseconds; default 0s) */
   idle: number
+  /** Largest frame accepted from ffmpeg; a bigger JPEG is dropped (counted) and the parser resyncs on the next image (bytes; default 64MiB) */
   maxFrameBytes: number
+  /** ffmpeg to run (a path, or a name in PATH); empty = FRAME_PIPE_FFMPEG, then PATH, then an npm build you installed (@ffmpeg-installer/ffmpeg, ffmpeg-static) (default '') */
   ffmpeg: string
 }
 

@@ -16,9 +16,13 @@ import { Directories } from './directories.js'
 
 /** The files sink's options, resolved (see sinks/files.ts for what each means). */
 export interface FilesSinkConfig {
+  /** Directory for the files; created if missing (default out) */
   dir: string
+  /** File name: %d or %0Nd = running index from `start`, {seq} = frame.seq, {ext} = jpg/png/webp/raw/bin by format, %% = %; local time of the frame (or of its segment's start): {ms} epoch ms, {date} YYYY-MM-DD, {time} HH-MM-SS, {Y} {M} {D} {h} {m} {s}; may contain subdirectories (default frame-%06d.{ext}) */
   pattern: string
+  /** First value of the %d index (default 0) */
   start: number
+  /** Replace existing files; false: an existing file is an error (ERR_IO) (default true) */
   overwrite: boolean
   /** Milliseconds of frame time per segment; 0 = none. */
   segment: number

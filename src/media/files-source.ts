@@ -20,13 +20,17 @@ import { jpegSize } from '../wire/jpeg.js'
 /** The files source's options, resolved (see sources/files.ts for what each means). */
 export interface FilesSourceConfig {
   path: string
+  /** Start again from the first file after the last (default false) */
   loop: boolean
+  /** Frames per second on an absolute schedule; 0 = as fast as downstream takes them. One file is read per request from downstream (default 0) */
   fps: number
   /** Frames before the end; 0 = every file once (endless with loop). */
   count: number
   /** Raw input when both are > 0: each file holds frames of width × height × channels bytes. */
   width: number
+  /** Raw input: frame height (with width) (default 0) */
   height: number
+  /** Raw input: bytes per pixel, interleaved (1 grey, 3 RGB, 4 RGBA) (default 3) */
   channels: number
 }
 

@@ -37,14 +37,19 @@ export type X264Preset = (typeof X264_PRESETS)[number]
 
 /** The mp4 stage's options, resolved (see sinks/mp4.ts for what each means). */
 export interface Mp4RecorderConfig {
+  /** Directory for the recordings; created if missing (default rec) */
   dir: string
+  /** File name of each segment, from its first frame's timestamp (local time): {date} YYYY-MM-DD, {time} HH-MM-SS, {ms} epoch ms, {Y}{M}{D}{h}{m}{s}, %d/%0Nd = segment number from 0, {seq}, %% = %; may contain subdirectories. An existing file is never replaced: _001, _002 … is added before the extension (default rec-{date}_{time}.mp4) */
   pattern: string
   /** Milliseconds of frame time per segment; 0 = no rotation by time. */
   segment: number
   /** Video rate; 0 = measured from the timestamps. */
   fps: number
+  /** libx264 constant rate factor: lower is better quality and bigger files (default 23) */
   crf: number
+  /** libx264 preset: slower presets give smaller files for more CPU (default veryfast) */
   preset: X264Preset
+  /** ffmpeg to run (a path, or a name in PATH); empty = FRAME_PIPE_FFMPEG, then PATH, then an npm build you installed (@ffmpeg-installer/ffmpeg, ffmpeg-static) (default '') */
   ffmpeg: string
   /** Fragmented MP4: plays up to its last fragment when cut. */
   fragmented: boolean

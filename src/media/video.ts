@@ -14,15 +14,25 @@ export type VideoOutput = (typeof VIDEO_OUTPUTS)[number]
 /** The video stage's options, resolved (see sources/video.ts for what each means). */
 export interface VideoConfig {
   path: string
+  /** true: at the file's own frame rate (ffmpeg -re); false: as fast as downstream takes them. Either way a slow consumer slows reading (backpressure, nothing dropped) (default true) */
   realtime: boolean
+  /** Start again from the beginning at the end of the file (ffmpeg -stream_loop -1) (default false) */
   loop: boolean
+  /** jpeg: MJPEG files pass through unchanged (no decode) unless width/height/fps ask for a change; other codecs are encoded by ffmpeg's MJPEG encoder at qscale. raw: RGB frames (3 channels) (default jpeg) */
   output: VideoOutput
+  /** ffmpeg's -q:v for its MJPEG encoder when it has to encode: 2 = best and biggest, 31 = worst (ffmpeg's scale, not the 1-100 of the jpeg stage) (default 5) */
   qscale: number
+  /** Scale to this width; 0 = the file's (or keep the aspect ratio when only height is given) (default 0) */
   width: number
+  /** Scale to this height; 0 = the file's (or keep the aspect ratio when only width is given) (default 0) */
   height: number
+  /** Change the frame rate (ffmpeg's fps filter drops or repeats frames); 0 = the file's (default 0) */
   fps: number
+  /** Largest frame accepted from ffmpeg; a bigger JPEG is dropped (counted) and the parser resyncs on the next image (bytes; default 64MiB) */
   maxFrameBytes: number
+  /** ffmpeg to run (a path, or a name in PATH); empty = FRAME_PIPE_FFMPEG, then PATH, then an npm build you installed (@ffmpeg-installer/ffmpeg, ffmpeg-static) (default '') */
   ffmpeg: string
+  /** ffprobe to run, found like ffmpeg (FRAME_PIPE_FFPROBE, PATH, then @ffprobe-installer/ffprobe or ffprobe-static if you installed one) (default '') */
   ffprobe: string
 }
 

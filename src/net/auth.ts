@@ -67,12 +67,24 @@ export type Role = 'client' | 'server'
 // ------------------------------------------------------------- options
 
 export interface ServerTokenOptions {
+  /** Require this shared token (at least 16 characters; give @FILE or env:NAME) from every client before the first frame moves: a challenge–response, the token never crosses the wire; native wires only (header=native, snapshot, UDP proto=native): a seed wire cannot carry it (the secret, @FILE or env:NAME; default (none)) */
+  /** Require this shared token (at least 16 characters; give @FILE or env:NAME) from every client before the first frame moves: a challenge–response, the token never crosses the wire; native wires only (header=native, snapshot, UDP proto=native): a seed wire cannot carry it (the secret, @FILE or env:NAME; default (none)) */
+  /** Require this shared token (at least 16 characters; give @FILE or env:NAME) from every client before the first frame moves: a challenge–response, the token never crosses the wire; native wires only (header=native, snapshot, UDP proto=native): a seed wire cannot carry it (the secret, @FILE or env:NAME; default (none)) */
   token: string
+  /** Per-client tokens, one 'name:token' per line (give @FILE); a client picks its line with tokenName=; with token= too, nameless clients use that (the secret, @FILE or env:NAME; default (none)) */
+  /** Per-client tokens, one 'name:token' per line (give @FILE); a client picks its line with tokenName=; with token= too, nameless clients use that (the secret, @FILE or env:NAME; default (none)) */
+  /** Per-client tokens, one 'name:token' per line (give @FILE); a client picks its line with tokenName=; with token= too, nameless clients use that (the secret, @FILE or env:NAME; default (none)) */
   tokens: string
 }
 
 export interface ClientTokenOptions {
+  /** Prove this token (the server's token=, or this client's line of its tokens=; give @FILE or env:NAME) before the first frame moves; native wires only (header=native, snapshot, UDP proto=native): a seed wire cannot carry it (the secret, @FILE or env:NAME; default (none)) */
+  /** Prove this token (the server's token=, or this client's line of its tokens=; give @FILE or env:NAME) before the first frame moves; native wires only (header=native, snapshot, UDP proto=native): a seed wire cannot carry it (the secret, @FILE or env:NAME; default (none)) */
+  /** Prove this token (the server's token=, or this client's line of its tokens=; give @FILE or env:NAME) before the first frame moves; native wires only (header=native, snapshot, UDP proto=native): a seed wire cannot carry it (the secret, @FILE or env:NAME; default (none)) */
   token: string
+  /** The name of this client's token in the server's tokens= file; '' = its shared token= (default '') */
+  /** The name of this client's token in the server's tokens= file; '' = its shared token= (default '') */
+  /** The name of this client's token in the server's tokens= file; '' = its shared token= (default '') */
   tokenName: string
 }
 

@@ -43,10 +43,14 @@ import type { StageServer } from './server.js'
 // ------------------------------------------------------------- options
 
 export interface ServerSecurityOptions extends ServerTlsOptions, ServerTokenOptions {
+  /** A client must finish the TLS handshake and the token check within this long after connecting, else it is turned away (logged) (milliseconds; default 5s) */
   handshakeTimeout: number
 }
 /** For stages whose wire cannot carry a token (cmd-server): TLS only. */
-export type ServerTlsOnlyOptions = ServerTlsOptions & { handshakeTimeout: number }
+export interface ServerTlsOnlyOptions extends ServerTlsOptions {
+  /** A client must finish the TLS handshake within this long after connecting, else it is turned away (logged) (milliseconds; default 5s) */
+  handshakeTimeout: number
+}
 
 export type ClientSecurityOptions = ClientTlsOptions & ClientTokenOptions
 

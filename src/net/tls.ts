@@ -27,18 +27,67 @@ export const TLS_HANDSHAKE = 0x16
 // ------------------------------------------------------------- options
 
 export interface ServerTlsOptions {
+  /** TLS: certificate (PEM file, chain allowed); with key= the server speaks only TLS and turns plain clients away. `frame-pipe cert` makes one to try (default '') */
+  /** TLS: certificate (PEM file, chain allowed); with key= the server speaks only TLS and turns plain clients away. `frame-pipe cert` makes one to try (default '') */
+  /** TLS: certificate (PEM file, chain allowed); with key= the server speaks only TLS and turns plain clients away. `frame-pipe cert` makes one to try (default '') */
+  /** TLS: certificate (PEM file, chain allowed); with key= the server speaks only TLS and turns plain clients away. `frame-pipe cert` makes one to try (default '') */
+  /** TLS: certificate (PEM file, chain allowed); with key= the server speaks only TLS and turns plain clients away. `frame-pipe cert` makes one to try (default '') */
   cert: string
+  /** TLS: private key (PEM file) of cert= (default '') */
+  /** TLS: private key (PEM file) of cert= (default '') */
+  /** TLS: private key (PEM file) of cert= (default '') */
+  /** TLS: private key (PEM file) of cert= (default '') */
+  /** TLS: private key (PEM file) of cert= (default '') */
   key: string
+  /** TLS: passphrase of an encrypted key= (the secret, @FILE or env:NAME; default (none)) */
+  /** TLS: passphrase of an encrypted key= (the secret, @FILE or env:NAME; default (none)) */
+  /** TLS: passphrase of an encrypted key= (the secret, @FILE or env:NAME; default (none)) */
+  /** TLS: passphrase of an encrypted key= (the secret, @FILE or env:NAME; default (none)) */
+  /** TLS: passphrase of an encrypted key= (the secret, @FILE or env:NAME; default (none)) */
   keyPassphrase: string
+  /** TLS: CA certificates (PEM file); when given, every client must present a certificate signed by one of them (mutual TLS) (default '') */
+  /** TLS: CA certificates (PEM file); when given, every client must present a certificate signed by one of them (mutual TLS) (default '') */
+  /** TLS: CA certificates (PEM file); when given, every client must present a certificate signed by one of them (mutual TLS) (default '') */
+  /** TLS: CA certificates (PEM file); when given, every client must present a certificate signed by one of them (mutual TLS) (default '') */
+  /** TLS: CA certificates (PEM file); when given, every client must present a certificate signed by one of them (mutual TLS) (default '') */
   ca: string
 }
 
 export interface ClientTlsOptions {
+  /** Speak TLS to the server and check its certificate (against the system's CAs, or ca=); ca= and cert= imply it (default false) */
+  /** Speak TLS to the server and check its certificate (against the system's CAs, or ca=); ca= and cert= imply it (default false) */
+  /** Speak TLS to the server and check its certificate (against the system's CAs, or ca=); ca= and cert= imply it (default false) */
+  /** Speak TLS to the server and check its certificate (against the system's CAs, or ca=); ca= and cert= imply it (default false) */
   tls: boolean
+  /** TLS: trust these CA certificates (PEM file) for the server's certificate instead of the system's (a self-signed cert.pem itself) (default '') */
+  /** TLS: trust these CA certificates (PEM file) for the server's certificate instead of the system's (a self-signed cert.pem itself) (default '') */
+  /** TLS: trust these CA certificates (PEM file) for the server's certificate instead of the system's (a self-signed cert.pem itself) (default '') */
+  /** TLS: trust these CA certificates (PEM file) for the server's certificate instead of the system's (a self-signed cert.pem itself) (default '') */
+  /** TLS: trust these CA certificates (PEM file) for the server's certificate instead of the system's (a self-signed cert.pem itself) (default '') */
   ca: string
+  /** TLS: client certificate (PEM file), for a server whose ca= requires one; with key= (default '') */
+  /** TLS: client certificate (PEM file), for a server whose ca= requires one; with key= (default '') */
+  /** TLS: client certificate (PEM file), for a server whose ca= requires one; with key= (default '') */
+  /** TLS: client certificate (PEM file), for a server whose ca= requires one; with key= (default '') */
+  /** TLS: client certificate (PEM file), for a server whose ca= requires one; with key= (default '') */
   cert: string
+  /** TLS: private key (PEM file) of cert= (default '') */
+  /** TLS: private key (PEM file) of cert= (default '') */
+  /** TLS: private key (PEM file) of cert= (default '') */
+  /** TLS: private key (PEM file) of cert= (default '') */
+  /** TLS: private key (PEM file) of cert= (default '') */
   key: string
+  /** TLS: passphrase of an encrypted key= (the secret, @FILE or env:NAME; default (none)) */
+  /** TLS: passphrase of an encrypted key= (the secret, @FILE or env:NAME; default (none)) */
+  /** TLS: passphrase of an encrypted key= (the secret, @FILE or env:NAME; default (none)) */
+  /** TLS: passphrase of an encrypted key= (the secret, @FILE or env:NAME; default (none)) */
+  /** TLS: passphrase of an encrypted key= (the secret, @FILE or env:NAME; default (none)) */
   keyPassphrase: string
+  /** TLS: the name the server's certificate must carry (and SNI); '' = the host connected to (default '') */
+  /** TLS: the name the server's certificate must carry (and SNI); '' = the host connected to (default '') */
+  /** TLS: the name the server's certificate must carry (and SNI); '' = the host connected to (default '') */
+  /** TLS: the name the server's certificate must carry (and SNI); '' = the host connected to (default '') */
+  /** TLS: the name the server's certificate must carry (and SNI); '' = the host connected to (default '') */
   servername: string
 }
 

@@ -12,13 +12,21 @@ import type { FpsEvent as CmdFpsEvent } from '../protocols/cmd/server.js'
 export type { FpsEvent } from '../protocols/cmd/server.js'
 
 export interface CmdServerOptions extends Partial<ServerTlsOnlyOptions> {
+  /** Address to listen on; 0.0.0.0 accepts other machines (default 127.0.0.1) */
   host?: string
+  /** Port to listen on; 0 picks a free one (see the listening event) (default 6810) */
   port?: number
+  /** Length header before each image: u32be is what seed 003's client reads (default u32be) */
   header?: FixedHeaderFormat
+  /** Images queued per client; when a slow streaming client's queue is full its oldest image is dropped (counted in drops) (default 8) */
   maxQueue?: number
+  /** Clients served at once; more connections are closed and logged (default 64) */
   maxClients?: number
+  /** At the end (and after a '2'), how long to wait for clients to take what is queued and close (milliseconds; default 2s) */
   linger?: number
+  /** A client whose connection takes nothing for this long (it does not read) is cut off and counted in stalled, freeing its slot; 0 = never (milliseconds; default 10s) */
   sendTimeout?: number
+  /** A client that is not streaming and has asked for no image, and has sent nothing for this long (from connecting on), is closed and counted in idle; 0 = never (milliseconds; default 60s) */
   idleTimeout?: number
 }
 

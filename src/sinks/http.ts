@@ -11,21 +11,37 @@ import type { HttpListening } from '../net/http/viewer.js'
 export type { HttpListening, ViewerStats } from '../net/http/viewer.js'
 
 export interface HttpSinkOptions extends Partial<ServerTlsOptions> {
+  /** Address to listen on; 0.0.0.0 accepts other machines (default 127.0.0.1) */
   host?: string
+  /** Port to listen on; 0 picks a free one (see the listening event and url()) (default 8080) */
   port?: number
+  /** Require HTTP basic auth on every route but public=, given as 'user:password' (@FILE or env:NAME keep it off the command line); '' = open. Serve https (cert=) beyond this machine: basic auth is cleartext (the secret, @FILE or env:NAME; default (none)) */
   auth?: string
+  /** Require 'Authorization: Bearer <token>' on every route but public= (for programs: curl -H, ffmpeg -headers, the http source's token=); with auth= either passes (the secret, @FILE or env:NAME; default (none)) */
   token?: string
+  /** Comma-separated paths served without credentials when auth= or token= guards the rest, e.g. public=/stats (default '') */
   public?: string
+  /** Host names (comma-separated) accepted in the Host header besides IP addresses, localhost, the bound name and the certificate's names; others get 403 (against DNS rebinding); '*' = any (default '') */
   allowedHosts?: string
+  /** Frames queued per viewer; when a slow viewer's queue is full its oldest frame is dropped (counted in drops), so it always gets the newest (default 2) */
   maxQueue?: number
+  /** Streams served at once; more get 503 and are logged (default 64) */
   maxViewers?: number
+  /** With no viewer, hold the next frame (backpressure) so the source pauses; the first viewer releases it. Pair with camera idle= to stop the camera between viewers (default false) */
   lazy?: boolean
+  /** At the end, how long viewers get to receive their queued frames before their connections close (milliseconds; default 2s) */
   linger?: number
+  /** HTTPS: a client must finish the TLS handshake within this long after connecting, else it is turned away (logged) (milliseconds; default 5s) */
   handshakeTimeout?: number
+  /** Connections open at once, streams, page loads and idle ones alike; more are closed at once and logged (so idle connections cannot use up the process’s file descriptors) (default 128) */
   maxConnections?: number
+  /** Connections open at once from one remote address; more are closed at once and logged (default 32) */
   maxPerAddress?: number
+  /** A connection must send a whole request head within this long of connecting (or of its previous request); else 408 and closed (milliseconds; default 10s) */
   headerTimeout?: number
+  /** A kept-alive connection with no request for this long is closed (milliseconds; default 5s) */
   idleTimeout?: number
+  /** A viewer of /stream.mjpg whose connection takes nothing for this long (it does not read) is cut off and counted in stalled, freeing its place under maxViewers; 0 = never (milliseconds; default 10s) */
   sendTimeout?: number
 }
 

@@ -7,15 +7,25 @@ import { RegServerSink } from '../protocols/reg/server.js'
 import type { ServerEvents, WarningEvents } from '../net/events.js'
 
 export interface RegServerOptions {
+  /** Address for the TCP registrations and the UDP socket; 0.0.0.0 accepts other machines (the original binds 0.0.0.0) (default 127.0.0.1) */
   host?: string
+  /** TCP registration port; 0 picks a free one (see the listening event) (default 9999) */
   port?: number
+  /** Append join/exit lines to this file in the original's format (`<datetime> 客户端('ip', port) 接入`/`退出`); '' = no log (default '') */
   log?: string
+  /** A client that has not replied this long after a frame is sent the newest frame again (counted in resends); a lost frame or reply never stalls it (milliseconds; default 1s) */
   ackTimeout?: number
+  /** Timeouts in a row after which a silent client is dropped (counted in lost, logged as exit) (default 5) */
   retries?: number
+  /** Clients served at once; more registrations are refused with a warning (default 64) */
   maxClients?: number
+  /** true: a client that replies is sent the newest frame, skipping those in between (counted in drops), so a slow client never slows the source or the others; false: each frame is held (backpressure) until every client has been sent it, so the slowest client paces the source and none skips a frame (default true) */
   skip?: boolean
+  /** Hold the first frame (backpressure) until this many clients have registered; 0: frames with no client are discarded (default 0) */
   wait?: number
+  /** Registration digits not followed by whitespace are complete once nothing more arrived for this long (a port split over several reads is joined) (milliseconds; default 30ms) */
   quiet?: number
+  /** A connection that has not sent a port number within this long is closed with a warning (milliseconds; default 5s) */
   registerTimeout?: number
 }
 

@@ -8,12 +8,19 @@ import { serverSecurity, serverSecurityOptions, type ServerSecurityOptions } fro
 import type { ServerEvents, WarningEvents } from '../net/events.js'
 
 export interface SnapshotServerOptions extends Partial<ServerSecurityOptions> {
+  /** Address to listen on; 0.0.0.0 accepts other machines (default 127.0.0.1) */
   host?: string
+  /** Port to listen on; 0 picks a free one (see the listening event) (default 6811) */
   port?: number
+  /** Add a CRC-32 of the payload to each reply, checked by the client (default false) */
   checksum?: boolean
+  /** Clients served at once; more connections are closed and logged (default 64) */
   maxClients?: number
+  /** At the end, how long to wait for replies to reach their clients before closing (milliseconds; default 2s) */
   linger?: number
+  /** A client whose connection takes nothing for this long (it does not read) is cut off and counted in stalled, freeing its slot; 0 = never (milliseconds; default 10s) */
   sendTimeout?: number
+  /** A client with no request outstanding that has sent nothing for this long (from connecting on) is closed and counted in idle; 0 = never (milliseconds; default 60s) */
   idleTimeout?: number
 }
 

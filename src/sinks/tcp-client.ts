@@ -8,16 +8,27 @@ import { clientSecurity, clientSecurityOptions, type ClientSecurityOptions } fro
 import type { ConnectionEvents } from '../net/events.js'
 
 export interface TcpClientSinkOptions extends Partial<ClientSecurityOptions> {
+  /** Server to connect to (default 127.0.0.1) */
   host?: string
+  /** Server port (required) */
   port: number
+  /** When the server goes away, reconnect (backoff from retryMin to retryMax); a packet cut by the loss is dropped, never resumed (default true) */
   reconnect?: boolean
+  /** Retry the first connection too, instead of failing when no server is there (default false) */
   waitForServer?: boolean
+  /** Packets kept while disconnected or while the server is slow; what happens when it is full is whenFull (default 8) */
   maxQueue?: number
+  /** Queue full: wait holds the source back (a live camera then drops its own oldest frames); drop discards the oldest queued packet (counted in drops) and never slows the source (default wait) */
   whenFull?: 'wait' | 'drop'
+  /** First delay before a retry; doubles on each failure (milliseconds; default 100ms) */
   retryMin?: number
+  /** Longest delay between retries (milliseconds; default 5s) */
   retryMax?: number
+  /** Give up a connection attempt after this long (milliseconds; default 5s) */
   connectTimeout?: number
+  /** At the end, how long to wait for the queue to reach the server before closing (milliseconds; default 2s) */
   linger?: number
+  /** Wait this long between a packet's header and its payload (seed 002's receiver tells them apart only by this pause: pause=1s); while pausing the next packet is held back (backpressure on the source), never dropped (milliseconds; default 0s) */
   pause?: number
 }
 

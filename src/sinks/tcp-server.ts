@@ -8,12 +8,19 @@ import { serverSecurity, serverSecurityOptions, type ServerSecurityOptions } fro
 import type { ServerEvents } from '../net/events.js'
 
 export interface TcpServerSinkOptions extends Partial<ServerSecurityOptions> {
+  /** Address to listen on; 0.0.0.0 accepts other machines (default 127.0.0.1) */
   host?: string
+  /** Port to listen on; 0 picks a free one (see the listening event) (default 9000) */
   port?: number
+  /** Packets queued per client; when a slow client's queue is full its oldest packet is dropped (counted in drops) (default 8) */
   maxQueue?: number
+  /** Clients served at once; more connections are closed and logged (default 64) */
   maxClients?: number
+  /** Hold the first packet (backpressure) until this many clients are connected; 0: packets with no client are discarded (default 0) */
   wait?: number
+  /** At the end, how long to wait for clients to receive their queues before closing (milliseconds; default 2s) */
   linger?: number
+  /** A client whose connection takes nothing for this long (it does not read) is cut off and counted in stalled, freeing its slot; 0 = never (milliseconds; default 10s) */
   sendTimeout?: number
 }
 

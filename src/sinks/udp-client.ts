@@ -11,17 +11,29 @@ import { SIGNED_DATA_HEADER_BYTES } from '../net/udp/auth.js'
 import { InvalidOptionError } from '../core/errors.js'
 
 export interface UdpClientSinkOptions {
+  /** Receiver to send to (default 127.0.0.1) */
   host?: string
+  /** Receiver UDP port (default 9999) */
   port?: number
+  /** native: frame-pipe datagrams of mtu bytes with frame id and metadata; whole: seed 000a, one datagram per JPEG (at most 65507 bytes, bigger frames are dropped and counted in oversize); chunked: seed 000b/c (default native) */
   proto?: UdpProto
+  /** reply: a frame holds a window slot until acknowledged (native: the receiver's ack; whole/chunked: any reply datagram, like the seeds' recv); none: send without waiting (default reply) */
   ack?: 'reply' | 'none'
+  /** Frames sent and not yet acknowledged at most (ack=reply); use 1 with whole/chunked, whose replies name no frame (default 1) */
   window?: number
+  /** Window full: skip = the newest frame waits for the next free slot and replaces the one waiting (counted in drops), for live sources; wait = hold the pipeline back (files, tests) (default skip) */
   whenFull?: 'skip' | 'wait'
+  /** A frame unanswered this long frees its slot (counted in unacked) (milliseconds; default 1s) */
   ackTimeout?: number
+  /** native: largest datagram, header included (52 bytes); whole/chunked ignore it (chunks are 1024, the header 8) (bytes; default 1400) */
   mtu?: number
+  /** Seed 000c client 2: also send `message` to this port every msgInterval and read the 'get the msg' replies; 0 = off (default 0) */
   msgPort?: number
+  /** JSON text sent to msgPort (client 2 sends json.dumps([0,0,0,1])) (default [0, 0, 0, 1]) */
   message?: string
+  /** Pause after each message before waiting for its reply (at most ackTimeout) (milliseconds; default 10ms) */
   msgInterval?: number
+  /** Sign every datagram with an HMAC of this token (at least 16 characters; @FILE or env:NAME), and take only acks signed with it; the receiver needs the same token=; proto=native only (seed 000's wires cannot carry a signature) (the secret, @FILE or env:NAME; default (none)) */
   token?: string
 }
 

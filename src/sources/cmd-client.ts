@@ -12,14 +12,23 @@ import type { ConnectionEvent } from '../net/socket.js'
 export { CMD_CLIENT_MODES, type CmdClientMode }
 
 export interface CmdClientOptions extends Partial<ClientTlsOptions> {
+  /** Server to connect to (default 127.0.0.1) */
   host?: string
+  /** Server port (default 6810) */
   port?: number
+  /** stream: send '3' and read every frame (at the end 'q', then '2'); snapshot: each period send '0', read one image, send '1' (default stream) */
   mode?: CmdClientMode
+  /** snapshot: one image per period (absolute schedule; 0 = as fast as downstream takes them) (milliseconds; default 1s) */
   every?: number
+  /** Frames to deliver, then end cleanly; 0 = until stopped or the server closes (default 0) */
   count?: number
+  /** No image (stream: no byte while downstream is reading; snapshot: no whole image after '0') within this long is an error (milliseconds; default 5s) */
   timeout?: number
+  /** Least time between two commands, each in its own write: the original server reads two that arrive together as one unknown command (milliseconds; default 100ms) */
   cmdGap?: number
+  /** Largest image accepted; a bigger length (such as the text the original server writes into the stream) is an error (bytes; default 64MiB) */
   maxFrameBytes?: number
+  /** Give up connecting after this long (milliseconds; default 5s) */
   connectTimeout?: number
 }
 

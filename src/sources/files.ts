@@ -9,6 +9,7 @@ import { stageFactory } from '../core/stage.js'
 import { FilesSource, type FilesSourceConfig } from '../media/files-source.js'
 
 export interface FilesSourceOptions extends Partial<FilesSourceConfig> {
+  /** A directory (every .jpg/.jpeg/.png/.webp in it), a file, or a glob in the file-name part (bash syntax: * ? [0-4] {a,b}), e.g. 'shots/cam-*.jpg'; wildcards in directories are refused (required) */
   path: string
 }
 

@@ -8,14 +8,23 @@ import { clientTls, clientTlsOptions, type ClientTlsOptions } from '../net/tls.j
 import type { ConnectionEvents, WarningEvents } from '../net/events.js'
 
 export interface HttpSourceOptions extends Partial<Omit<ClientTlsOptions, 'tls'>> {
+  /** http:// or https:// URL of a multipart/x-mixed-replace stream (e.g. …/stream.mjpg) or of a single image; user:password@ in it is sent as basic auth (but shows in ps: prefer auth=), and never printed (required) */
   url: string
+  /** HTTP basic auth as 'user:password' (@FILE or env:NAME); sent only to the URL's own origin (the secret, @FILE or env:NAME; default (none)) */
   auth?: string
+  /** Send 'Authorization: Bearer <token>' (@FILE or env:NAME); sent only to the URL's own origin (the secret, @FILE or env:NAME; default (none)) */
   token?: string
+  /** Retry a failed or lost connection with backoff from retryMin to retryMax (4xx answers other than 408/429 stay errors); off: a failure is an error and the server ending the stream ends it (default true) */
   reconnect?: boolean
+  /** First delay before a retry; doubles on each failure (milliseconds; default 250ms) */
   retryMin?: number
+  /** Longest delay between retries (milliseconds; default 5s) */
   retryMax?: number
+  /** Give up on a connection that has sent nothing for this long (connecting included) (milliseconds; default 10s) */
   timeout?: number
+  /** Largest frame accepted; a bigger Content-Length, or a part that grows past it before its boundary, is an error raised before memory is set aside (bytes; default 16MiB) */
   maxFrameBytes?: number
+  /** For a URL that answers with one image (a snapshot): fetch it again this often; 0: fetch it once and end (milliseconds; default 0s) */
   every?: number
 }
 

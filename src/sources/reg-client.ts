@@ -7,12 +7,19 @@ import { RegClientSource } from '../protocols/reg/client.js'
 import type { ConnectionEvents, WarningEvents } from '../net/events.js'
 
 export interface RegClientOptions {
+  /** Server to register with (default 127.0.0.1) */
   host?: string
+  /** Server TCP registration port (default 9999) */
   port?: number
+  /** UDP port to receive frames on (bound on the address the TCP connection uses, before registering); 0 = any free port (default 0) */
   udpPort?: number
+  /** No frame this long after a reply: send the reply again (counted in resends); when `retries` resends go unanswered too, fail with ERR_NETWORK (or end cleanly if the server has closed the registration connection) (milliseconds; default 2s) */
   timeout?: number
+  /** Timeouts in a row tolerated before giving up (default 3) */
   retries?: number
+  /** A datagram byte-identical to the previous frame is a repeat (a resend after a lost reply, or a duplicated datagram): answered but not delivered, counted in repeats; false: deliver it (a source that really sends identical frames) (default true) */
   dedupe?: boolean
+  /** Give up connecting to the server after this long (milliseconds; default 5s) */
   connectTimeout?: number
 }
 

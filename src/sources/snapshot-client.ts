@@ -10,11 +10,17 @@ import type { ConnectionEvent } from '../net/socket.js'
 export { requestSnapshot, type RequestSnapshotOptions } from '../protocols/snapshot/client.js'
 
 export interface SnapshotClientOptions extends Partial<ClientSecurityOptions> {
+  /** Server to connect to (default 127.0.0.1) */
   host?: string
+  /** Server port (default 6811) */
   port?: number
+  /** One request per period (absolute schedule), only while downstream wants frames; 0 = as fast as downstream takes them (milliseconds; default 1s) */
   every?: number
+  /** Frames to get, then end cleanly; 0 = until stopped (default 0) */
   count?: number
+  /** Connecting, and each reply, must take less than this; else one clear error (milliseconds; default 2s) */
   timeout?: number
+  /** Largest frame accepted; a reply announcing more is an error (bytes; default 64MiB) */
   maxFrameBytes?: number
 }
 

@@ -8,12 +8,19 @@ import { clientSecurity, clientSecurityOptions, type ClientSecurityOptions } fro
 import type { ConnectionEvents } from '../net/events.js'
 
 export interface TcpClientSourceOptions extends Partial<ClientSecurityOptions> {
+  /** Server to connect to (default 127.0.0.1) */
   host?: string
+  /** Server port (required) */
   port: number
+  /** Retry a failed or lost connection (backoff from retryMin to retryMax), a Boundary marking each cut; off: a failed connection is an error and the server closing ends the stream (default false) */
   reconnect?: boolean
+  /** First delay before a retry; doubles on each failure (milliseconds; default 100ms) */
   retryMin?: number
+  /** Longest delay between retries (milliseconds; default 5s) */
   retryMax?: number
+  /** Give up a connection attempt after this long (milliseconds; default 5s) */
   connectTimeout?: number
+  /** Text (UTF-8) sent once right after each connection is made, e.g. greeting="hello Apple Cai!" as seed 001's client; nothing else is ever sent (default '') */
   greeting?: string
 }
 

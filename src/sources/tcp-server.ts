@@ -8,10 +8,15 @@ import { serverSecurity, serverSecurityOptions, type ServerSecurityOptions } fro
 import type { ServerEvents } from '../net/events.js'
 
 export interface TcpServerSourceOptions extends Partial<ServerSecurityOptions> {
+  /** Address to listen on; 0.0.0.0 accepts other machines (default 127.0.0.1) */
   host?: string
+  /** Port to listen on; 0 picks a free one (see the listening event) (default 9000) */
   port?: number
+  /** End the stream when the first client disconnects (scripts, tests) (default false) */
   once?: boolean
+  /** Clients held while another is being served (each has its first chunk read ahead, the rest held back by TCP); those that have sent something are served first, in arrival order; more connections are closed and logged (default 16) */
   maxWaiting?: number
+  /** While others wait, the client being served that has sent nothing for this long is cut off, and so is a waiting client that has sent nothing (counted in timeouts); a client alone may stay quiet; time downstream holds the reading back does not count; 0 = never (milliseconds; default 10s) */
   idleTimeout?: number
 }
 

@@ -13,16 +13,27 @@ import { DEFAULT_PENDING_BYTES } from '../net/udp/receive.js'
 import { DEFAULT_CLOCK_SKEW } from '../core/frame.js'
 
 export interface UdpServerSourceOptions {
+  /** Address to bind; 0.0.0.0 accepts other machines (default 127.0.0.1) */
   host?: string
+  /** UDP port to bind; 0 picks a free one (see the listening event) (default 9999) */
   port?: number
+  /** native: frame-pipe datagrams, reassembled by frame id, acked; whole: seed 000a, one datagram = one JPEG; chunked: seed 000b/c, 8-byte LE length then 1024-byte datagrams (default native) */
   proto?: UdpProto
+  /** whole/chunked: sent to the sender of each image once it is handed downstream (the seeds' flow control); '' sends nothing (default get message!!!) */
   reply?: string
+  /** Seed 000c's JSON port: log each datagram as a 'message' event and answer 'get the msg'; 0 = off (default 0) */
   msgPort?: number
+  /** Largest image accepted (whole: also bounded by one datagram, 65507); bigger announcements are ignored and counted in garbage (bytes; default 64MiB) */
   maxFrameBytes?: number
+  /** An image whose datagrams stop arriving for this long is dropped (counted in drops and incomplete); at most 16 images are in reassembly, the oldest is dropped beyond (milliseconds; default 1s) */
   timeout?: number
+  /** Take only datagrams signed with this token (at least 16 characters; @FILE or env:NAME): others are dropped and counted in forged; acks are signed too. proto=native only (seed 000's wires cannot carry a signature) (the secret, @FILE or env:NAME; default (none)) */
   token?: string
+  /** Bytes the images in reassembly may announce in all, over every sender (each image takes its announced size, touched as its datagrams arrive; payloads are copied, no datagram is kept); the oldest are dropped to make room (counted in evicted), an announcement bigger than this alone is ignored (garbage) (bytes; default 64MiB) */
   maxPendingBytes?: number
+  /** whole/chunked: an image is delivered only when it is a complete JPEG (else dropped and counted in corrupt). markers: SOI to EOI, every segment inside, restart markers in turn; entropy: also every Huffman code of every block of a baseline JPEG read against the image's tables, the blocks' count and DC range (catches most chunks lost, repeated or swapped in the middle of the image, which markers cannot see; about 2 ms per 40 KB 640x480 JPEG); auto: entropy for chunked, markers for whole (one datagram, one image) (default auto) */
   verify?: SeedVerify
+  /** native: a sender's timestamp further than this from our clock (or not a number) is replaced by the arrival time and counted in badTimestamps; 0 = take timestamps as sent (milliseconds; default 3600s) */
   maxClockSkew?: number
 }
 

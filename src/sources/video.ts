@@ -12,6 +12,7 @@ import type { CaptureEvents } from '../media/capture.js'
 export { VIDEO_OUTPUTS, type VideoOutput } from '../media/video.js'
 
 export interface VideoOptions extends Partial<VideoConfig> {
+  /** The video file (anything ffmpeg reads: mp4, mkv, avi, mov, webm, .mjpeg…) (required) */
   path: string
 }
 

@@ -16,9 +16,13 @@ export const DECODE_CHANNELS = ['keep', '3', '4'] as const
 export const DECODE_ON_ERROR = ['fail', 'drop'] as const
 
 export interface DecodeOptions {
+  /** Channels of the pixels: '3' RGB (alpha dropped, grey expanded), '4' RGBA (opaque alpha added), 'keep' what the image has (default 3) */
   channels?: (typeof DECODE_CHANNELS)[number]
+  /** A frame that does not decode: 'fail' stops the pipeline with ERR_DECODE; 'drop' skips it and counts it in drops (for lossy transports) (default fail) */
   onError?: (typeof DECODE_ON_ERROR)[number]
+  /** Largest image (width×height) decoded from encoded input; a bigger one does not decode (ERR_DECODE, or dropped with onError 'drop') and is never allocated (default 50000000) */
   maxPixels?: number
+  /** Frames encoded at once (each on a libuv thread); output order is input order. Up to this many frames wait inside the stage (default 2) */
   concurrency?: number
 }
 

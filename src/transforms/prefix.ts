@@ -10,7 +10,9 @@ import { defineStage } from '../core/spec.js'
 import { stageFactory, type StageContext } from '../core/stage.js'
 
 export interface PrefixOptions {
+  /** Length header: u32be (seed 003), u32le, ii (seed 001), i64le (seed 000b), native (40 bytes with seq, timestamp, size, format), ascii (seed 002: the length as decimal digits and nothing else; payloads must not be empty or start with a digit, which JPEG/PNG/WebP never do; the seed 002 receiver also needs tcp-client pause=1s between digits and payload) (default u32be) */
   header?: HeaderFormat
+  /** native only: add a CRC-32 of the payload, checked by unprefix; ignored by the other formats (default false) */
   checksum?: boolean
 }
 

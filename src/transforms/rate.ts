@@ -8,6 +8,7 @@ import { defineStage } from '../core/spec.js'
 import { stageFactory, type StageContext } from '../core/stage.js'
 
 export interface RateOptions {
+  /** At most one frame per 1/fps slot. One frame is kept pending: a newer one replaces it (drop, counted), also while downstream is slow, so the frame sent is always the newest; the pending frame is sent at the end (default 10) */
   fps?: number
 }
 

@@ -14,11 +14,17 @@ export const RESIZE_FITS = ['cover', 'contain', 'fill', 'inside', 'outside'] as 
 export const RESIZE_KERNELS = ['nearest', 'linear', 'cubic', 'mitchell', 'lanczos2', 'lanczos3'] as const
 
 export interface ResizeOptions {
+  /** Target width; 0 = from height, keeping the aspect ratio (default 0) */
   width?: number
+  /** Target height; 0 = from width, keeping the aspect ratio (default 0) */
   height?: number
+  /** When both are given: inside/outside keep the aspect ratio, cover crops, contain letterboxes (black), fill stretches (default inside) */
   fit?: (typeof RESIZE_FITS)[number]
+  /** Resampling kernel: nearest is fastest, lanczos3 sharpest (default lanczos3) */
   kernel?: (typeof RESIZE_KERNELS)[number]
+  /** Largest image (width×height) decoded from encoded input; a bigger one is an error (ERR_DECODE), not an allocation (default 50000000) */
   maxPixels?: number
+  /** Frames encoded at once (each on a libuv thread); output order is input order. Up to this many frames wait inside the stage (default 2) */
   concurrency?: number
 }
 

@@ -12,8 +12,11 @@ import { LATENCY, SlidingStats, type LatencySummary, type StatsSnapshot } from '
 export type { LatencySummary, StatsSnapshot }
 
 export interface StatsOptions {
+  /** How often to emit a 'stats' event (and a log line); one more is emitted at the end (milliseconds; default 1s) */
   interval?: number
+  /** Span that fps, bytesPerSec and latency are measured over (sliding, in tenths) (milliseconds; default 1s) */
   window?: number
+  /** Write each snapshot as one line to stderr (default false) */
   log?: boolean
 }
 

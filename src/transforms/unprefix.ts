@@ -17,9 +17,13 @@ export const UNPREFIX_ON_ERROR = ['drop', 'fail'] as const
 export type UnprefixOnError = (typeof UNPREFIX_ON_ERROR)[number]
 
 export interface UnprefixOptions {
+  /** Length header: u32be (seed 003), u32le, ii (seed 001), i64le (seed 000b), native (frame-pipe, carries seq/timestamp/size/format), ascii (seed 002: decimal digits, ended by the payload's first byte, which must not be a digit), auto (recognised from each peer's first bytes: native by its magic, the others only before JPEG/PNG/WebP payloads; an 'info' event names it) (default u32be) */
   header?: UnprefixHeader
+  /** Largest frame accepted; a header announcing more is a fault of the peer, found before any memory is set aside for the body (bytes; default 64MiB) */
   maxFrameBytes?: number
+  /** A fault in a peer's bytes (bad header, CRC mismatch, a frame over maxFrameBytes, bytes header=auto cannot read): drop = when the byte source can end that peer alone (tcp-server, tcp-client reconnect=true), hang up on it, drop the rest of its bytes, count it in badPeers and go on with the next peer; fail = end the pipeline with the error (default drop) */
   onError?: UnprefixOnError
+  /** header=native: a sender's timestamp further than this from our clock (or not a number) is replaced by the arrival time and counted in badTimestamps, so a peer's clock never names or rotates recordings; 0 = take timestamps as sent (milliseconds; default 3600s) */
   maxClockSkew?: number
 }
 

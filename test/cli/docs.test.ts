@@ -12,6 +12,8 @@ import { existsSync } from 'node:fs'
 import { STAGES_BEGIN, STAGES_END, stagesMarkdown } from '../../src/cli/inspect.js'
 import { planDescription } from '../../src/launch.js'
 import { tempDir } from '../helpers/index.js'
+import { STAGES } from '../../src/registry.js'
+import { stageOptionFields } from '../../scripts/tsdoc.js'
 
 const ROOT = new URL('../../', import.meta.url)
 const pages = ['README.md', ...(await readdir(new URL('docs/', ROOT))).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)]
@@ -23,6 +25,15 @@ test('docs/stages.md matches the registry (run `npm run docs` after changing a s
   const end = stages.indexOf(STAGES_END)
   t.true(start >= 0 && end > start, 'docs/stages.md has the stage table markers')
   t.is(stages.slice(start + STAGES_BEGIN.length, end).trim(), stagesMarkdown().trim())
+})
+
+test('every stage option field has a TSDoc comment, so an editor shows what inspect says (`npx tsx scripts/tsdoc-check.ts --write` adds them)', (t) => {
+  const fields = stageOptionFields(STAGES)
+  t.true(fields.length > 200, `read the options of every stage (${fields.length} fields)`)
+  t.deepEqual(
+    fields.filter((f) => !f.documented).map((f) => `${f.stage} ${f.option}`),
+    [],
+  )
 })
 
 test('the TypeScript example in docs/api.md is examples/relay.ts, importing the package by name', async (t) => {

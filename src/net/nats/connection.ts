@@ -21,20 +21,50 @@ import { backoff, type ConnectionEvent } from '../socket.js'
 
 /** How to reach the server: what both nats stages share. token, password and nkey arrive resolved (`secret` options: read from @FILE or env:NAME by resolveOptions). */
 export interface NatsLinkConfig {
+  /** NATS server URL, or several comma-separated (a cluster: the client moves to another when one goes); tls:// requires TLS; no credentials in the URL (default nats://127.0.0.1:4222) */
+  /** NATS server URL, or several comma-separated (a cluster: the client moves to another when one goes); tls:// requires TLS; no credentials in the URL (default nats://127.0.0.1:4222) */
   server: string
+  /** Token the server requires (authorization { token }) (the secret, @FILE or env:NAME; default (none)) */
+  /** Token the server requires (authorization { token }) (the secret, @FILE or env:NAME; default (none)) */
   token: string
+  /** User name for user/password authentication (default '') */
+  /** User name for user/password authentication (default '') */
   user: string
+  /** Password of user (the secret, @FILE or env:NAME; default (none)) */
+  /** Password of user (the secret, @FILE or env:NAME; default (none)) */
   password: string
+  /** NKey user seed (SU…, as `nk -gen user` prints it) for nkey authentication (the secret, @FILE or env:NAME; default (none)) */
+  /** NKey user seed (SU…, as `nk -gen user` prints it) for nkey authentication (the secret, @FILE or env:NAME; default (none)) */
   nkey: string
+  /** Path of a creds file (user JWT + seed, as nsc writes it) for decentralized auth; the file holds the secret (default '') */
+  /** Path of a creds file (user JWT + seed, as nsc writes it) for decentralized auth; the file holds the secret (default '') */
   creds: string
+  /** Require TLS to the server (implied by tls://, ca, cert) (default false) */
+  /** Require TLS to the server (implied by tls://, ca, cert) (default false) */
   tls: boolean
+  /** PEM file of the CA that signed the server's certificate (default: the system CAs) (default '') */
+  /** PEM file of the CA that signed the server's certificate (default: the system CAs) (default '') */
   ca: string
+  /** PEM file of our client certificate, when the server verifies clients (with key) (default '') */
+  /** PEM file of our client certificate, when the server verifies clients (with key) (default '') */
   cert: string
+  /** PEM file of the client certificate's private key (a path: the file holds the secret) (default '') */
+  /** PEM file of the client certificate's private key (a path: the file holds the secret) (default '') */
   key: string
+  /** When the server goes away, reconnect (backoff from retryMin to retryMax) and resubscribe; off: losing the server is an error (default true) */
+  /** When the server goes away, reconnect (backoff from retryMin to retryMax) and resubscribe; off: losing the server is an error (default true) */
   reconnect: boolean
+  /** Retry the first connection too, instead of failing when no server is there (default false) */
+  /** Retry the first connection too, instead of failing when no server is there (default false) */
   waitForServer: boolean
+  /** First delay before a retry; doubles on each failure (milliseconds; default 100ms) */
+  /** First delay before a retry; doubles on each failure (milliseconds; default 100ms) */
   retryMin: number
+  /** Longest delay between retries (milliseconds; default 5s) */
+  /** Longest delay between retries (milliseconds; default 5s) */
   retryMax: number
+  /** Give up a connection attempt (TCP, TLS and handshake) after this long (milliseconds; default 5s) */
+  /** Give up a connection attempt (TCP, TLS and handshake) after this long (milliseconds; default 5s) */
   connectTimeout: number
 }
 

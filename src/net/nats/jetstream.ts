@@ -30,6 +30,7 @@ export interface KeepConfig {
   keepBytes: number
   /** '' : the stream that already captures the subject, else one named after it. */
   stream: string
+  /** JetStream storage of a stream we create: memory (fast, lost when the server restarts) or file (default memory) */
   storage: 'memory' | 'file'
 }
 

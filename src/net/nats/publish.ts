@@ -29,10 +29,15 @@ import { ensureStream, type KeepConfig } from './jetstream.js'
 import { throttle } from '../../core/warnings.js'
 
 export interface NatsPublishConfig extends NatsLinkConfig, Omit<KeepConfig, 'subject'> {
+  /** Subject to publish to, e.g. frames.cam1 (no wildcards) (required) */
   subject: string
+  /** Bytes published but not yet confirmed by the server (a PING follows each frame; one frame goes whatever its size); at this much, or while disconnected, whenFull decides. It bounds the delay a slow uplink adds (1 MiB: under 1 s at 10 Mbit/s); raise it for more than ~2000 frames/s on fast links (bytes; default 1MiB) */
   maxInFlight: number
+  /** Server slow or gone: wait holds the source back (a live camera then drops its own oldest frames); drop discards the frame (counted in drops). Subscribers never slow the publisher (default wait) */
   whenFull: 'wait' | 'drop'
+  /** A frame over the server's max_payload (1 MB unless raised; frames are never split): drop it, counted in drops and oversize, with a warning saying how to raise max_payload; error: end the pipeline (default drop) */
   oversize: 'drop' | 'error'
+  /** At the end, how long to wait for the server to confirm the frames in flight before closing (milliseconds; default 2s) */
   linger: number
 }
 

@@ -19,11 +19,17 @@ import { replay } from './jetstream.js'
 import { throttle } from '../../core/warnings.js'
 
 export interface NatsSubscribeConfig extends NatsLinkConfig {
+  /** Subject to subscribe to; * matches one token, > the rest (frames.* : every camera) (required) */
   subject: string
+  /** Queue group: the subscribers of one group share the frames, each frame going to one of them (workers); '': every frame (default '') */
   queue: string
+  /** Frames waiting while downstream is busy; when full the oldest is dropped (counted in drops): the broker and the publisher never wait for us (default 4) */
   maxQueue: number
+  /** JetStream: start with the last kept frame of each matching subject (a picture at once), then live frames (default false) */
   last: boolean
+  /** JetStream: start with the kept frames of this last span (a recorder's pre-roll: never dropped, however slow downstream is), then live frames; 0: live only (milliseconds; default 0s) */
   preroll: number
+  /** JetStream stream to read with last/preroll; '': the one that captures the subject (default '') */
   stream: string
 }
 
