@@ -17,7 +17,6 @@ import { once } from 'node:events'
 import { delimiter, join } from 'node:path'
 import { Readable, type Writable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
-import sharp from 'sharp'
 import { makeFrame, now } from '../src/core/frame.js'
 import { pipeline } from '../src/core/pipeline.js'
 import { stageInfo } from '../src/core/stage.js'
@@ -26,6 +25,7 @@ import { tcpServer } from '../src/sinks/tcp-server.js'
 import { prefix } from '../src/transforms/prefix.js'
 import type { FanReply, FanTally, ReceiverStart, ReceiverStop } from './nats-receiver.js'
 import type { Bench, BenchRow } from './types.js'
+import { jpegNear } from './jpeg-near.js'
 
 const GROUP = 'nats fan-out'
 const SUBSCRIBERS = [1, 4, 16] as const
@@ -40,28 +40,6 @@ type Pace = 'max' | 'camera'
 function findNatsServer(): string | undefined {
   const dirs = ['/usr/sbin', '/usr/bin', ...(process.env.PATH ?? '').split(delimiter)]
   return dirs.map((d) => join(d, 'nats-server')).find((p) => existsSync(p))
-}
-
-/** A JPEG of about `target` bytes: a gradient with noise, quality searched to fit, as a camera's frames would be. */
-async function cameraJpeg(width: number, height: number, target: number): Promise<Buffer> {
-  const raw = await sharp({
-    create: { width, height, channels: 3, background: { r: 90, g: 120, b: 160 }, noise: { type: 'gaussian', mean: 128, sigma: 30 } },
-  })
-    .raw()
-    .toBuffer()
-  let best: Buffer | undefined
-  let lo = 1
-  let hi = 95
-  while (lo <= hi) {
-    const q = (lo + hi) >> 1
-    const jpeg = await sharp(raw, { raw: { width, height, channels: 3 } })
-      .jpeg({ quality: q })
-      .toBuffer()
-    if (!best || Math.abs(jpeg.length - target) < Math.abs(best.length - target)) best = jpeg
-    if (jpeg.length < target) lo = q + 1
-    else hi = q - 1
-  }
-  return best!
 }
 
 /** The subscriber processes, reused by every case; each answers one request at a time. */
@@ -268,7 +246,7 @@ export const bench: Bench = async () => {
       ['640x480', 640, 480, 50_000],
       ['1080p', 1920, 1080, 250_000],
     ] as const) {
-      const jpeg = await cameraJpeg(width, height, target)
+      const jpeg = await jpegNear(width, height, target)
       const what = `${label} JPEG (${Math.round(jpeg.length / 1000)} KB)`
       // Warm both paths up before the clock counts.
       await runCase(receivers, 'nats', 1, 'max', jpeg, width, height, server, caseNo++)

@@ -26,7 +26,6 @@ import { once } from 'node:events'
 import net, { type Socket } from 'node:net'
 import { Readable, type Stream } from 'node:stream'
 import { fileURLToPath } from 'node:url'
-import sharp from 'sharp'
 import { makeFrame, type Frame } from '../src/core/frame.js'
 import { pipeline } from '../src/core/pipeline.js'
 import { tcpClient } from '../src/sinks/tcp-client.js'
@@ -34,6 +33,7 @@ import { stageInfo } from '../src/core/stage.js'
 import { prefix } from '../src/transforms/prefix.js'
 import type { ReceiverMode, ReceiverReply, ReceiverTally } from './relay-receiver.js'
 import type { Bench, BenchRow } from './types.js'
+import { jpegNear } from './jpeg-near.js'
 
 const GROUP = 'relay'
 const CASE_MS = 2500
@@ -71,28 +71,6 @@ const CASES: readonly Case[] = [
   { key: 'bare→fp', sender: 'bare', receiver: 'frame-pipe' },
   { key: 'fp→bare', sender: 'frame-pipe', receiver: 'bare' },
 ]
-
-/** A real JPEG of about `target` bytes: noise at `width`×`height`, quality searched to fit. */
-async function jpegNear(width: number, height: number, target: number): Promise<Buffer> {
-  const raw = await sharp({
-    create: { width, height, channels: 3, background: { r: 90, g: 120, b: 200 }, noise: { type: 'gaussian', mean: 128, sigma: 40 } },
-  })
-    .raw()
-    .toBuffer()
-  let best: Buffer | undefined
-  let lo = 1
-  let hi = 100
-  while (lo <= hi) {
-    const q = (lo + hi) >> 1
-    const jpeg = await sharp(raw, { raw: { width, height, channels: 3 } })
-      .jpeg({ quality: q })
-      .toBuffer()
-    if (!best || Math.abs(jpeg.length - target) < Math.abs(best.length - target)) best = jpeg
-    if (jpeg.length < target) lo = q + 1
-    else hi = q - 1
-  }
-  return best!
-}
 
 /** The forked receiver process, one run at a time. */
 class Receiver {

@@ -16,7 +16,6 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable, Writable } from 'node:stream'
-import sharp from 'sharp'
 import { makeCertificate } from '../src/cli/cert.js'
 import { makeFrame, type Frame } from '../src/core/frame.js'
 import { pipeline } from '../src/core/pipeline.js'
@@ -28,6 +27,7 @@ import { tcpClient } from '../src/sources/tcp-client.js'
 import { prefix } from '../src/transforms/prefix.js'
 import { unprefix } from '../src/transforms/unprefix.js'
 import type { Bench, BenchRow } from './types.js'
+import { jpegNear } from './jpeg-near.js'
 
 const GROUP = 'tls'
 const HANDSHAKES = 40
@@ -40,35 +40,6 @@ interface Pki {
   cert: string
   key: string
   cleanup(): Promise<void>
-}
-
-/** A JPEG near `target` bytes: a gradient with noise, quality searched to fit (what a camera sends). */
-async function jpegNear(width: number, height: number, target: number): Promise<Buffer> {
-  const raw = Buffer.alloc(width * height * 3)
-  let seed = 12345
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      seed = (seed * 1103515245 + 12345) >>> 0
-      const n = (seed >>> 24) & 0x3f
-      const i = (y * width + x) * 3
-      raw[i] = ((x * 255) / width + n) & 0xff
-      raw[i + 1] = ((y * 255) / height + n) & 0xff
-      raw[i + 2] = ((x + y) / 4 + n) & 0xff
-    }
-  }
-  let best: Buffer | undefined
-  let lo = 1
-  let hi = 100
-  while (lo <= hi) {
-    const q = (lo + hi) >> 1
-    const jpeg = await sharp(raw, { raw: { width, height, channels: 3 } })
-      .jpeg({ quality: q })
-      .toBuffer()
-    if (!best || Math.abs(jpeg.length - target) < Math.abs(best.length - target)) best = jpeg
-    if (jpeg.length < target) lo = q + 1
-    else hi = q - 1
-  }
-  return best!
 }
 
 type Mode = 'plain' | 'token' | 'tls' | 'tls+token'

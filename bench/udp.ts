@@ -7,7 +7,6 @@
 
 import { once } from 'node:events'
 import { Readable, Writable, type Stream } from 'node:stream'
-import sharp from 'sharp'
 import { makeFrame, type Frame } from '../src/core/frame.js'
 import { pipeline } from '../src/core/pipeline.js'
 import { tcpClient } from '../src/sinks/tcp-client.js'
@@ -18,6 +17,7 @@ import { prefix } from '../src/transforms/prefix.js'
 import { unprefix } from '../src/transforms/unprefix.js'
 import { stageInfo } from '../src/core/stage.js'
 import type { Bench, BenchRow } from './types.js'
+import { jpegNear } from './jpeg-near.js'
 
 const GROUP = 'udp'
 const CASE_MS = 2000
@@ -114,31 +114,8 @@ function tcpCase(frame: Frame): Promise<Result> {
   })
 }
 
-/** A 640x480 JPEG of about `target` bytes (WIRE.md: 40-44 KB at that size), small enough for one datagram (seed 000a). */
-async function jpegNear(target: number): Promise<Buffer> {
-  const image = sharp({
-    create: {
-      width: 640,
-      height: 480,
-      channels: 3,
-      background: { r: 90, g: 120, b: 200 },
-      noise: { type: 'gaussian', mean: 128, sigma: 30 },
-    },
-  })
-  const pixels = await image.raw().toBuffer()
-  let best = Buffer.alloc(0)
-  for (let q = 5; q <= 95; q += 5) {
-    const jpeg = await sharp(pixels, { raw: { width: 640, height: 480, channels: 3 } })
-      .jpeg({ quality: q })
-      .toBuffer()
-    if (jpeg.length > target) break
-    best = jpeg
-  }
-  return best
-}
-
 export const bench: Bench = async () => {
-  const raw = await jpegNear(40_000)
+  const raw = await jpegNear(640, 480, 40_000, { atMost: true })
   const frame = makeFrame(raw, { width: 640, height: 480, channels: 3 })
   const kb = Math.round(raw.length / 1000)
   const cases: Array<[string, () => Promise<Result>]> = [

@@ -11,6 +11,15 @@ import type { StageContext } from '../core/stage.js'
 import { FFMPEG_BASE_ARGS, FfmpegProcess, StreamLog, findFfmpeg, type FfmpegExit, type FoundTool } from './ffmpeg.js'
 import { MjpegParser } from '../wire/mjpeg-parser.js'
 import type { JpegInfo } from '../wire/jpeg.js'
+import type { OptionSpec } from '../core/spec.js'
+
+/** The `maxFrameBytes` option of the capture sources (camera, video). */
+export const CAPTURE_MAX_FRAME_BYTES_OPTION: OptionSpec = {
+  type: 'size',
+  min: 1024,
+  default: 64 * 2 ** 20,
+  doc: 'Largest frame accepted from ffmpeg; a bigger JPEG is dropped (counted) and the parser resyncs on the next image',
+}
 
 /** One way to run ffmpeg. Arguments go after FFMPEG_BASE_ARGS and end with the output. */
 export interface FfmpegPlan {

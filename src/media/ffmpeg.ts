@@ -10,6 +10,7 @@ import { access, chmod, stat } from 'node:fs/promises'
 import { delimiter, join } from 'node:path'
 import type { Readable, Writable } from 'node:stream'
 import { FramePipeError } from '../core/errors.js'
+import type { OptionSpec } from '../core/spec.js'
 
 export type Tool = 'ffmpeg' | 'ffprobe'
 export type ToolOrigin = 'option' | 'env' | 'PATH' | 'npm'
@@ -21,6 +22,13 @@ export interface FoundTool {
   from: ToolOrigin
   /** For a log line, e.g. `ffmpeg /usr/bin/ffmpeg (from PATH)`. */
   message: string
+}
+
+/** The `ffmpeg` option of every stage that runs it (camera, video, mp4). */
+export const FFMPEG_OPTION: OptionSpec = {
+  type: 'string',
+  default: '',
+  doc: 'ffmpeg to run (a path, or a name in PATH); empty = FRAME_PIPE_FFMPEG, then PATH, then an npm build you installed (@ffmpeg-installer/ffmpeg, ffmpeg-static)',
 }
 
 export const TOOL_ENV: Record<Tool, string> = { ffmpeg: 'FRAME_PIPE_FFMPEG', ffprobe: 'FRAME_PIPE_FFPROBE' }

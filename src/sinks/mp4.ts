@@ -3,6 +3,7 @@
 // (media/recording.ts). The recorder, and why not ffmpeg's segment muxer, is
 // media/mp4-recorder.ts.
 
+import { FFMPEG_OPTION } from '../media/ffmpeg.js'
 import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
 import { Mp4Sink, X264_PRESETS, type Mp4RecorderConfig } from '../media/mp4-recorder.js'
@@ -41,11 +42,7 @@ export const spec = defineStage<Mp4Options, Mp4Sink>({
       default: 'veryfast',
       doc: 'libx264 preset: slower presets give smaller files for more CPU',
     },
-    ffmpeg: {
-      type: 'string',
-      default: '',
-      doc: 'ffmpeg to run (a path, or a name in PATH); empty = FRAME_PIPE_FFMPEG, then PATH, then an npm build you installed (@ffmpeg-installer/ffmpeg, ffmpeg-static)',
-    },
+    ffmpeg: FFMPEG_OPTION,
     fragmented: {
       type: 'boolean',
       default: true,

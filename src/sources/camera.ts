@@ -6,6 +6,8 @@
 // either way: jpeg passes JPEG frames through unchanged). The plans and the
 // source are in media/camera.ts.
 
+import { FFMPEG_OPTION } from '../media/ffmpeg.js'
+import { CAPTURE_MAX_FRAME_BYTES_OPTION } from '../media/capture.js'
 import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
 import type { FfmpegFrameSource } from '../media/capture.js'
@@ -73,17 +75,8 @@ export const spec = defineStage<CameraOptions, FfmpegFrameSource>({
       default: 0,
       doc: 'Stop ffmpeg (and free the camera) when nobody has read a frame for this long; start it again on the next read. 0 = never',
     },
-    maxFrameBytes: {
-      type: 'size',
-      min: 1024,
-      default: 64 * 2 ** 20,
-      doc: 'Largest frame accepted from ffmpeg; a bigger JPEG is dropped (counted) and the parser resyncs on the next image',
-    },
-    ffmpeg: {
-      type: 'string',
-      default: '',
-      doc: 'ffmpeg to run (a path, or a name in PATH); empty = FRAME_PIPE_FFMPEG, then PATH, then an npm build you installed (@ffmpeg-installer/ffmpeg, ffmpeg-static)',
-    },
+    maxFrameBytes: CAPTURE_MAX_FRAME_BYTES_OPTION,
+    ffmpeg: FFMPEG_OPTION,
   },
   create(o, ctx) {
     return cameraSource(o, ctx)

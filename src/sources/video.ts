@@ -3,6 +3,8 @@
 // their JPEGs straight through; other codecs are decoded by ffmpeg and come
 // out as JPEG (ffmpeg's encoder) or raw RGB. The engine is media/video.ts.
 
+import { FFMPEG_OPTION } from '../media/ffmpeg.js'
+import { CAPTURE_MAX_FRAME_BYTES_OPTION } from '../media/capture.js'
 import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
 import type { FfmpegFrameSource } from '../media/capture.js'
@@ -64,17 +66,8 @@ export const spec = defineStage<VideoOptions, FfmpegFrameSource>({
       default: 0,
       doc: "Change the frame rate (ffmpeg's fps filter drops or repeats frames); 0 = the file's",
     },
-    maxFrameBytes: {
-      type: 'size',
-      min: 1024,
-      default: 64 * 2 ** 20,
-      doc: 'Largest frame accepted from ffmpeg; a bigger JPEG is dropped (counted) and the parser resyncs on the next image',
-    },
-    ffmpeg: {
-      type: 'string',
-      default: '',
-      doc: 'ffmpeg to run (a path, or a name in PATH); empty = FRAME_PIPE_FFMPEG, then PATH, then an npm build you installed (@ffmpeg-installer/ffmpeg, ffmpeg-static)',
-    },
+    maxFrameBytes: CAPTURE_MAX_FRAME_BYTES_OPTION,
+    ffmpeg: FFMPEG_OPTION,
     ffprobe: {
       type: 'string',
       default: '',
