@@ -9,7 +9,7 @@ export { stageInfo, tagStage, passOn, stageFactory } from './core/stage.js'
 export type { OptionSpec, OptionSpecs, PortType, StageKind, StageSpec } from './core/spec.js'
 export { defineStage, resolveOptions } from './core/spec.js'
 export { pipeline, chain, checkLinks, stopSource, stopPipeline, type PipelineOptions } from './core/pipeline.js'
-export { launch, parseDescription, planDescription, buildPlan, PipelineSyntaxError } from './launch.js'
+export { launch, parseDescription, planDescription, buildPlan, loadPlan, PipelineSyntaxError } from './launch.js'
 export { STAGES, findStage, stagesNamed } from './registry.js'
 
 // Sources

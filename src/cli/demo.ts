@@ -9,7 +9,7 @@ import { once } from 'node:events'
 import { createServer, type AddressInfo } from 'node:net'
 import { resolve } from 'node:path'
 import type { Stream } from 'node:stream'
-import { launch } from '../launch.js'
+import { loadPlan, planDescription } from '../plan.js'
 import { pipeline, stopPipeline } from '../core/pipeline.js'
 import type { StatsSnapshot } from '../transforms/stats.js'
 import { handleSignals } from './signals.js'
@@ -32,7 +32,7 @@ type Listening = Stream & { address(): AddressInfo | null }
 
 export async function runDemo(options: DemoOptions): Promise<number> {
   const senderText = `testsrc width=640 height=480 fps=30 count=${options.frames} ! jpeg quality=80 ! prefix header=native ! tcp-server port=0 wait=1`
-  const sender = launch(senderText)
+  const sender = await loadPlan(planDescription(senderText))
   const server = sender[sender.length - 1] as unknown as Listening
   const quiet = !shows(options.level, 'info')
   const log = (line: string): void => {
@@ -46,7 +46,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   const receiverText = `tcp-client port=${port} ! unprefix header=native ! stats ! http port=${viewerPort} ! files dir=${quoteIfNeeded(options.out)}`
   log(`sender:   frame-pipe '${senderText.replace('port=0', `port=${port}`)}'`)
   log(`receiver: frame-pipe '${receiverText}'`)
-  const receiver = launch(receiverText)
+  const receiver = await loadPlan(planDescription(receiverText))
   let latency: StatsSnapshot['latencyMs'] = null
   receiver[2]!.on('stats', (s: StatsSnapshot) => {
     if (s.latencyMs) latency = s.latencyMs

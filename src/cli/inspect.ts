@@ -1,9 +1,10 @@
 // `frame-pipe inspect [stage]` (think gst-inspect) and docs/stages.md's stage
-// tables, both generated from the registry so they cannot drift apart.
+// tables, both made from the catalog (the registry's data, src/catalog.ts), so
+// listing the stages loads none of them.
 
 import { FramePipeError } from '../core/errors.js'
-import { STAGES, stageNames, stagesNamed } from '../registry.js'
-import { closest, formatDefault, formatType, type OptionSpec, type StageSpec } from '../core/spec.js'
+import { CATALOG, catalogNamed, catalogNames } from '../catalog.js'
+import { closest, formatDefault, formatType, type CatalogEntry, type OptionSpec } from '../core/spec.js'
 import type { PortType, StageKind } from '../core/spec.js'
 
 const KINDS = ['source', 'transform', 'sink'] as const
@@ -11,17 +12,17 @@ const KINDS = ['source', 'transform', 'sink'] as const
 /** Said under every stage with a duration option: the unit of a bare number changed once, so it is spelled out. */
 export const DURATION_NOTE = 'durations: 500ms, 2s, 1.5m, 1h or HH:MM:SS; a bare number is seconds (the TypeScript API takes milliseconds)'
 
-function ports(spec: StageSpec): string {
+function ports(spec: CatalogEntry): string {
   return `${spec.input ?? '-'} → ${spec.output ?? '-'}`
 }
 
 /** Plain-text list of every stage, grouped by kind. */
 export function inspectAll(): string {
-  const width = Math.max(...STAGES.map((s) => s.name.length))
+  const width = Math.max(...CATALOG.map((s) => s.name.length))
   const lines: string[] = []
   for (const kind of KINDS) {
     lines.push(`${kind}s:`)
-    for (const s of STAGES.filter((st) => st.kind === kind)) {
+    for (const s of CATALOG.filter((st) => st.kind === kind)) {
       lines.push(`  ${s.name.padEnd(width)}  ${ports(s).padEnd(17)}  ${s.description}`)
     }
     lines.push('')
@@ -35,10 +36,10 @@ export function inspectStage(name: string): string {
   return specsNamed(name).map(describe).join('\n\n')
 }
 
-function specsNamed(name: string): StageSpec[] {
-  const specs = stagesNamed(name)
+function specsNamed(name: string): CatalogEntry[] {
+  const specs = catalogNamed(name)
   if (specs.length === 0) {
-    const hint = closest(name, stageNames())
+    const hint = closest(name, catalogNames())
     throw new FramePipeError('ERR_UNKNOWN_STAGE', `unknown stage '${name}'${hint ? ` (did you mean '${hint}'?)` : ''}`)
   }
   return specs
@@ -74,7 +75,7 @@ export interface StageJson {
   options: OptionJson[]
 }
 
-export function stageJson(spec: StageSpec): StageJson {
+export function stageJson(spec: CatalogEntry): StageJson {
   const options = Object.entries(spec.options as Record<string, OptionSpec>).map(([name, o]): OptionJson => {
     const out: OptionJson = { name, type: o.type, doc: o.doc, required: o.required === true, defaultText: formatDefault(o) }
     if (o.default !== undefined && o.type !== 'secret') out.default = o.default
@@ -102,11 +103,11 @@ export function stageJson(spec: StageSpec): StageJson {
  * one name: a name can be both a source and a sink).
  */
 export function inspectJson(name?: string): string {
-  const specs = name === undefined ? STAGES : specsNamed(name)
+  const specs = name === undefined ? CATALOG : specsNamed(name)
   return JSON.stringify(specs.map(stageJson), null, 2)
 }
 
-function describe(spec: StageSpec): string {
+function describe(spec: CatalogEntry): string {
   const lines = [
     `${spec.name} (${spec.kind})`,
     `  ${spec.description}`,
@@ -131,15 +132,15 @@ function describe(spec: StageSpec): string {
 }
 
 /** Markdown for docs/stages.md: one summary table, then an options table per stage. */
-export function stagesMarkdown(): string {
+export function stagesMarkdown(stages: readonly CatalogEntry[] = CATALOG): string {
   const out: string[] = []
   out.push(
     'Durations in options take a unit, `500ms`, `2s`, `1.5m`, `1h` (or `HH:MM:SS`); a bare number is seconds, as in ffmpeg (`segment=15` is 15 s). The TypeScript API takes milliseconds.',
     '',
   )
   out.push('| stage | kind | takes → produces | what it does |', '|---|---|---|---|')
-  for (const s of STAGES) out.push(`| [\`${s.name}\`](#${anchor(s)}) | ${s.kind} | ${ports(s)} | ${s.description} |`)
-  for (const s of STAGES) {
+  for (const s of stages) out.push(`| [\`${s.name}\`](#${anchor(s)}) | ${s.kind} | ${ports(s)} | ${s.description} |`)
+  for (const s of stages) {
     out.push('', `#### \`${s.name}\` (${s.kind})`, '', s.description + (s.passes ? ` Passes on: ${s.passes}` : ''), '')
     if (s.faults) out.push(`Bad peers: ${s.faults}`, '')
     const opts = Object.entries(s.options as Record<string, OptionSpec>)
@@ -154,7 +155,7 @@ export function stagesMarkdown(): string {
   return out.join('\n')
 }
 
-function anchor(s: StageSpec): string {
+function anchor(s: CatalogEntry): string {
   return `${s.name}-${s.kind}`.toLowerCase().replace(/[^a-z0-9-]/g, '')
 }
 

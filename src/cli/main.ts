@@ -167,7 +167,7 @@ export interface RunOptions {
 
 export async function runDescription(text: string, options: RunOptions): Promise<number> {
   const level = options.level ?? 'info'
-  const { buildPlan, planDescription } = await import('../launch.js')
+  const { loadPlan, planDescription } = await import('../plan.js')
   const plan = planDescription(text)
   for (const { spec, literalSecrets } of plan) {
     for (const key of literalSecrets) {
@@ -178,7 +178,7 @@ export async function runDescription(text: string, options: RunOptions): Promise
     }
   }
   if (options.frames !== undefined) checkFrameLimit(plan.map((p) => p.spec.output))
-  const stages = buildPlan(plan)
+  const stages = await loadPlan(plan)
   const toStdout = stageInfo(stages[stages.length - 1]!)?.name === 'stdout'
   const status = new StatusReporter(stages, {
     log: process.stderr,

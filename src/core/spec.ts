@@ -74,13 +74,16 @@ export interface StageSpec<O = any, S extends Stream = Stream> {
   create(options: Required<O>, ctx: StageContext): S
 }
 
+/** A stage as the catalog describes it: everything but its factory (plain data, see src/catalog.ts). */
+export type CatalogEntry = Omit<StageSpec, 'create'>
+
 /** Declare a stage; `S` is the stream type its factory returns (sources: Readable, others: Duplex). */
 export function defineStage<O, S extends Stream = Duplex>(spec: StageSpec<O, S>): StageSpec<O, S> {
   return spec
 }
 
 /** Fill defaults, reject unknown options and check every value against its spec. */
-export function resolveOptions<O>(spec: StageSpec<O>, given: Partial<O> | undefined): Required<O> {
+export function resolveOptions<O>(spec: Pick<StageSpec<O>, 'name' | 'options'>, given: Partial<O> | undefined): Required<O> {
   const specs = spec.options as Record<string, OptionSpec>
   const out: Record<string, unknown> = {}
   const input = (given ?? {}) as Record<string, unknown>

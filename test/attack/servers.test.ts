@@ -187,7 +187,11 @@ test('CLI cmd-server: 1000 garbage writes and 200 refused connections give a few
   // A good client: '0' asks for one image, which comes as a u32be length and a JPEG.
   // The server frees the two slots when it sees them close; a client that comes sooner is refused, as it
   // should be, so it tries again (bounded by the timeout).
-  const got = await withTimeout(untilServed(() => reader(port, '0', 4)), 10_000, 'one image')
+  const got = await withTimeout(
+    untilServed(() => reader(port, '0', 4)),
+    10_000,
+    'one image',
+  )
   t.true(got >= 4)
   const after = procStats(cli.pid)
   const lines = cli.lines.slice(linesBefore)

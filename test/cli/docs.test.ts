@@ -12,7 +12,8 @@ import { existsSync } from 'node:fs'
 import { STAGES_BEGIN, STAGES_END, stagesMarkdown } from '../../src/cli/inspect.js'
 import { planDescription } from '../../src/launch.js'
 import { tempDir } from '../helpers/index.js'
-import { STAGES } from '../../src/registry.js'
+import { STAGES, findStage } from '../../src/registry.js'
+import { CATALOG, catalogEntry, loadStage } from '../../src/catalog.js'
 import { stageOptionFields } from '../../scripts/tsdoc.js'
 
 const ROOT = new URL('../../', import.meta.url)
@@ -24,7 +25,12 @@ test('docs/stages.md matches the registry (run `npm run docs` after changing a s
   const start = stages.indexOf(STAGES_BEGIN)
   const end = stages.indexOf(STAGES_END)
   t.true(start >= 0 && end > start, 'docs/stages.md has the stage table markers')
-  t.is(stages.slice(start + STAGES_BEGIN.length, end).trim(), stagesMarkdown().trim())
+  t.is(stages.slice(start + STAGES_BEGIN.length, end).trim(), stagesMarkdown(STAGES).trim())
+})
+
+test('src/catalog.ts is the registry without factories (run `npm run docs` after changing a stage); each entry loads its own stage', async (t) => {
+  t.deepEqual(CATALOG, STAGES.map(catalogEntry))
+  for (const entry of CATALOG) t.is(await loadStage(entry), findStage(entry.name, entry.kind)!, `${entry.kind} ${entry.name}`)
 })
 
 test('every stage option field has a TSDoc comment, so an editor shows what inspect says (`npx tsx scripts/tsdoc-check.ts --write` adds them)', (t) => {

@@ -1,9 +1,9 @@
-// Start-up loads only what a command needs (issue 9): `--help` no stage at
-// all, and a pipeline without sharp stages never loads sharp (libvips). Each
-// case runs the built CLI's main() in a fresh process and reports what that
-// process loaded: shared objects (sharp, libvips, libturbojpeg) and, as the
-// sign that the stage modules were loaded, Node's dgram module (which only
-// the UDP stages' engines import).
+// Start-up loads only what a command needs (issue 9): `--help` and `inspect`
+// no stage at all, a pipeline only the stages it names, and one without sharp
+// stages never loads sharp (libvips). Each case runs the built CLI's main() in
+// a fresh process and reports what that process loaded: shared objects (sharp,
+// libvips, libturbojpeg) and, as the sign that stages it does not name were
+// loaded, Node's dgram module (which only the UDP stages' engines import).
 
 import test from 'ava'
 import { execFile } from 'node:child_process'
@@ -47,16 +47,19 @@ test('--help loads no stage and no codec', async (t) => {
   t.deepEqual(await loadedBy(['--help']), { code: 0, sharp: false, turbo: false, stages: false })
 })
 
-test('inspect lists the stages without loading sharp', async (t) => {
-  t.like(await loadedBy(['inspect']), { code: 0, sharp: false, stages: true })
+test('inspect lists the stages, and shows one, from the catalog: no stage, no codec loaded', async (t) => {
+  t.deepEqual(await loadedBy(['inspect']), { code: 0, sharp: false, turbo: false, stages: false })
+  t.deepEqual(await loadedBy(['inspect', 'udp-server']), { code: 0, sharp: false, turbo: false, stages: false })
 })
 
-test('raw → jpeg → decode loads libjpeg-turbo and not sharp; a PNG stage loads sharp', async (t) => {
+test('raw → jpeg → decode loads those stages and libjpeg-turbo, not sharp nor other stages; a PNG stage loads sharp; a UDP stage its engine', async (t) => {
   const { dir, cleanup } = await tempDir()
   t.teardown(cleanup)
   const raw = join(dir, 'picture.rgb')
   await writeFile(raw, Buffer.alloc(32 * 16 * 3, 90))
   const files = `files path=${raw} width=32 height=16 loop count=3`
-  t.deepEqual(await loadedBy(['--quiet', `${files} ! jpeg ! decode ! null`]), { code: 0, sharp: false, turbo: true, stages: true })
+  t.deepEqual(await loadedBy(['--quiet', `${files} ! jpeg ! decode ! null`]), { code: 0, sharp: false, turbo: true, stages: false })
   t.like(await loadedBy(['--quiet', `${files} ! png ! null`]), { code: 0, sharp: true })
+  // The sign works: a UDP stage in the pipeline loads dgram.
+  t.like(await loadedBy(['--quiet', `${files} ! jpeg ! udp-client port=9 proto=native`]), { code: 0, stages: true })
 })
