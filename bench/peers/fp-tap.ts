@@ -2,13 +2,13 @@
 // description as the CLI does (same parser, same stages, sharp's cache off),
 // and taps the frames that leave the last stage (a `null` sink passes them on
 // once someone reads): for each, now − frame.timestamp, the capture time that
-// came in the native header. Today's `stats` stage reports only the mean and
-// max latency, hence this tap. Prints one JSON line when the pipeline ends:
+// came in the native header; then it releases the frame, as the null sink
+// does when nobody reads it (Frame.release). Prints one JSON line when the pipeline ends:
 // {"frames": n, "latency_ms": [...]} (the first `skip` frames not timed).
 //
 //   node dist/bench/peers/fp-tap.js '<description>' [skip]
 
-import { isFrame, now } from '../../src/core/frame.js'
+import { isFrame, now, releaseFrame } from '../../src/core/frame.js'
 import { pipeline } from '../../src/core/pipeline.js'
 import { launch } from '../../src/launch.js'
 import { disableSharpCache } from '../../src/image/sharp-loader.js'
@@ -25,6 +25,8 @@ async function main(): Promise<void> {
     if (!isFrame(chunk)) return
     if (frames >= skip) latency.push(Math.round((now() - chunk.timestamp) * 1000) / 1000)
     frames++
+    // The tap is the frame's last holder, as the null sink is when nobody reads it: decode's buffer can go back.
+    releaseFrame(chunk)
   })
   await pipeline(...stages)
   process.stdout.write(JSON.stringify({ frames, latency_ms: latency }) + '\n')

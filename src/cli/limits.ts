@@ -12,7 +12,7 @@
 
 import { Transform, type Stream, type TransformCallback } from 'node:stream'
 import { FramePipeError } from '../core/errors.js'
-import { isFrame } from '../core/frame.js'
+import { handOn, isFrame } from '../core/frame.js'
 import { stopPipeline } from '../core/pipeline.js'
 import { stageInfo, tagStage, type Staged } from '../core/stage.js'
 import type { PortType } from '../core/spec.js'
@@ -32,7 +32,7 @@ export class FrameLimit extends Transform {
   override _transform(chunk: unknown, _enc: BufferEncoding, cb: TransformCallback): void {
     if (this.passed >= this.limit) return cb()
     if (isFrame(chunk)) this.passed++
-    cb(null, chunk)
+    cb(null, isFrame(chunk) ? handOn(this, chunk) : chunk)
     if (this.passed === this.limit && isFrame(chunk)) this.reached()
   }
 }

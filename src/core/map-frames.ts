@@ -66,6 +66,8 @@ export function mapFrames(fn: MapFunction, options: MapFramesOptions = {}): Stag
   const stream: Transform = objectTransform({ highWaterMark }, async (record: unknown): Promise<Frame | undefined> => {
     const chunk = expectFrame(name, record)
     if (chunk instanceof FramePipeError) throw chunk
+    // The function may keep the frame's pixels: they must not go back to a pool (see Frame.release).
+    chunk.release = undefined
     let out: MapResult
     try {
       out = await fn(chunk)

@@ -129,14 +129,17 @@ export interface TurboEncodeSettings {
 }
 
 /**
- * Output buffers for the compressor, reused. libjpeg-turbo needs room for the
- * worst case (about 1.5 × the raw size at 4:2:0) before it knows the size;
- * a fresh buffer that large per frame costs page faults and, worse, external
- * memory that keeps V8's garbage collector busy. A buffer is lent to exactly
+ * Buffers of one size, reused: at most 4 are kept; a new size drops them.
+ * For the compressor's output: libjpeg-turbo needs room for the worst case
+ * (about 1.5 × the raw size at 4:2:0) before it knows the size; a fresh
+ * buffer that large per frame costs page faults and, worse, external memory
+ * that keeps V8's garbage collector busy. Such a buffer is lent to exactly
  * one compress call and comes back only after the JPEG's bytes have been
- * copied out, so no frame ever points into one.
+ * copied out, so no frame ever points into one. For decoded pixels: each
+ * decode stage has one, and a frame's buffer comes back when its last holder
+ * releases it (Frame.release).
  */
-class ScratchPool {
+export class BufferPool {
   private readonly free: Buffer[] = []
   private size = 0
 
@@ -191,7 +194,7 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1
 export function turboEncoder(settings: TurboEncodeSettings): ((frame: Frame) => Promise<Buffer> | undefined) | undefined {
   const t = load().binding
   if (!t) return undefined
-  const pool = new ScratchPool()
+  const pool = new BufferPool()
   return (frame) => {
     const format = encodeFormat(t, frame)
     if (format === undefined) return undefined
@@ -239,6 +242,7 @@ export function turboDecode(
   channels: DecodeChannels,
   maxPixels: number,
   stage: string,
+  pool?: BufferPool,
 ): Promise<Frame | undefined> | undefined {
   const t = load().binding
   if (!t || frame.format !== 'jpeg') return undefined
@@ -253,12 +257,21 @@ export function turboDecode(
   const format = outChannels === 3 ? t.FORMAT_RGB : t.FORMAT_RGBA
   // Sized from the header read above: libjpeg-turbo reads its own, and refuses
   // ('Insufficient output buffer') rather than write past this one.
-  const out = Buffer.allocUnsafeSlow(width * height * outChannels)
+  const size = width * height * outChannels
+  const out = pool ? pool.take(size) : Buffer.allocUnsafeSlow(size)
   return t.decompress(frame.data, out, { format }).then(
-    (r): Frame | undefined =>
-      r.width === width && r.height === height
-        ? { data: out, format: 'raw', width, height, channels: outChannels, seq: frame.seq, timestamp: frame.timestamp }
-        : undefined,
-    () => undefined,
+    (r): Frame | undefined => {
+      if (r.width !== width || r.height !== height) {
+        pool?.give(out)
+        return undefined
+      }
+      const decoded: Frame = { data: out, format: 'raw', width, height, channels: outChannels, seq: frame.seq, timestamp: frame.timestamp }
+      if (pool) decoded.release = () => pool.give(out)
+      return decoded
+    },
+    () => {
+      pool?.give(out)
+      return undefined
+    },
   )
 }

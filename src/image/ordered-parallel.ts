@@ -15,7 +15,7 @@
 // The class below is the smallest replacement on Node's own Transform.
 
 import { Transform, type TransformCallback } from 'node:stream'
-import type { Frame } from '../core/frame.js'
+import { handOn, type Frame } from '../core/frame.js'
 import type { StageContext } from '../core/stage.js'
 import { FramePipeError } from '../core/errors.js'
 import { fromPeer, rejectFrame } from '../core/checks.js'
@@ -127,7 +127,7 @@ export class OrderedParallel extends Transform {
       }
       this.ctx.counters.frames++
       this.ctx.counters.bytes += frame.data.length
-      this.push(frame)
+      this.push(handOn(this, frame))
     }
     this.releaseWrite(false)
     if (this.pendingFlush && this.queue.length === 0) {

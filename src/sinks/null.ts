@@ -1,7 +1,7 @@
 // The end of a pipeline that keeps nothing: counts what arrives and drops it.
 
 import { Transform, type TransformCallback } from 'node:stream'
-import { isBoundary, isFrame, packetLength, type ByteChunk, type Frame } from '../core/frame.js'
+import { isBoundary, isFrame, packetLength, releaseFrame, type ByteChunk, type Frame } from '../core/frame.js'
 import { defineStage } from '../core/spec.js'
 import { passOn, stageFactory, type StageContext } from '../core/stage.js'
 
@@ -35,7 +35,10 @@ function createNullSink(ctx: StageContext): Transform {
         ctx.counters.frames++
         ctx.counters.bytes += packetLength(chunk)
       }
-      passOn(sink, chunk)
+      // Nobody reads the records: this is the frame's last holder, and a pooled buffer can go back.
+      if (sink.readableFlowing === null) {
+        if (isFrame(chunk)) releaseFrame(chunk)
+      } else passOn(sink, chunk)
       callback()
     },
   })

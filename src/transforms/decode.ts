@@ -9,7 +9,7 @@ import { defineStage } from '../core/spec.js'
 import { stageFactory } from '../core/stage.js'
 import { sharpStage } from '../image/ordered-parallel.js'
 import { CONCURRENCY_OPTION, MAX_PIXELS_OPTION, frameFrom, sharpFailure, sharpOf } from '../image/sharp.js'
-import { reportFallback, turboDecode } from '../image/jpeg-codec.js'
+import { BufferPool, reportFallback, turboDecode } from '../image/jpeg-codec.js'
 import { FramePipeError } from '../core/errors.js'
 
 export const DECODE_CHANNELS = ['keep', '3', '4'] as const
@@ -52,12 +52,14 @@ export const spec = defineStage<DecodeOptions, Transform>({
     concurrency: CONCURRENCY_OPTION,
   },
   create(o, ctx) {
+    // Decoded pixels go back here when the frame's last holder releases them (Frame.release).
+    const pool = new BufferPool()
     const stage = sharpStage(ctx, o.concurrency, async (frame) => {
       // Raw frames are already pixels; `channels` applies only to what this stage decodes.
       if (frame.format === 'raw') return frame
       try {
         // Over maxPixels it throws ERR_DECODE; refused data resolves undefined and goes to sharp.
-        const fast = await turboDecode(frame, o.channels, o.maxPixels, ctx.name)
+        const fast = await turboDecode(frame, o.channels, o.maxPixels, ctx.name, pool)
         if (fast) return fast
         let image = await sharpOf(frame, o.maxPixels)
         if (o.channels === '3') image = image.removeAlpha().toColourspace('srgb')

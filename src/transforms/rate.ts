@@ -3,7 +3,7 @@
 // arrive faster than the cap replace the pending one and are counted as drops.
 
 import { Duplex } from 'node:stream'
-import { isFrame, type Frame } from '../core/frame.js'
+import { handOn, isFrame, type Frame } from '../core/frame.js'
 import { defineStage } from '../core/spec.js'
 import { stageFactory, type StageContext } from '../core/stage.js'
 
@@ -88,7 +88,7 @@ class RateLimiter extends Duplex {
     this.pending = undefined
     this.ctx.counters.frames++
     this.ctx.counters.bytes += isFrame(frame) ? frame.data.length : 0
-    if (!this.push(frame)) this.blocked = true
+    if (!this.push(isFrame(frame) ? handOn(this, frame) : frame)) this.blocked = true
   }
 
   override _final(cb: (err?: Error | null) => void): void {

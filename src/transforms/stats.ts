@@ -4,7 +4,7 @@
 // line on stderr per interval.
 
 import { Transform, type Duplex, type TransformCallback } from 'node:stream'
-import { isBoundary, isFrame, now, packetLength, type ByteChunk } from '../core/frame.js'
+import { handOn, isBoundary, isFrame, now, packetLength, type ByteChunk } from '../core/frame.js'
 import { defineStage } from '../core/spec.js'
 import { stageFactory, type StageContext } from '../core/stage.js'
 import { LATENCY, SlidingStats, type LatencySummary, type StatsSnapshot } from '../core/stats.js'
@@ -89,7 +89,7 @@ export class StatsTap extends Transform {
       this.ctx.counters.frames++
       this.ctx.counters.bytes += bytes
     }
-    cb(null, chunk)
+    cb(null, isFrame(chunk) ? handOn(this, chunk) : chunk)
   }
 
   override _flush(cb: TransformCallback): void {
