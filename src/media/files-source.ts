@@ -9,7 +9,6 @@
 import { statSync } from 'node:fs'
 import { open, readdir, readFile, stat, type FileHandle } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
-import picomatch from 'picomatch'
 import { FramePipeError } from '../core/errors.js'
 import { now, sniffFormat, type Frame } from '../core/frame.js'
 import { PacedSource } from '../core/pacer.js'
@@ -271,6 +270,8 @@ export async function listImages(path: string, stage = 'files', raw = false): Pr
     // Raw files have no one extension (.rgb, .raw, .gray, .yuv…): a directory of them gives every file but dot-files.
     names = (await entries(base, stage, noMatch)).filter((n) => (raw || IMAGE_EXT.test(n)) && !n.startsWith('.'))
   } else {
+    // Loaded only for a path that does not exist as it is (about 14 ms of a start-up otherwise).
+    const { default: picomatch } = await import('picomatch')
     const dir = dirname(path)
     const name = basename(path)
     if (picomatch.scan(dir).isGlob || /[\\/]/.test(picomatch.scan(path).glob)) {
