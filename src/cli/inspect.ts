@@ -1,5 +1,5 @@
 // `frame-pipe inspect [stage]` (think gst-inspect) and docs/stages.md's stage
-// tables, both made from the catalog (the registry's data, src/catalog.ts), so
+// tables, both made from the catalog (the registry's data, src/catalog.json), so
 // listing the stages loads none of them.
 
 import { FramePipeError } from '../core/errors.js'

@@ -74,7 +74,7 @@ export interface StageSpec<O = any, S extends Stream = Stream> {
   create(options: Required<O>, ctx: StageContext): S
 }
 
-/** A stage as the catalog describes it: everything but its factory (plain data, see src/catalog.ts). */
+/** A stage as the catalog describes it: everything but its factory (plain data, src/catalog.json). */
 export type CatalogEntry = Omit<StageSpec, 'create'>
 
 /** Declare a stage; `S` is the stream type its factory returns (sources: Readable, others: Duplex). */

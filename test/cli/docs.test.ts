@@ -28,7 +28,7 @@ test('docs/stages.md matches the registry (run `npm run docs` after changing a s
   t.is(stages.slice(start + STAGES_BEGIN.length, end).trim(), stagesMarkdown(STAGES).trim())
 })
 
-test('src/catalog.ts is the registry without factories (run `npm run docs` after changing a stage); each entry loads its own stage', async (t) => {
+test('src/catalog.json is the registry without factories (run `npm run docs` after changing a stage); each entry loads its own stage', async (t) => {
   t.deepEqual(CATALOG, STAGES.map(catalogEntry))
   for (const entry of CATALOG) t.is(await loadStage(entry), findStage(entry.name, entry.kind)!, `${entry.kind} ${entry.name}`)
 })
