@@ -21,13 +21,12 @@
 // one line that names the real cause.
 
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
-import { TLSSocket } from 'node:tls'
 import type { Socket } from 'node:net'
 import { InvalidOptionError } from '../core/errors.js'
 import type { OptionSpecs } from '../core/spec.js'
 import { formatDuration } from '../core/spec.js'
 import { ExactReader } from './exact-reader.js'
-import { TLS_HANDSHAKE } from './tls.js'
+import { isTlsSocket, TLS_HANDSHAKE } from './tls.js'
 
 export const AUTH_MAGIC = 0x46504155 // "FPAU"
 export const AUTH_VERSION = 1
@@ -311,7 +310,7 @@ export function authenticate(
   socket.once('close', onClose)
   let binding: Buffer
   try {
-    binding = socket instanceof TLSSocket ? socket.exportKeyingMaterial(32, EXPORTER_LABEL, Buffer.alloc(0)) : Buffer.alloc(0)
+    binding = isTlsSocket(socket) ? socket.exportKeyingMaterial(32, EXPORTER_LABEL, Buffer.alloc(0)) : Buffer.alloc(0)
   } catch (err) {
     return fail(`TLS keying material unavailable: ${(err as Error).message}`)
   }

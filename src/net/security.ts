@@ -6,7 +6,6 @@
 // the stage is plain and tokenless: then nothing here runs but the look at a
 // peer's first bytes).
 
-import tls from 'node:tls'
 import net, { type Socket } from 'node:net'
 import type { OptionSpecs } from '../core/spec.js'
 import { InvalidOptionError } from '../core/errors.js'
@@ -30,6 +29,8 @@ import {
   clientTls,
   clientTlsOptions,
   explainClientTls,
+  isTlsSocket,
+  nodeTls,
   serverTls,
   serverTlsOptions,
   type ClientTls,
@@ -133,7 +134,7 @@ export function guard(
       server.refuse(peer, reason)
     }
     const checked = (socket: Socket) => {
-      const certified = socket instanceof tls.TLSSocket && socket.authorized
+      const certified = isTlsSocket(socket) && socket.authorized
       if (!security.auth) return ready(socket, { name: '', certified })
       authenticate(socket, { role: 'server', auth: security.auth }, Math.max(1, deadline - performance.now()), peer, (failure, name) => {
         if (failure) return refuse(failure.reason, socket, failure.answer)
@@ -173,7 +174,7 @@ export function clientSecurity(o: Partial<ClientSecurityOptions>, host: string, 
     open(h, port) {
       // No Nagle: the handshakes are small messages back and forth, each waiting for the last.
       if (!t) return { socket: net.connect({ host: h, port, noDelay: true }), ready: 'connect' }
-      const socket = tls.connect({ host: h, port, ...t.options })
+      const socket = nodeTls().connect({ host: h, port, ...t.options })
       socket.setNoDelay(true)
       return { socket, ready: 'secureConnect' }
     },

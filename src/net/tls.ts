@@ -12,7 +12,7 @@
 // read (frame-pipe's refusal message, or an HTTP 400 for a browser), rather
 // than a TLS alert it cannot.
 
-import tls, { type ConnectionOptions, type SecureContext, type Server as TlsServer, type TLSSocket } from 'node:tls'
+import type { ConnectionOptions, SecureContext, Server as TlsServer, TLSSocket } from 'node:tls'
 import { X509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { isIP, type Socket } from 'node:net'
@@ -20,6 +20,19 @@ import { InvalidOptionError } from '../core/errors.js'
 import type { OptionSpecs } from '../core/spec.js'
 import { formatDuration } from '../core/spec.js'
 import { ExactReader } from './exact-reader.js'
+
+/**
+ * node:tls, loaded on first use: loading it (and the OpenSSL setup behind it)
+ * took about 7 ms of every start-up here, and most pipelines never use TLS.
+ */
+export function nodeTls(): typeof import('node:tls') {
+  return process.getBuiltinModule('node:tls')
+}
+
+/** A TLSSocket, told without loading node:tls: only TLS sockets carry `encrypted` (always true). */
+export function isTlsSocket(socket: Socket): socket is TLSSocket {
+  return (socket as Partial<TLSSocket>).encrypted === true
+}
 
 /** The first byte of every TLS handshake record (a ClientHello starts one). */
 export const TLS_HANDSHAKE = 0x16
@@ -170,7 +183,7 @@ export function serverTls(o: ServerTlsOptions, stage: string): ServerTls | null 
   const requestCert = ca !== undefined
   // Client certificates are checked below (acceptTls), not by Node's rejectUnauthorized, which would cut the
   // connection without a word to either side: the client is told why, in a message it reads, and so is the log.
-  const server = tls.createServer({ ...files, minVersion: 'TLSv1.2', requestCert, rejectUnauthorized: false })
+  const server = nodeTls().createServer({ ...files, minVersion: 'TLSv1.2', requestCert, rejectUnauthorized: false })
   const pending = new Map<string, (err: Error | null, socket: TLSSocket) => void>()
   server.on('secureConnection', (socket: TLSSocket) => pending.get(connectionKey(socket))?.(null, socket))
   server.on('tlsClientError', (err: Error, socket: TLSSocket) => pending.get(connectionKey(socket))?.(err, socket))
@@ -315,7 +328,7 @@ export function clientTls(o: Partial<ClientTlsOptions>, host: string, stage: str
   const name = servername || host
   // SNI carries host names only; the certificate check takes an address too.
   const options: ConnectionOptions = { secureContext: context, servername: isIP(name) ? undefined : name }
-  if (servername !== '') options.checkServerIdentity = (_host, peerCert) => tls.checkServerIdentity(servername, peerCert)
+  if (servername !== '') options.checkServerIdentity = (_host, peerCert) => nodeTls().checkServerIdentity(servername, peerCert)
   return { options, servername: name }
 }
 
@@ -377,7 +390,7 @@ function readPem(stage: string, option: string, path: string, kind: 'CERTIFICATE
 
 function secureContext(stage: string, o: { cert?: Buffer; key?: Buffer; ca?: Buffer; passphrase?: string }): SecureContext {
   try {
-    return tls.createSecureContext({ ...o, minVersion: 'TLSv1.2' })
+    return nodeTls().createSecureContext({ ...o, minVersion: 'TLSv1.2' })
   } catch (err) {
     const e = err as NodeJS.ErrnoException
     const text = `${e.code ?? ''} ${e.message}`

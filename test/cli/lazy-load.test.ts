@@ -3,10 +3,12 @@
 // stages never loads sharp (libvips). Each case runs the built CLI's main() in
 // a fresh process and reports what that process loaded: shared objects (sharp,
 // libvips, libturbojpeg) and, as the sign that stages it does not name were
-// loaded, Node's dgram module (which only the UDP stages' engines import).
+// loaded, Node's dgram module (which only the UDP stages' engines import), and
+// whether node:tls was loaded (only TLS options need it).
 
 import test from 'ava'
 import { execFile } from 'node:child_process'
+import { createServer } from 'node:net'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -19,6 +21,7 @@ interface Loaded {
   sharp: boolean
   turbo: boolean
   stages: boolean
+  tls: boolean
 }
 
 function loadedBy(args: string[]): Promise<Loaded> {
@@ -31,6 +34,7 @@ function loadedBy(args: string[]): Promise<Loaded> {
       sharp: objects.some((o) => /vips|sharp/.test(o)),
       turbo: objects.some((o) => /turbojpeg/.test(o)),
       stages: process.moduleLoadList.includes('NativeModule dgram'),
+      tls: process.moduleLoadList.includes('NativeModule tls'),
     }) + '\\n')
     process.exit(0)
   `
@@ -44,12 +48,12 @@ function loadedBy(args: string[]): Promise<Loaded> {
 }
 
 test('--help loads no stage and no codec', async (t) => {
-  t.deepEqual(await loadedBy(['--help']), { code: 0, sharp: false, turbo: false, stages: false })
+  t.deepEqual(await loadedBy(['--help']), { code: 0, sharp: false, turbo: false, stages: false, tls: false })
 })
 
 test('inspect lists the stages, and shows one, from the catalog: no stage, no codec loaded', async (t) => {
-  t.deepEqual(await loadedBy(['inspect']), { code: 0, sharp: false, turbo: false, stages: false })
-  t.deepEqual(await loadedBy(['inspect', 'udp-server']), { code: 0, sharp: false, turbo: false, stages: false })
+  t.deepEqual(await loadedBy(['inspect']), { code: 0, sharp: false, turbo: false, stages: false, tls: false })
+  t.deepEqual(await loadedBy(['inspect', 'udp-server']), { code: 0, sharp: false, turbo: false, stages: false, tls: false })
 })
 
 test('raw → jpeg → decode loads those stages and libjpeg-turbo, not sharp nor other stages; a PNG stage loads sharp; a UDP stage its engine', async (t) => {
@@ -58,8 +62,30 @@ test('raw → jpeg → decode loads those stages and libjpeg-turbo, not sharp no
   const raw = join(dir, 'picture.rgb')
   await writeFile(raw, Buffer.alloc(32 * 16 * 3, 90))
   const files = `files path=${raw} width=32 height=16 loop count=3`
-  t.deepEqual(await loadedBy(['--quiet', `${files} ! jpeg ! decode ! null`]), { code: 0, sharp: false, turbo: true, stages: false })
+  t.deepEqual(await loadedBy(['--quiet', `${files} ! jpeg ! decode ! null`]), {
+    code: 0,
+    sharp: false,
+    turbo: true,
+    stages: false,
+    tls: false,
+  })
   t.like(await loadedBy(['--quiet', `${files} ! png ! null`]), { code: 0, sharp: true })
   // The sign works: a UDP stage in the pipeline loads dgram.
   t.like(await loadedBy(['--quiet', `${files} ! jpeg ! udp-client port=9 proto=native`]), { code: 0, stages: true })
+})
+
+test('a plain TCP pipeline does not load node:tls; one with tls=true does', async (t) => {
+  const { dir, cleanup } = await tempDir()
+  t.teardown(cleanup)
+  const raw = join(dir, 'picture.rgb')
+  await writeFile(raw, Buffer.alloc(32 * 16 * 3, 90))
+  // A server that takes what it is sent, so that the plain pipeline runs to its end.
+  const server = createServer((socket) => socket.resume())
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => server.close())
+  const { port } = server.address() as { port: number }
+  const send = `files path=${raw} width=32 height=16 loop count=3 ! prefix ! tcp-client`
+  t.like(await loadedBy(['--quiet', `${send} port=${port}`]), { code: 0, tls: false })
+  // Nothing answers TLS on a plain server: the pipeline fails, after having loaded node:tls to try.
+  t.like(await loadedBy(['--quiet', `${send} port=${port} tls=true connectTimeout=2s`]), { tls: true })
 })
