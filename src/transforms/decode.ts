@@ -22,7 +22,7 @@ export interface DecodeOptions {
   onError?: (typeof DECODE_ON_ERROR)[number]
   /** Largest image (width×height) decoded from encoded input; a bigger one does not decode (ERR_DECODE, or dropped with onError 'drop') and is never allocated (default 50000000) */
   maxPixels?: number
-  /** Frames encoded at once (each on a libuv thread); output order is input order. Up to this many frames wait inside the stage (default 2) */
+  /** Frames encoded at once (each on a libuv thread); output order is input order. Up to this many frames wait inside the stage (default 3) */
   concurrency?: number
 }
 

@@ -24,7 +24,7 @@ export interface ResizeOptions {
   kernel?: (typeof RESIZE_KERNELS)[number]
   /** Largest image (width×height) decoded from encoded input; a bigger one is an error (ERR_DECODE), not an allocation (default 50000000) */
   maxPixels?: number
-  /** Frames encoded at once (each on a libuv thread); output order is input order. Up to this many frames wait inside the stage (default 2) */
+  /** Frames encoded at once (each on a libuv thread); output order is input order. Up to this many frames wait inside the stage (default 3) */
   concurrency?: number
 }
 
