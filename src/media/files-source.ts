@@ -66,6 +66,8 @@ export class FilesSource extends PacedSource {
   private index = 0
   private seq = 0
   private kept: Kept | undefined
+  /** The last encoded file's buffer and what its header said (see produce). */
+  private described: { data: Buffer; frame: Pick<Frame, 'format' | 'width' | 'height' | 'channels'> } | undefined
   /** Raw input: the file being read, and the next frame in it. */
   private rawFile: { name: string; handle: FileHandle; frames: number; next: number } | undefined
 
@@ -87,6 +89,7 @@ export class FilesSource extends PacedSource {
     const handle = this.rawFile?.handle
     this.rawFile = undefined
     this.kept = undefined
+    this.described = undefined
     if (!handle) return super._destroy(err, cb)
     handle.close().then(
       () => super._destroy(err, cb),
@@ -106,6 +109,12 @@ export class FilesSource extends PacedSource {
     const file = this.list[this.index++]!
     const data = await this.readWhole(file)
     const timestamp = now()
+    // The kept file (a looped still picture) is the same buffer each time: describe it once.
+    const last = this.described
+    if (last?.data === data) {
+      const { format, width, height, channels } = last.frame
+      return { data, format, width, height, channels, seq: this.seq++, timestamp }
+    }
     const format = sniffFormat(data)
     let width = 0
     let height = 0
@@ -132,6 +141,7 @@ export class FilesSource extends PacedSource {
         })
       }
     }
+    this.described = { data, frame: { format, width, height, channels } }
     return { data, format, width, height, channels, seq: this.seq++, timestamp }
   }
 

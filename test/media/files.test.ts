@@ -284,6 +284,35 @@ test('raw input: a file of one frame is a still picture, read once while it is u
   t.is(frames[4]!.data, frames[5]!.data)
 })
 
+test('a looped JPEG is described from its header once while unchanged, and again when it changes', async (t) => {
+  const dir = await tmp(t)
+  const file = join(dir, 'still.jpg')
+  await writeFile(file, await image(32, 'jpeg'))
+  // 10 fps: frames further apart than the source's recheck interval (50 ms), so each one looks for a change.
+  const src = filesSource({ path: file, loop: true, count: 6, fps: 10 })
+  const frames: Frame[] = []
+  for await (const f of src) {
+    frames.push(f as Frame)
+    if (frames.length === 3) {
+      // Replaced in one step, with a modification time apart from the first write's.
+      const next = join(dir, 'next.tmp')
+      await writeFile(next, await image(48, 'jpeg'))
+      await utimes(next, new Date(), new Date(Date.now() + 5000))
+      await rename(next, file)
+    }
+  }
+  t.deepEqual(
+    frames.map((f) => [f.seq, f.format, f.channels]),
+    [0, 1, 2, 3, 4, 5].map((seq) => [seq, 'jpeg', 3]),
+  )
+  // Frame 3 may have been made before the change: the source keeps one frame ready.
+  t.deepEqual(
+    frames.map((f) => f.width).filter((_, i) => i !== 3),
+    [32, 32, 32, 48, 48],
+  )
+  t.is(frames[0]!.data, frames[2]!.data, 'one buffer for the unchanged picture')
+})
+
 test('raw input: a file that is not whole frames is ERR_BAD_FRAME with the numbers; width without height is refused', async (t) => {
   const dir = await tmp(t)
   const file = join(dir, 'odd.rgb')
