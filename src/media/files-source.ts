@@ -45,7 +45,11 @@ interface Kept {
   data: Buffer
   /** performance.now() of the last stat. */
   checked: number
+  /** What its header says, read once (encoded files only). */
+  described?: Description
 }
+
+type Description = Pick<Frame, 'format' | 'width' | 'height' | 'channels'>
 
 /**
  * How often a kept file is checked for a change. A stat (and the Stats object
@@ -66,8 +70,6 @@ export class FilesSource extends PacedSource {
   private index = 0
   private seq = 0
   private kept: Kept | undefined
-  /** The last encoded file's buffer and what its header said (see produce). */
-  private described: { data: Buffer; frame: Pick<Frame, 'format' | 'width' | 'height' | 'channels'> } | undefined
   /** Raw input: the file being read, and the next frame in it. */
   private rawFile: { name: string; handle: FileHandle; frames: number; next: number } | undefined
 
@@ -89,7 +91,6 @@ export class FilesSource extends PacedSource {
     const handle = this.rawFile?.handle
     this.rawFile = undefined
     this.kept = undefined
-    this.described = undefined
     if (!handle) return super._destroy(err, cb)
     handle.close().then(
       () => super._destroy(err, cb),
@@ -109,12 +110,15 @@ export class FilesSource extends PacedSource {
     const file = this.list[this.index++]!
     const data = await this.readWhole(file)
     const timestamp = now()
-    // The kept file (a looped still picture) is the same buffer each time: describe it once.
-    const last = this.described
-    if (last?.data === data) {
-      const { format, width, height, channels } = last.frame
-      return { data, format, width, height, channels, seq: this.seq++, timestamp }
-    }
+    const { format, width, height, channels } = await this.describe(file, data)
+    return { data, format, width, height, channels, seq: this.seq++, timestamp }
+  }
+
+  /** A file's format and dimensions, from its header; the kept file's are read once (a looped still picture). */
+  private async describe(file: string, data: Buffer): Promise<Description> {
+    // Only a single-file list keeps its file, and then `data` is that file's: a new Kept when it changes.
+    const kept = this.kept
+    if (kept?.described) return kept.described
     const format = sniffFormat(data)
     let width = 0
     let height = 0
@@ -141,8 +145,9 @@ export class FilesSource extends PacedSource {
         })
       }
     }
-    this.described = { data, frame: { format, width, height, channels } }
-    return { data, format, width, height, channels, seq: this.seq++, timestamp }
+    const described = { format, width, height, channels }
+    if (kept) kept.described = described
+    return described
   }
 
   /** A whole file: read again each time, except a single-file list's one file while it is unchanged (Kept). */
