@@ -104,10 +104,22 @@ export class FilesSource extends PacedSource {
     return this.index >= this.list.length && (this.rawFile === undefined || this.rawFile.next >= this.rawFile.frames)
   }
 
-  protected async produce(): Promise<Frame | null> {
+  protected produce(): Frame | null | Promise<Frame | null> {
     if (this.raw) return this.produceRaw()
     if (this.index >= this.list.length) this.index = 0
     const file = this.list[this.index++]!
+    // A looped still picture, checked less than RECHECK_MS ago: the frame is
+    // made at once, without a promise (the pacer then delivers it in the same turn).
+    const fresh = this.keptFresh()
+    const described = this.kept?.described
+    if (fresh && described) {
+      const { format, width, height, channels } = described
+      return { data: fresh, format, width, height, channels, seq: this.seq++, timestamp: now() }
+    }
+    return this.produceFile(file)
+  }
+
+  private async produceFile(file: string): Promise<Frame> {
     const data = await this.readWhole(file)
     const timestamp = now()
     const { format, width, height, channels } = await this.describe(file, data)
@@ -196,13 +208,20 @@ export class FilesSource extends PacedSource {
   }
 
   /** The next raw frame: the next frameBytes of the current file, the next file when it is used up. */
-  private async produceRaw(): Promise<Frame | null> {
-    const { width, height, channels } = this.o
+  private produceRaw(): Frame | null | Promise<Frame | null> {
     // One file of exactly one frame: a still picture, read once while unchanged (see Kept).
+    // Kept only ever holds a file of exactly one frame here.
+    const fresh = this.list.length === 1 && !this.rawFile ? this.keptFresh() : undefined
+    if (fresh) {
+      const { width, height, channels } = this.o
+      return { data: fresh, format: 'raw', width, height, channels, seq: this.seq++, timestamp: now() }
+    }
+    return this.readRaw()
+  }
+
+  private async readRaw(): Promise<Frame | null> {
+    const { width, height, channels } = this.o
     if (this.list.length === 1 && !this.rawFile) {
-      // Kept only ever holds a file of exactly one frame here.
-      const fresh = this.keptFresh()
-      if (fresh) return { data: fresh, format: 'raw', width, height, channels, seq: this.seq++, timestamp: now() }
       const name = this.list[0]!
       const st = this.statNow(name)
       if (st.size === this.frameBytes) {

@@ -34,6 +34,12 @@ interface Connection {
   /** Packets written whose last byte the socket has not yet handed to the kernel. */
   unsent: number
   lost: boolean
+  /**
+   * The write callback of every packet's last piece: writes complete in order,
+   * so one function per connection counts them. One function, not one per
+   * packet, also lets the socket batch its callbacks into one tick.
+   */
+  sent: (err?: Error | null) => void
 }
 
 export class TcpClientSink extends Transform {
@@ -174,7 +180,19 @@ export class TcpClientSink extends Transform {
   }
 
   private connected(socket: Socket): void {
-    const conn: Connection = { socket, peer: peerName(socket), unsent: 0, lost: false }
+    const conn: Connection = {
+      socket,
+      peer: peerName(socket),
+      unsent: 0,
+      lost: false,
+      sent: (err) => {
+        // After a loss the packet is already counted as cut, whatever the socket reports later;
+        // a failed write is followed by the socket's 'error', which counts it.
+        if (conn.lost || err) return
+        conn.unsent--
+        this.onProgress?.()
+      },
+    }
     this.conn = conn
     socket.setNoDelay(true)
     socket.on('error', (err) => this.lost(conn, err))
@@ -203,25 +221,18 @@ export class TcpClientSink extends Transform {
       const packet = this.queue.shift()!
       conn.unsent++
       this.ctx.counters.bytes += packetLength(packet)
-      const done = (err?: Error | null) => {
-        // After a loss the packet is already counted as cut, whatever the socket reports later;
-        // a failed write is followed by the socket's 'error', which counts it.
-        if (conn.lost || err) return
-        conn.unsent--
-        this.onProgress?.()
-      }
       if (this.o.pause > 0 && Array.isArray(packet) && packet.length > 1) {
         writePacket(socket, packet[0]!)
         this.pausing = setTimeout(() => {
           this.pausing = null
           // A connection lost meanwhile has counted this packet as cut.
-          if (!conn.lost) writePacket(socket, packet.slice(1), done)
+          if (!conn.lost) writePacket(socket, packet.slice(1), conn.sent)
           this.pump()
           this.releaseHeld()
         }, this.o.pause)
         return
       }
-      writePacket(socket, packet, done)
+      writePacket(socket, packet, conn.sent)
     }
     this.onProgress?.()
     this.releaseHeld()
