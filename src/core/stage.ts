@@ -5,6 +5,8 @@
 import type { Readable, Stream } from 'node:stream'
 import { resolveOptions, type Counters, type StageSpec } from './spec.js'
 import type { WithEvents } from './events.js'
+import type { FramePipeError } from './errors.js'
+import type { Packet } from './frame.js'
 
 export type { Counters, StageContext } from './spec.js'
 
@@ -89,4 +91,21 @@ export const RELEASE_HELD = Symbol.for('frame-pipe.release-held')
  */
 export function passOn(sink: Readable, record: unknown): void {
   if (sink.readableFlowing !== null) sink.push(record)
+}
+
+/**
+ * What `prefix` does to each record, as a function: a frame in, its
+ * [header, payload] packet (or the stage's error) out. Counts in prefix's own
+ * counters, so a fused prefix still shows its frames and bytes.
+ */
+export type Framer = (record: unknown) => Packet | FramePipeError
+
+/** Set by a stage that turns each frame into one packet and can hand that work on (prefix). */
+export const FRAMER = Symbol.for('frame-pipe.framer')
+/** A transport that can take a Framer and then frames instead of bytes (tcp-client). */
+export const TAKES_FRAMER = Symbol.for('frame-pipe.takes-framer')
+
+export interface Fusable {
+  [FRAMER]?: Framer
+  [TAKES_FRAMER]?: (framer: Framer) => void
 }

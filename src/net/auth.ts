@@ -20,13 +20,13 @@
 // a token that sees a HELLO answers REFUSE (no token here), so both ends log
 // one line that names the real cause.
 
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import type { Socket } from 'node:net'
 import { InvalidOptionError } from '../core/errors.js'
 import type { OptionSpecs } from '../core/spec.js'
 import { formatDuration } from '../core/spec.js'
 import { ExactReader } from './exact-reader.js'
 import { isTlsSocket, TLS_HANDSHAKE } from './tls.js'
+import { nodeCrypto } from '../core/builtins.js'
 
 export const AUTH_MAGIC = 0x46504155 // "FPAU"
 export const AUTH_VERSION = 1
@@ -209,7 +209,8 @@ export function looksLikeTls(bytes: Buffer): boolean {
 }
 
 function mac(key: Buffer, role: Role, clientNonce: Buffer, serverNonce: Buffer, name: Buffer, binding: Buffer): Buffer {
-  return createHmac('sha256', key)
+  return nodeCrypto()
+    .createHmac('sha256', key)
     .update(`frame-pipe auth v${AUTH_VERSION} ${role}\0`)
     .update(clientNonce)
     .update(serverNonce)
@@ -270,7 +271,7 @@ export function authenticate(
   callback: (failure: AuthFailure | null, name?: string) => void,
 ): void {
   const peerRole: Role = me.role === 'client' ? 'server' : 'client'
-  const myNonce = randomBytes(NONCE_BYTES)
+  const myNonce = nodeCrypto().randomBytes(NONCE_BYTES)
   const myNameText = me.role === 'client' ? me.auth.name : ''
   const myName = Buffer.from(myNameText, 'utf8')
   let done = false
@@ -354,7 +355,7 @@ export function authenticate(
         const expected = mac(key, peerRole, clientNonce, serverNonce, wire, binding)
         readHead(MSG_PROOF, () => {
           reader.read(NONCE_BYTES, (proof) => {
-            if (!timingSafeEqual(proof, expected)) {
+            if (!nodeCrypto().timingSafeEqual(proof, expected)) {
               return fail(
                 me.role === 'server'
                   ? `wrong token${name ? ` for '${name}'` : ''} (its proof does not match ours)`

@@ -30,7 +30,6 @@ import {
   clientTlsOptions,
   explainClientTls,
   isTlsSocket,
-  nodeTls,
   serverTls,
   serverTlsOptions,
   type ClientTls,
@@ -38,6 +37,7 @@ import {
   type ServerTls,
   type ServerTlsOptions,
 } from './tls.js'
+import { nodeTls } from '../core/builtins.js'
 import { peerName, type DialSecurity } from './socket.js'
 import type { StageServer } from './server.js'
 

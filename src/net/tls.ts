@@ -13,21 +13,13 @@
 // than a TLS alert it cannot.
 
 import type { ConnectionOptions, SecureContext, Server as TlsServer, TLSSocket } from 'node:tls'
-import { X509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { isIP, type Socket } from 'node:net'
 import { InvalidOptionError } from '../core/errors.js'
 import type { OptionSpecs } from '../core/spec.js'
 import { formatDuration } from '../core/spec.js'
 import { ExactReader } from './exact-reader.js'
-
-/**
- * node:tls, loaded on first use: loading it (and the OpenSSL setup behind it)
- * took about 7 ms of every start-up here, and most pipelines never use TLS.
- */
-export function nodeTls(): typeof import('node:tls') {
-  return process.getBuiltinModule('node:tls')
-}
+import { nodeCrypto, nodeTls } from '../core/builtins.js'
 
 /** A TLSSocket, told without loading node:tls: only TLS sockets carry `encrypted` (always true). */
 export function isTlsSocket(socket: Socket): socket is TLSSocket {
@@ -405,7 +397,7 @@ function secureContext(stage: string, o: { cert?: Buffer; key?: Buffer; ca?: Buf
 /** The DNS names and IP addresses of a certificate's subjectAltName (the first one of a chain), lower case. */
 export function certificateNames(pem: Buffer): string[] {
   try {
-    const alt = new X509Certificate(pem).subjectAltName ?? ''
+    const alt = new (nodeCrypto().X509Certificate)(pem).subjectAltName ?? ''
     return alt
       .split(',')
       .map((s) => s.trim())

@@ -7,7 +7,7 @@ import { FramePipeError } from '../core/errors.js'
 import { expectFrame } from '../core/checks.js'
 import { encodeHeader, HEADER_FORMATS, type HeaderFormat } from '../wire/headers.js'
 import { defineStage } from '../core/spec.js'
-import { stageFactory, type StageContext } from '../core/stage.js'
+import { FRAMER, stageFactory, type Framer, type Fusable, type StageContext } from '../core/stage.js'
 
 export interface PrefixOptions {
   /** Length header: u32be (seed 003), u32le, ii (seed 001), i64le (seed 000b), native (40 bytes with seq, timestamp, size, format), ascii (seed 002: the length as decimal digits and nothing else; payloads must not be empty or start with a digit, which JPEG/PNG/WebP never do; the seed 002 receiver also needs tcp-client pause=1s between digits and payload) (default u32be) */
@@ -46,6 +46,15 @@ export const spec = defineStage<PrefixOptions, Transform>({
 export const prefix = stageFactory(spec)
 
 function createPrefixer(o: Required<PrefixOptions>, ctx: StageContext): Transform {
+  const framer: Framer = (record) => {
+    const chunk = expectFrame(ctx.name, record, 'a byte stream needs no prefix')
+    if (chunk instanceof FramePipeError) return chunk
+    const header = encodeHeader(o.header, chunk, o.checksum, ctx.name)
+    if (header instanceof FramePipeError) return header
+    ctx.counters.frames++
+    ctx.counters.bytes += header.length + chunk.data.length
+    return [header, chunk.data]
+  }
   // Node's own Transform, not through2's: importing through2 (readable-stream 4
   // and its dependencies) took about 50 ms of every start-up on the test machine,
   // whose node itself starts in about 100 ms, and the registry loads this file for
@@ -55,20 +64,13 @@ function createPrefixer(o: Required<PrefixOptions>, ctx: StageContext): Transfor
     // Each record holds a whole frame: keep few of them queued.
     highWaterMark: 4,
     transform(record: unknown, _encoding: BufferEncoding, callback: TransformCallback) {
-      const chunk = expectFrame(ctx.name, record, 'a byte stream needs no prefix')
-      if (chunk instanceof FramePipeError) {
-        callback(chunk)
-        return
-      }
-      const header = encodeHeader(o.header, chunk, o.checksum, ctx.name)
-      if (header instanceof FramePipeError) {
-        callback(header)
-        return
-      }
-      ctx.counters.frames++
-      ctx.counters.bytes += header.length + chunk.data.length
-      callback(null, [header, chunk.data])
+      const packet = framer(record)
+      if (packet instanceof FramePipeError) callback(packet)
+      else callback(null, packet)
     },
   })
+  // Right before a transport that writes packets itself (tcp-client), pipeline()
+  // hands it this function instead of running the stream (see core/pipeline.ts).
+  ;(stream as Fusable)[FRAMER] = framer
   return stream
 }

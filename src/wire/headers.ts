@@ -2,7 +2,7 @@
 // formats speak the seeds' wires; `native` is frame-pipe's own, which carries
 // the frame's metadata and an optional CRC-32 of the payload.
 
-import { crc32 } from 'node:zlib'
+import { crc32 } from '../core/builtins.js'
 import { FramePipeError } from '../core/errors.js'
 import { FRAME_FORMATS, type Frame, type FrameFormat } from '../core/frame.js'
 

@@ -6,7 +6,7 @@
 // allocation of its announced length, which the length check has bounded
 // beforehand.
 
-import { crc32 } from 'node:zlib'
+import { crc32 } from '../core/builtins.js'
 import { FramePipeError, FrameTooLargeError, UnexpectedEofError } from '../core/errors.js'
 import { now, saneTimestamp, sniffFormat, type Boundary, type Frame } from '../core/frame.js'
 import type { Counters } from '../core/stage.js'

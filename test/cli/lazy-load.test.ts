@@ -4,7 +4,8 @@
 // a fresh process and reports what that process loaded: shared objects (sharp,
 // libvips, libturbojpeg) and, as the sign that stages it does not name were
 // loaded, Node's dgram module (which only the UDP stages' engines import), and
-// whether node:tls was loaded (only TLS options need it).
+// whether node:tls, node:crypto and node:zlib were loaded (only TLS, tokens and
+// checksums need them: see src/core/builtins.ts).
 
 import test from 'ava'
 import { execFile } from 'node:child_process'
@@ -22,6 +23,8 @@ interface Loaded {
   turbo: boolean
   stages: boolean
   tls: boolean
+  crypto: boolean
+  zlib: boolean
 }
 
 function loadedBy(args: string[]): Promise<Loaded> {
@@ -35,6 +38,8 @@ function loadedBy(args: string[]): Promise<Loaded> {
       turbo: objects.some((o) => /turbojpeg/.test(o)),
       stages: process.moduleLoadList.includes('NativeModule dgram'),
       tls: process.moduleLoadList.includes('NativeModule tls'),
+      crypto: process.moduleLoadList.includes('NativeModule crypto'),
+      zlib: process.moduleLoadList.includes('NativeModule zlib'),
     }) + '\\n')
     process.exit(0)
   `
@@ -48,12 +53,20 @@ function loadedBy(args: string[]): Promise<Loaded> {
 }
 
 test('--help loads no stage and no codec', async (t) => {
-  t.deepEqual(await loadedBy(['--help']), { code: 0, sharp: false, turbo: false, stages: false, tls: false })
+  t.deepEqual(await loadedBy(['--help']), { code: 0, sharp: false, turbo: false, stages: false, tls: false, crypto: false, zlib: false })
 })
 
 test('inspect lists the stages, and shows one, from the catalog: no stage, no codec loaded', async (t) => {
-  t.deepEqual(await loadedBy(['inspect']), { code: 0, sharp: false, turbo: false, stages: false, tls: false })
-  t.deepEqual(await loadedBy(['inspect', 'udp-server']), { code: 0, sharp: false, turbo: false, stages: false, tls: false })
+  t.deepEqual(await loadedBy(['inspect']), { code: 0, sharp: false, turbo: false, stages: false, tls: false, crypto: false, zlib: false })
+  t.deepEqual(await loadedBy(['inspect', 'udp-server']), {
+    code: 0,
+    sharp: false,
+    turbo: false,
+    stages: false,
+    tls: false,
+    crypto: false,
+    zlib: false,
+  })
 })
 
 test('raw → jpeg → decode loads those stages and libjpeg-turbo, not sharp nor other stages; a PNG stage loads sharp; a UDP stage its engine', async (t) => {
@@ -68,13 +81,15 @@ test('raw → jpeg → decode loads those stages and libjpeg-turbo, not sharp no
     turbo: true,
     stages: false,
     tls: false,
+    crypto: false,
+    zlib: false,
   })
   t.like(await loadedBy(['--quiet', `${files} ! png ! null`]), { code: 0, sharp: true })
   // The sign works: a UDP stage in the pipeline loads dgram.
   t.like(await loadedBy(['--quiet', `${files} ! jpeg ! udp-client port=9 proto=native`]), { code: 0, stages: true })
 })
 
-test('a plain TCP pipeline does not load node:tls; one with tls=true does', async (t) => {
+test('a plain TCP pipeline loads neither node:tls, node:crypto nor node:zlib; tls=true loads tls, a token crypto, checksum=true zlib', async (t) => {
   const { dir, cleanup } = await tempDir()
   t.teardown(cleanup)
   const raw = join(dir, 'picture.rgb')
@@ -85,7 +100,17 @@ test('a plain TCP pipeline does not load node:tls; one with tls=true does', asyn
   t.teardown(() => server.close())
   const { port } = server.address() as { port: number }
   const send = `files path=${raw} width=32 height=16 loop count=3 ! prefix ! tcp-client`
-  t.like(await loadedBy(['--quiet', `${send} port=${port}`]), { code: 0, tls: false })
+  t.like(await loadedBy(['--quiet', `${send} port=${port}`]), { code: 0, tls: false, crypto: false, zlib: false })
+  t.like(await loadedBy(['--quiet', `${send.replace('prefix', 'prefix header=native checksum=true')} port=${port}`]), {
+    code: 0,
+    tls: false,
+    zlib: true,
+  })
   // Nothing answers TLS on a plain server: the pipeline fails, after having loaded node:tls to try.
   t.like(await loadedBy(['--quiet', `${send} port=${port} tls=true connectTimeout=2s`]), { tls: true })
+  // Nor a token check: it fails too, after having loaded node:crypto for its nonce.
+  const tokenFile = join(dir, 'token')
+  await writeFile(tokenFile, 'a-token-of-sixteen-or-more\n')
+  const native = send.replace('prefix', 'prefix header=native')
+  t.like(await loadedBy(['--quiet', `${native} port=${port} token=@${tokenFile} connectTimeout=2s`]), { tls: false, crypto: true })
 })

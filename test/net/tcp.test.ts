@@ -689,3 +689,67 @@ test('sinks refuse frames: prefix goes first', async (t) => {
   const err = await t.throwsAsync(streamPipeline(fromItems([makeFrame(Buffer.alloc(3))]), sink))
   t.regex(err!.message, /^tcp-server: expected bytes .* but received a Frame/)
 })
+
+// ---------------------------------------------------------------- prefix ! tcp-client, fused
+
+/** A server that keeps every byte it is sent, and resolves with them when the client closes. */
+async function byteSink(t: ExecutionContext): Promise<{ port: number; received: Promise<Buffer> }> {
+  const chunks: Buffer[] = []
+  let done!: (b: Buffer) => void
+  const received = new Promise<Buffer>((resolve) => (done = resolve))
+  const server = net.createServer((socket) => {
+    socket.on('data', (c: Buffer) => chunks.push(c))
+    socket.on('end', () => {
+      socket.end()
+      done(Buffer.concat(chunks))
+    })
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(() => server.close())
+  return { port: (server.address() as AddressInfo).port, received }
+}
+
+test('prefix ! tcp-client: pipeline() fuses them (prefix runs inside the transport) unless prefix was already read by hand; the wire, counters and close are the same', async (t) => {
+  const frames = Array.from({ length: 40 }, (_, i) => makeFrame(Buffer.alloc(100 + i * 37, i), { seq: i }))
+  const wire = async (fuse: boolean) => {
+    const { port, received } = await byteSink(t)
+    const framer = prefix({ header: 'u32be' })
+    const sink = tcpClientSink({ port })
+    let ran = 0
+    const transform = framer._transform.bind(framer)
+    framer._transform = (chunk, encoding, callback) => {
+      ran++
+      transform(chunk, encoding, callback)
+    }
+    // A stage already read by hand (here a 'data' listener, paused) is left a stream of its own.
+    if (!fuse) framer.on('data', () => {}).pause()
+    const closed = once(framer, 'close')
+    await withTimeout(pipeline(fromItems(frames), framer, sink), 5000, 'pipeline')
+    await withTimeout(closed, 5000, "prefix's close")
+    return { bytes: await received, ran, prefix: stageInfo(framer)!.counters, sink: stageInfo(sink)!.counters }
+  }
+  const fused = await wire(true)
+  const plain = await wire(false)
+  t.is(fused.ran, 0, "fused: prefix's own stream never ran")
+  t.is(plain.ran, frames.length)
+  t.true(fused.bytes.equals(plain.bytes), 'the same bytes on the wire')
+  t.is(
+    fused.bytes.length,
+    frames.reduce((n, f) => n + 4 + f.data.length, 0),
+  )
+  t.like(fused.prefix, { frames: 40, bytes: fused.bytes.length })
+  t.like(fused.sink, { frames: 40, bytes: fused.bytes.length })
+})
+
+test("prefix ! tcp-client fused: a record prefix refuses is prefix's error, and the pipeline fails as unfused", async (t) => {
+  const { port } = await byteSink(t)
+  const err = await t.throwsAsync(
+    withTimeout(
+      pipeline(fromItems([makeFrame(Buffer.alloc(8)), Buffer.from('bytes')]), prefix(), tcpClientSink({ port })),
+      5000,
+      'pipeline',
+    ),
+  )
+  t.regex(err!.message, /^prefix: expected a Frame but received .*a byte stream needs no prefix/)
+})

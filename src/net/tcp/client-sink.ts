@@ -5,11 +5,11 @@
 import type { Socket } from 'node:net'
 import { Transform, type TransformCallback } from 'node:stream'
 import { FramePipeError } from '../../core/errors.js'
-import { isBoundary, packetLength, type ByteChunk, type Packet } from '../../core/frame.js'
+import { isBoundary, packetLength, type Packet } from '../../core/frame.js'
 import { backoff, describeLoss, dial, formatAddress, peerName, type ConnectionEvent } from '../socket.js'
 import { writePacket } from '../../core/packets.js'
 import { notBytes } from '../../core/checks.js'
-import { passOn, type StageContext } from '../../core/stage.js'
+import { passOn, TAKES_FRAMER, type Framer, type StageContext } from '../../core/stage.js'
 import { plainServerProblem, RefusedError, type ClientSecurity } from '../security.js'
 
 export interface TcpClientSinkConfig {
@@ -54,6 +54,8 @@ export class TcpClientSink extends Transform {
   private retryTimer: NodeJS.Timeout | null = null
   private attempt = 0
   private pending: NodeJS.Immediate | null = null
+  /** Set when fused with the prefix before it (see TAKES_FRAMER). */
+  private framer: Framer | undefined
   /** Called on any progress while _flush waits for the queue to drain. */
   private onProgress: (() => void) | null = null
   private lingerTimer: NodeJS.Timeout | null = null
@@ -84,13 +86,26 @@ export class TcpClientSink extends Transform {
     }
   }
 
-  override _transform(chunk: ByteChunk, _encoding: BufferEncoding, callback: TransformCallback): void {
-    if (isBoundary(chunk)) {
-      passOn(this, chunk)
-      return callback()
+  /** Fused with the prefix before it: records are frames, each made into its packet here. */
+  [TAKES_FRAMER](framer: Framer): void {
+    this.framer = framer
+  }
+
+  override _transform(record: unknown, _encoding: BufferEncoding, callback: TransformCallback): void {
+    let chunk: Packet
+    if (this.framer) {
+      const packet = this.framer(record)
+      if (packet instanceof FramePipeError) return callback(packet)
+      chunk = packet
+    } else {
+      if (isBoundary(record)) {
+        passOn(this, record)
+        return callback()
+      }
+      const bad = notBytes(this.ctx.name, record)
+      if (bad) return callback(bad)
+      chunk = record as Packet
     }
-    const bad = notBytes(this.ctx.name, chunk)
-    if (bad) return callback(bad)
     this.ctx.counters.frames++
     this.queue.push(chunk)
     // Only whenFull=drop lets the queue grow past maxQueue: wait holds the source first.
