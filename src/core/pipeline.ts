@@ -6,7 +6,18 @@ import { pipeline as streamPipeline } from 'node:stream/promises'
 import { createRequire } from 'node:module'
 import type Pumpify from 'pumpify'
 import { FramePipeError } from './errors.js'
-import { FRAMER, joinPipeline, RELEASE_HELD, stageInfo, TAKES_FRAMER, tagStage, type Fusable, type StageInfo } from './stage.js'
+import {
+  DEFRAMER,
+  FRAMER,
+  joinPipeline,
+  RELEASE_HELD,
+  stageInfo,
+  TAKES_DEFRAMER,
+  TAKES_FRAMER,
+  tagStage,
+  type Fusable,
+  type StageInfo,
+} from './stage.js'
 
 export interface PipelineOptions {
   /** Aborting tears the whole pipeline down (use `stop()` on the source for a clean end instead). */
@@ -97,13 +108,15 @@ export async function pipeline(...args: Array<Stream | PipelineOptions>): Promis
 }
 
 /**
- * Fuse byte edges: a stage that makes each frame into one packet (prefix)
+ * Fuse byte edges. A stage that makes each frame into one packet (prefix)
  * right before a transport that writes packets itself (tcp-client) hands its
- * work to that transport, which then takes the frames directly. Each frame
+ * work to that transport, which then takes the frames directly; a stage that
+ * cuts bytes into frames (unprefix) right after a source that can feed it
+ * (tcp-server) is driven by that source, which then pushes frames. Each frame
  * crosses one stream fewer, which is most of what an unpaced relay costs
- * before V8 has optimised the streams' code. Stages, counters and errors stay
- * as written; only the streams that run change. A stage already piped or
- * read by hand is left as it is.
+ * before V8 has optimised the streams' code. Stages, counters, events and
+ * errors stay as written; only the streams that run change. A stage already
+ * piped or read by hand is left as it is.
  */
 function fuseEdges(stages: readonly Stream[]): { running: Stream[]; fused: Stream[] } {
   const running: Stream[] = []
@@ -111,19 +124,24 @@ function fuseEdges(stages: readonly Stream[]): { running: Stream[]; fused: Strea
   for (let i = 0; i < stages.length; i++) {
     const stage = stages[i] as Stream & Fusable
     const next = stages[i + 1] as (Stream & Fusable) | undefined
+    const before = running[running.length - 1] as (Stream & Fusable) | undefined
     const framer = stage[FRAMER]
-    if (framer && next?.[TAKES_FRAMER] && untouched(stage)) {
+    const deframer = stage[DEFRAMER]
+    if (framer && next?.[TAKES_FRAMER] && untouched(stage) && untouched(next)) {
       next[TAKES_FRAMER](framer)
+      fused.push(stage)
+    } else if (deframer && before?.[TAKES_DEFRAMER] && untouched(stage) && untouched(before)) {
+      before[TAKES_DEFRAMER](deframer)
       fused.push(stage)
     } else running.push(stage)
   }
   return { running, fused }
 }
 
-/** Nothing written to it or read from it yet: its work can move elsewhere. */
+/** Nothing written to it or read from it yet: its work can move elsewhere, or take more on. */
 function untouched(stream: Stream): boolean {
   const d = stream as Partial<Duplex>
-  return d.writableLength === 0 && !d.writableEnded && d.readableFlowing === null && !d.destroyed
+  return !d.destroyed && !d.writableEnded && !d.writableLength && d.readableFlowing === null && !d.readableLength
 }
 
 /**

@@ -6,7 +6,7 @@ import type { Readable, Stream } from 'node:stream'
 import { resolveOptions, type Counters, type StageSpec } from './spec.js'
 import type { WithEvents } from './events.js'
 import type { FramePipeError } from './errors.js'
-import type { Packet } from './frame.js'
+import type { Frame, Packet } from './frame.js'
 
 export type { Counters, StageContext } from './spec.js'
 
@@ -105,7 +105,29 @@ export const FRAMER = Symbol.for('frame-pipe.framer')
 /** A transport that can take a Framer and then frames instead of bytes (tcp-client). */
 export const TAKES_FRAMER = Symbol.for('frame-pipe.takes-framer')
 
+/**
+ * What `unprefix` does to a byte stream, as an object a byte source can drive:
+ * records (bytes, Boundaries) in, frames out through the function given to
+ * attach(). feed() and end() return the stage's error when it is fatal; a
+ * fault of one peer is handled inside (that peer is hung up on, counted and
+ * logged on the unprefix stage's own events).
+ */
+export interface Deframer {
+  /** Frames the stage's own output buffer holds: the bound a source that fuses it takes. */
+  readonly buffered: number
+  feed(record: unknown): FramePipeError | undefined
+  end(): FramePipeError | undefined
+  attach(out: (frame: Frame) => void): void
+}
+
+/** Set by a stage that turns a byte stream into frames and can hand that work on (unprefix). */
+export const DEFRAMER = Symbol.for('frame-pipe.deframer')
+/** A byte source that can take a Deframer and then push frames instead of bytes (tcp-server). */
+export const TAKES_DEFRAMER = Symbol.for('frame-pipe.takes-deframer')
+
 export interface Fusable {
   [FRAMER]?: Framer
   [TAKES_FRAMER]?: (framer: Framer) => void
+  [DEFRAMER]?: Deframer
+  [TAKES_DEFRAMER]?: (deframer: Deframer) => void
 }

@@ -9,7 +9,7 @@ import { stageWarnings } from '../core/warnings.js'
 import { FrameParser } from '../wire/length-parser.js'
 import { UNPREFIX_HEADERS, type UnprefixHeader } from '../wire/headers.js'
 import { defineStage } from '../core/spec.js'
-import { stageFactory, type StageContext } from '../core/stage.js'
+import { DEFRAMER, stageFactory, type Deframer, type StageContext } from '../core/stage.js'
 import type { FramePipeError as UnprefixWarning } from '../core/errors.js'
 
 /** What a fault in a peer's bytes does: end that peer (when the byte source can), or the pipeline. */
@@ -77,6 +77,9 @@ export const spec = defineStage<UnprefixOptions, Transform>({
 
 export const unprefix = stageFactory<UnprefixOptions, Transform, UnprefixEvents>(spec)
 
+/** Frames may be up to maxFrameBytes each: queue few on the readable side. */
+const BUFFERED_FRAMES = 2
+
 export class Unprefixer extends Transform {
   private readonly ctx: StageContext
   private readonly parser: FrameParser
@@ -88,8 +91,7 @@ export class Unprefixer extends Transform {
   private discarding = false
 
   constructor(o: Required<UnprefixOptions>, ctx: StageContext) {
-    // Frames may be up to maxFrameBytes each: queue few on the readable side.
-    super({ objectMode: true, readableHighWaterMark: 2 })
+    super({ objectMode: true, readableHighWaterMark: BUFFERED_FRAMES })
     this.ctx = ctx
     this.onError = o.onError
     this.warn = stageWarnings(this, ctx.name)
@@ -100,7 +102,7 @@ export class Unprefixer extends Transform {
       stage: ctx.name,
       counters: ctx.counters,
       onFrame: (frame: Frame) => {
-        this.push(frame)
+        this.out(frame)
       },
       onWarning: (err) => {
         // A peer that cuts its frames, or whose clock is off, on every connection must not flood the log.
@@ -113,27 +115,53 @@ export class Unprefixer extends Transform {
   }
 
   override _transform(chunk: unknown, _encoding: BufferEncoding, callback: TransformCallback): void {
+    callback(this.deframe(chunk))
+  }
+
+  /**
+   * One record of the byte stream (bytes, a packet, a Boundary): frames go to
+   * `out`; a fault ends its peer or, returned, the pipeline.
+   */
+  private deframe(chunk: unknown): FramePipeError | undefined {
     if (Buffer.isBuffer(chunk)) {
       // The one per-chunk cost of per-peer faults: this branch.
-      if (this.discarding) return callback()
+      if (this.discarding) return undefined
       const err = this.parser.feed(chunk)
-      callback(err && this.fault(err))
+      return err && this.fault(err)
     } else if (chunk instanceof Uint8Array) {
-      if (this.discarding) return callback()
-      callback(this.fault(this.parser.feed(asBuffer(chunk))))
+      if (this.discarding) return undefined
+      return this.fault(this.parser.feed(asBuffer(chunk)))
     } else if (Array.isArray(chunk)) {
       for (const piece of chunk as unknown[]) {
-        if (!(piece instanceof Uint8Array)) return callback(this.badInput(piece, ' inside a packet'))
+        if (!(piece instanceof Uint8Array)) return this.badInput(piece, ' inside a packet')
         if (this.discarding) continue
         const err = this.fault(this.parser.feed(asBuffer(piece)))
-        if (err) return callback(err)
+        if (err) return err
       }
-      callback()
+      return undefined
     } else if (isBoundary(chunk)) {
-      callback(this.boundary(chunk))
-    } else {
-      callback(this.badInput(chunk, ''))
+      return this.boundary(chunk)
     }
+    return this.badInput(chunk, '')
+  }
+
+  /** Where frames go: pushed, or to the byte source that fused this stage (DEFRAMER). */
+  private out = (frame: Frame): void => {
+    this.push(frame)
+  }
+
+  /**
+   * Right after a byte source that feeds a parser itself (tcp-server),
+   * pipeline() hands it this instead of running the stream (see
+   * core/pipeline.ts): the same parsing, faults, counters and events.
+   */
+  readonly [DEFRAMER]: Deframer = {
+    buffered: BUFFERED_FRAMES,
+    feed: (record) => this.deframe(record),
+    end: () => this.parser.end(),
+    attach: (out) => {
+      this.out = out
+    },
   }
 
   private boundary(b: Boundary): FramePipeError | undefined {

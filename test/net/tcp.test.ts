@@ -142,6 +142,20 @@ function keep<T>(into: T[]): Writable {
   })
 }
 
+/** Resolves once `value()` has stayed the same for 20 turns of the event loop in a row (I/O included). */
+async function settled(value: () => number, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms
+  let last = value()
+  let same = 0
+  while (same < 20) {
+    if (Date.now() > deadline) throw new Error('timed out waiting for the value to settle')
+    await new Promise((r) => setImmediate(r))
+    const now = value()
+    same = now === last ? same + 1 : 0
+    last = now
+  }
+}
+
 function counters(stream: Stream): Counters {
   return stageInfo(stream)!.counters
 }
@@ -752,4 +766,67 @@ test("prefix ! tcp-client fused: a record prefix refuses is prefix's error, and 
     ),
   )
   t.regex(err!.message, /^prefix: expected a Frame but received .*a byte stream needs no prefix/)
+})
+
+// ---------------------------------------------------------------- tcp-server ! unprefix, fused
+
+test('tcp-server ! unprefix: pipeline() fuses them (the source parses its sockets); frames, counters, per-peer drops and the 2-frame bound as unfused', async (t) => {
+  const source = tcpServerSource({ port: 0, maxWaiting: 4 })
+  const cutter = unprefix()
+  let ran = 0
+  const transform = cutter._transform.bind(cutter)
+  cutter._transform = (chunk, encoding, callback) => {
+    ran++
+    transform(chunk, encoding, callback)
+  }
+  const port = await listening(t, source)
+  const events = clientEvents(source)
+  const got: Frame[] = []
+  // Takes nothing until released: the fused source must hold the client back with at most 2 frames buffered.
+  let release: (() => void) | undefined
+  let holding = true
+  const sink = new Writable({
+    objectMode: true,
+    highWaterMark: 1,
+    write(frame: Frame, _encoding, callback) {
+      got.push(frame)
+      if (holding) release = callback
+      else callback()
+    },
+  })
+  const cutterClosed = once(cutter, 'close')
+  const done = pipeline(source, cutter, sink)
+  const a = await connectClient(t, port)
+  await until(() => events.length === 1, 'a joins')
+  const many = Array.from({ length: 400 }, (_, i) => packet(i, 60_000))
+  let flushed = false
+  a.socket.write(joined(many), () => {
+    flushed = true
+  })
+  await until(() => got.length === 1 && source.readableLength === 2, 'the source holds 2 frames')
+  // Held back: the rest waits in TCP, not in memory (24 MB sent, a few frames read), once reading has stopped.
+  await settled(() => counters(source).bytes)
+  t.is(source.readableHighWaterMark, 2)
+  t.is(source.readableLength, 2)
+  t.true(counters(cutter).frames <= 4, `frames read while held back: ${counters(cutter).frames}`)
+  t.false(flushed)
+  holding = false
+  release!()
+  await until(() => got.length === many.length, 'all of a', 15_000)
+  // A client that leaves mid-frame costs that frame only; the next one is served.
+  const partial = packet(999, 2000)
+  a.socket.end(Buffer.concat([partial[0]!, partial[1]!.subarray(0, 500)]))
+  const b = await connectClient(t, port)
+  b.socket.end(joined([packet(1000, 3000), packet(1001, 10)]))
+  await until(() => got.length === many.length + 2, "b's frames")
+  source.stop()
+  await withTimeout(done, 5000, 'pipeline')
+  await withTimeout(cutterClosed, 5000, "unprefix's close")
+  t.is(ran, 0, "fused: unprefix's own stream never ran")
+  t.deepEqual(
+    got.map((f) => f.data.readUInt32BE(0)),
+    [...many.keys(), 1000, 1001],
+  )
+  t.like(counters(cutter), { frames: many.length + 2, drops: 1 })
+  t.is(counters(source).bytes, joined(many).length + 4 + 500 + 4 + 3000 + 4 + 10)
 })
