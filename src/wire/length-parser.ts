@@ -367,7 +367,9 @@ export class FrameParser implements ByteParser {
     }
     let frame: Frame
     if (meta) {
-      frame = { data, ...meta }
+      // Spelled out, not spread: every frame gets the same shape as the others, which keeps the stages after this fast.
+      const { format, width, height, channels, seq, timestamp } = meta
+      frame = { data, format, width, height, channels, seq, timestamp }
       if (this.maxClockSkew !== undefined) this.checkClock(frame)
     } else {
       frame = { data, format: sniffFormat(data), width: 0, height: 0, channels: 0, seq: this.nextSeq, timestamp: now() }
