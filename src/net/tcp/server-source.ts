@@ -114,7 +114,7 @@ export class TcpServerSource extends Readable {
     this.stopIdleTimer()
     // Its 'close' pushes the Boundary and ends the stream.
     if (this.current) this.current.socket.destroy()
-    else this.end()
+    else this.finishStream()
   }
 
   override _construct(callback: (error?: Error | null) => void): void {
@@ -254,7 +254,7 @@ export class TcpServerSource extends Readable {
   }
 
   /** The end of the stream; what the fused unprefix still holds must be nothing, or it is its error. */
-  private end(): void {
+  private finishStream(): void {
     const err = this.deframer?.end()
     if (err) this.fail(err)
     else this.push(null)
@@ -283,7 +283,7 @@ export class TcpServerSource extends Readable {
     this.server.client({ event: 'leave', peer: peer.peer, reason })
     // With no current client, stop() ends the stream.
     if (this.o.once || this.stopping) {
-      if (this.stopping) this.end()
+      if (this.stopping) this.finishStream()
       else this.stop()
       return
     }
