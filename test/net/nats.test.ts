@@ -5,6 +5,7 @@
 
 import test, { type ExecutionContext } from 'ava'
 import { spawn, execFile, type ChildProcess } from 'node:child_process'
+import net from 'node:net'
 import { readFileSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -673,4 +674,54 @@ withServer('the CLI logs connect, disconnect and reconnect as lines', async (t) 
   await waitStderr(p, /^nats: reconnected to 127\.0\.0\.1:\d+$/m, 20_000)
   p.child.kill('SIGINT')
   t.is(await withTimeout(p.exit, 15_000, 'exit'), 0)
+})
+
+test('a connection lost while the subscription is being confirmed is a reconnect, not a failure', async (t) => {
+  // A scripted server: the first connection answers the handshake's PING and closes on the next
+  // one (the subscription's); later connections answer every PING. No nats-server needed.
+  let connections = 0
+  const subs: string[] = []
+  const server = net.createServer((socket) => {
+    const n = ++connections
+    let pings = 0
+    let text = ''
+    socket.on('error', () => undefined)
+    socket.write(
+      `INFO {"server_id":"fake","server_name":"fake","version":"2.9.10","proto":1,"go":"go1.20","host":"127.0.0.1","port":${(server.address() as net.AddressInfo).port},"headers":true,"max_payload":1048576}\r\n`,
+    )
+    socket.on('data', (chunk: Buffer) => {
+      text += chunk.toString('latin1')
+      let end: number
+      while ((end = text.indexOf('\r\n')) >= 0) {
+        const line = text.slice(0, end)
+        text = text.slice(end + 2)
+        if (line.startsWith('SUB ')) subs.push(`${n}: ${line}`)
+        if (line !== 'PING') continue
+        if (n === 1 && ++pings === 2) socket.destroy()
+        else socket.write('PONG\r\n')
+      }
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => server.close())
+  const source = natsSource({
+    server: `127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    subject: 'cam.a',
+    retryMin: 20,
+    retryMax: 40,
+  })
+  const infos: string[] = []
+  const connects: string[] = []
+  source.on('info', (m: string) => infos.push(m))
+  source.on('connect', (e: { message: string }) => connects.push(e.message))
+  const run = pipeline(source, collector().sink).then(
+    () => undefined,
+    (err: Error) => err,
+  )
+  await waitFor(() => subs.some((s) => s.startsWith('2: SUB cam.a')), 10_000, 'the subscription sent again on the second connection')
+  await waitFor(() => connects.some((m) => m.startsWith('reconnected to ')), 10_000, 'the reconnect')
+  t.false(source.destroyed)
+  t.true(infos.includes('subscribing to cam.a once the connection is back'), infos.join(' | '))
+  stopSource(source)
+  t.is(await withTimeout(run, 10_000, 'pipeline end'), undefined)
 })

@@ -137,8 +137,17 @@ export class NatsSubscriber extends Readable {
         )
     })
     // Once the server answers this PING it has the subscription: frames published from now on arrive.
-    await link.nc.flush()
-    this.emit('info', `subscribed to ${subject}${queue !== '' ? ` in queue group ${queue} (each frame goes to one member)` : ''}`)
+    // A connection lost before the answer is no failure of ours: the client subscribes again when it
+    // reconnects (logged as a reconnect), so the stage goes on; only a closed connection fails it.
+    const answered = await link.nc.flush().then(
+      () => true,
+      (err: Error) => {
+        if (link.nc.isClosed()) throw err
+        return false
+      },
+    )
+    const group = queue !== '' ? ` in queue group ${queue} (each frame goes to one member)` : ''
+    this.emit('info', answered ? `subscribed to ${subject}${group}` : `subscribing to ${subject}${group} once the connection is back`)
   }
 
   private async fromStream(link: NatsLink): Promise<void> {
