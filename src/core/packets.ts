@@ -6,7 +6,7 @@ import { Transform, type TransformCallback, type Writable } from 'node:stream'
 import { FramePipeError } from './errors.js'
 import { isBoundary, packetLength, type ByteChunk, type Packet } from './frame.js'
 import { notBytes } from './checks.js'
-import { newCounters, passOn, tagStage, type StageContext, type Staged } from './stage.js'
+import { newCounters, passOn, tagStage, type Framer, type StageContext, type Staged } from './stage.js'
 
 /**
  * Write every piece of `packet` to `out` (a socket, a file stream, stdout).
@@ -38,6 +38,18 @@ export function writePacket(out: Writable, packet: Packet, done?: (err?: Error |
   }
   out.uncork()
   return ok
+}
+
+/**
+ * A sink's input record as bytes: through the prefix fused into the sink
+ * when there is one (see Framer in core/stage.ts), which makes each frame its
+ * packet and refuses anything else in its own words; otherwise the record
+ * itself, which must be bytes or a Boundary.
+ */
+export function bytesOf(record: unknown, framer: Framer | undefined, stage: string): ByteChunk | FramePipeError {
+  if (framer) return framer(record)
+  if (isBoundary(record)) return record
+  return notBytes(stage, record) ?? (record as Packet)
 }
 
 export interface PacketWriterOptions {

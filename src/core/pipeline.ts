@@ -109,10 +109,10 @@ export async function pipeline(...args: Array<Stream | PipelineOptions>): Promis
 
 /**
  * Fuse byte edges. A stage that makes each frame into one packet (prefix)
- * right before a transport that writes packets itself (tcp-client) hands its
- * work to that transport, which then takes the frames directly; a stage that
- * cuts bytes into frames (unprefix) right after a source that can feed it
- * (tcp-server) is driven by that source, which then pushes frames. Each frame
+ * right before a transport that writes packets itself (the TCP sinks) hands
+ * its work to that transport, which then takes the frames directly; a stage
+ * that cuts bytes into frames (unprefix) right after a source that can feed
+ * it (the TCP sources) is driven by that source, which then pushes frames. Each frame
  * crosses one stream fewer, which is most of what an unpaced relay costs
  * before V8 has optimised the streams' code. Stages, counters, events and
  * errors stay as written; only the streams that run change. A stage already

@@ -102,7 +102,7 @@ export type Framer = (record: unknown) => Packet | FramePipeError
 
 /** Set by a stage that turns each frame into one packet and can hand that work on (prefix). */
 export const FRAMER = Symbol.for('frame-pipe.framer')
-/** A transport that can take a Framer and then frames instead of bytes (tcp-client). */
+/** A transport that can take a Framer and then frames instead of bytes (the TCP sinks). */
 export const TAKES_FRAMER = Symbol.for('frame-pipe.takes-framer')
 
 /**
@@ -122,7 +122,7 @@ export interface Deframer {
 
 /** Set by a stage that turns a byte stream into frames and can hand that work on (unprefix). */
 export const DEFRAMER = Symbol.for('frame-pipe.deframer')
-/** A byte source that can take a Deframer and then push frames instead of bytes (tcp-server). */
+/** A byte source that can take a Deframer and then push frames instead of bytes (the TCP sources). */
 export const TAKES_DEFRAMER = Symbol.for('frame-pipe.takes-deframer')
 
 export interface Fusable {

@@ -830,3 +830,45 @@ test('tcp-server ! unprefix: pipeline() fuses them (the source parses its socket
   t.like(counters(cutter), { frames: many.length + 2, drops: 1 })
   t.is(counters(source).bytes, joined(many).length + 4 + 500 + 4 + 3000 + 4 + 10)
 })
+
+test('prefix ! tcp-server sink and tcp-client source ! unprefix: pipeline() fuses both; a held first frame is made into its packet once', async (t) => {
+  const frames = Array.from({ length: 30 }, (_, i) => makeFrame(Buffer.alloc(5000 + i * 101, i), { seq: i }))
+  const framer = prefix({ header: 'native' })
+  const server = tcpServerSink({ port: 0, wait: 1 })
+  const cutter = unprefix({ header: 'native' })
+  let ran = 0
+  for (const stage of [framer, cutter]) {
+    const transform = stage._transform.bind(stage)
+    stage._transform = (chunk, encoding, callback) => {
+      ran++
+      transform(chunk, encoding, callback)
+    }
+  }
+  // The sender starts first: its first frame waits in the sink (wait=1) until the client connects.
+  const sending = pipeline(fromItems(frames), framer, server)
+  const port = await listening(t, server)
+  const client = tcpClientSource({ port })
+  const got: Frame[] = []
+  const receiving = pipeline(
+    client,
+    cutter,
+    new Writable({
+      objectMode: true,
+      write(frame: Frame, _encoding, callback) {
+        got.push(frame)
+        callback()
+      },
+    }),
+  )
+  await withTimeout(sending, 10_000, 'sending')
+  await withTimeout(receiving, 10_000, 'receiving')
+  t.is(ran, 0, "fused: neither prefix's nor unprefix's own stream ran")
+  t.is(client.readableHighWaterMark, 2, "the fused source takes unprefix's bound")
+  t.deepEqual(
+    got.map((f) => [f.seq, f.data.length, f.data[0]]),
+    frames.map((f) => [f.seq, f.data.length, f.data[0]]),
+  )
+  t.like(counters(framer), { frames: 30 })
+  t.like(counters(server), { frames: 30 })
+  t.like(counters(cutter), { frames: 30, drops: 0 })
+})

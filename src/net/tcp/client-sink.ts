@@ -7,8 +7,7 @@ import { Transform, type TransformCallback } from 'node:stream'
 import { FramePipeError } from '../../core/errors.js'
 import { isBoundary, packetLength, type Packet } from '../../core/frame.js'
 import { backoff, describeLoss, dial, formatAddress, peerName, type ConnectionEvent } from '../socket.js'
-import { writePacket } from '../../core/packets.js'
-import { notBytes } from '../../core/checks.js'
+import { bytesOf, writePacket } from '../../core/packets.js'
 import { passOn, TAKES_FRAMER, type Framer, type StageContext } from '../../core/stage.js'
 import { plainServerProblem, RefusedError, type ClientSecurity } from '../security.js'
 
@@ -92,19 +91,11 @@ export class TcpClientSink extends Transform {
   }
 
   override _transform(record: unknown, _encoding: BufferEncoding, callback: TransformCallback): void {
-    let chunk: Packet
-    if (this.framer) {
-      const packet = this.framer(record)
-      if (packet instanceof FramePipeError) return callback(packet)
-      chunk = packet
-    } else {
-      if (isBoundary(record)) {
-        passOn(this, record)
-        return callback()
-      }
-      const bad = notBytes(this.ctx.name, record)
-      if (bad) return callback(bad)
-      chunk = record as Packet
+    const chunk = bytesOf(record, this.framer, this.ctx.name)
+    if (chunk instanceof FramePipeError) return callback(chunk)
+    if (isBoundary(chunk)) {
+      passOn(this, chunk)
+      return callback()
     }
     this.ctx.counters.frames++
     this.queue.push(chunk)

@@ -8,7 +8,8 @@ import { FramePipeError } from '../../core/errors.js'
 import type { Boundary } from '../../core/frame.js'
 import { ReadGate } from '../../core/read-gate.js'
 import { backoff, describeLoss, dial, formatAddress, peerName, type ConnectionEvent } from '../socket.js'
-import type { StageContext } from '../../core/stage.js'
+import { TAKES_DEFRAMER, type Deframer, type StageContext } from '../../core/stage.js'
+import { SourceOutlet } from '../../core/outlet.js'
 import { plainServerProblem, type ClientSecurity } from '../security.js'
 
 export interface TcpClientSourceConfig {
@@ -40,6 +41,8 @@ export class TcpClientSource extends Readable {
     resume: () => this.socket?.resume(),
   })
   private stopping = false
+  /** Bytes and Boundaries out, or frames when fused with the unprefix after it. */
+  private readonly outlet = new SourceOutlet(this)
 
   constructor(o: TcpClientSourceConfig, ctx: StageContext) {
     // Chunks are at most 64 KiB: 16 of them bound the buffer to about 1 MiB.
@@ -60,8 +63,13 @@ export class TcpClientSource extends Readable {
     this.stopping = true
     const peer = this.socket ? this.peer : null
     this.release()
-    if (peer) this.push({ boundary: true, peer, reason: 'end' } satisfies Boundary)
-    this.push(null)
+    if (peer) this.outlet.send({ boundary: true, peer, reason: 'end' } satisfies Boundary)
+    this.outlet.end()
+  }
+
+  /** Fused with the unprefix after it: its parser runs here and frames are pushed, one stream crossing fewer per chunk. */
+  [TAKES_DEFRAMER](deframer: Deframer): void {
+    this.outlet.fuse(deframer)
   }
 
   override _construct(callback: (error?: Error | null) => void): void {
@@ -136,7 +144,7 @@ export class TcpClientSource extends Readable {
         this.faulted = true
         socket.destroy()
       }
-      this.push({ boundary: true, peer, reason: 'start', hangUp } satisfies Boundary)
+      this.outlet.send({ boundary: true, peer, reason: 'start', hangUp } satisfies Boundary)
     }
     socket.on('data', (chunk: Buffer) => {
       if (unchecked) {
@@ -146,7 +154,7 @@ export class TcpClientSource extends Readable {
       }
       this.ctx.counters.frames++
       this.ctx.counters.bytes += chunk.length
-      this.gate.pushed(this.push(chunk))
+      this.gate.pushed(this.outlet.send(chunk))
     })
     if (!this.gate.open) socket.pause()
     if (this.o.greeting !== '') socket.write(this.o.greeting, 'utf8')
@@ -166,11 +174,11 @@ export class TcpClientSource extends Readable {
         this.destroy(
           new FramePipeError('ERR_NETWORK', `connection to ${this.address} failed: ${err.message}`, { stage: this.ctx.name, cause: err }),
         )
-      else this.push(null)
+      else this.outlet.end()
       return
     }
     const boundary: Boundary = { boundary: true, peer, reason: err ? 'error' : 'end' }
-    this.push(boundary)
+    this.outlet.send(boundary)
     this.retry(`lost ${peer} (${reason})`)
   }
 

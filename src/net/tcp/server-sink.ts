@@ -5,14 +5,15 @@
 
 import net, { type AddressInfo, type Socket } from 'node:net'
 import { Transform, type TransformCallback } from 'node:stream'
-import { isBoundary, type ByteChunk, type Packet } from '../../core/frame.js'
+import { FramePipeError } from '../../core/errors.js'
+import { isBoundary, type Packet } from '../../core/frame.js'
+import { bytesOf } from '../../core/packets.js'
 import { FanOut, packetsToSocket, type FanClient } from '../fanout.js'
 import { peerName } from '../socket.js'
 import { StageServer } from '../server.js'
 import { admittedAs, guard, turnAway, type Admitted, type ServerSecurity } from '../security.js'
 import { plainMismatch } from '../auth.js'
-import { notBytes } from '../../core/checks.js'
-import { passOn, RELEASE_HELD, type StageContext } from '../../core/stage.js'
+import { passOn, RELEASE_HELD, TAKES_FRAMER, type Framer, type StageContext } from '../../core/stage.js'
 
 export interface TcpServerSinkConfig {
   host: string
@@ -39,6 +40,8 @@ export class TcpServerSink extends Transform {
   /** The first packet, held until `wait` clients are connected. */
   private held: (() => void) | null = null
   private started = false
+  /** Set when fused with the prefix before it (see TAKES_FRAMER). */
+  private framer: Framer | undefined
 
   constructor(o: TcpServerSinkConfig, ctx: StageContext) {
     // Packets may be whole frames: hold few.
@@ -76,16 +79,25 @@ export class TcpServerSink extends Transform {
     )
   }
 
-  override _transform(chunk: ByteChunk, encoding: BufferEncoding, callback: TransformCallback): void {
+  /** Fused with the prefix before it: records are frames, each made into its packet here (once for every client). */
+  [TAKES_FRAMER](framer: Framer): void {
+    this.framer = framer
+  }
+
+  override _transform(record: unknown, _encoding: BufferEncoding, callback: TransformCallback): void {
+    const chunk = bytesOf(record, this.framer, this.ctx.name)
+    if (chunk instanceof FramePipeError) return callback(chunk)
     if (isBoundary(chunk)) {
       passOn(this, chunk)
       return callback()
     }
-    const bad = notBytes(this.ctx.name, chunk)
-    if (bad) return callback(bad)
+    this.send(chunk, callback)
+  }
+
+  private send(chunk: Packet, callback: TransformCallback): void {
     if (!this.started) {
       if (this.fan.clients.size < this.o.wait) {
-        this.held = () => this._transform(chunk, encoding, callback)
+        this.held = () => this.send(chunk, callback)
         return
       }
       this.started = true

@@ -9,7 +9,7 @@
 import net, { type AddressInfo, type Socket } from 'node:net'
 import { Readable } from 'node:stream'
 import type { Boundary } from '../../core/frame.js'
-import type { FramePipeError } from '../../core/errors.js'
+import { SourceOutlet } from '../../core/outlet.js'
 import { formatDuration } from '../../core/spec.js'
 import { ReadGate } from '../../core/read-gate.js'
 import { TAKES_DEFRAMER, type Deframer, type StageContext } from '../../core/stage.js'
@@ -70,8 +70,8 @@ export class TcpServerSource extends Readable {
     },
   })
   private idleTimer: NodeJS.Timeout | null = null
-  /** Set when fused with the unprefix after it: bytes go through it and frames come out. */
-  private deframer: Deframer | undefined
+  /** Bytes and Boundaries out, or frames when fused with the unprefix after it. */
+  private readonly outlet = new SourceOutlet(this)
   private listening = false
   private stopping = false
 
@@ -86,17 +86,9 @@ export class TcpServerSource extends Readable {
     ctx.counters.timeouts = 0
   }
 
-  /**
-   * Fused with the unprefix after it: every chunk and Boundary goes through
-   * its parser here and the frames are pushed, one stream crossing fewer per
-   * chunk. The buffer then holds frames (megabytes each, maybe), so it takes
-   * the bound of unprefix's own output.
-   */
+  /** Fused with the unprefix after it: its parser runs here and frames are pushed, one stream crossing fewer per chunk. */
   [TAKES_DEFRAMER](deframer: Deframer): void {
-    this.deframer = deframer
-    deframer.attach((frame) => this.push(frame))
-    // No public setter exists; pipeline() fuses before anything is read, while the buffer is empty.
-    ;(this as unknown as { _readableState: { highWaterMark: number } })._readableState.highWaterMark = deframer.buffered
+    this.outlet.fuse(deframer)
   }
 
   /** The bound address once listening (port 0 picks one), else null. */
@@ -114,7 +106,7 @@ export class TcpServerSource extends Readable {
     this.stopIdleTimer()
     // Its 'close' pushes the Boundary and ends the stream.
     if (this.current) this.current.socket.destroy()
-    else this.finishStream()
+    else this.outlet.end()
   }
 
   override _construct(callback: (error?: Error | null) => void): void {
@@ -230,7 +222,7 @@ export class TcpServerSource extends Readable {
     })
     this.server.client({ event: 'join', peer: peer.peer, reason: peer.who && admittedAs(this.o.security, peer.who) })
     const start: Boundary = { boundary: true, peer: peer.peer, reason: 'start', hangUp: (why) => this.cut(peer, why) }
-    this.send(start)
+    this.outlet.send(start)
     const early = peer.early
     peer.early = undefined
     if (early) take(early)
@@ -241,28 +233,7 @@ export class TcpServerSource extends Readable {
   private forward(chunk: Buffer): void {
     this.ctx.counters.frames++
     this.ctx.counters.bytes += chunk.length
-    this.gate.pushed(this.send(chunk))
-  }
-
-  /** A chunk or Boundary downstream, or through the fused unprefix. Returns whether downstream wants more. */
-  private send(record: Buffer | Boundary): boolean {
-    const deframer = this.deframer
-    if (!deframer) return this.push(record)
-    const err = deframer.feed(record)
-    if (err) return this.fail(err)
-    return this.readableLength < this.readableHighWaterMark
-  }
-
-  /** The end of the stream; what the fused unprefix still holds must be nothing, or it is its error. */
-  private finishStream(): void {
-    const err = this.deframer?.end()
-    if (err) this.fail(err)
-    else this.push(null)
-  }
-
-  private fail(err: FramePipeError): false {
-    this.destroy(err)
-    return false
+    this.gate.pushed(this.outlet.send(chunk))
   }
 
   /** End a client's connection for `why` (its leave event says so); its end Boundary follows from 'close'. False when it was ended already. */
@@ -278,12 +249,12 @@ export class TcpServerSource extends Readable {
     this.current = null
     this.ctx.counters.clients = 0
     const boundary: Boundary = { boundary: true, peer: peer.peer, reason: peer.error || peer.cut ? 'error' : 'end' }
-    this.send(boundary)
+    this.outlet.send(boundary)
     const reason = peer.refused ? `refused: ${peer.refused}` : (peer.cut ?? describeLoss(peer.error))
     this.server.client({ event: 'leave', peer: peer.peer, reason })
     // With no current client, stop() ends the stream.
     if (this.o.once || this.stopping) {
-      if (this.stopping) this.finishStream()
+      if (this.stopping) this.outlet.end()
       else this.stop()
       return
     }
