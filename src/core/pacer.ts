@@ -98,12 +98,16 @@ export abstract class PacedSource extends Readable {
     }
     this.state = 'waiting'
     const wait = this.pacer.wait()
-    if (wait > 0) this.timer = setTimeout(() => this.fire(), wait)
-    else if (performance.now() - this.lastYield < YIELD_MS) this.fire()
+    if (wait > 0) {
+      this.timer = setTimeout(() => this.fire(), wait)
+      return
+    }
+    const t = performance.now()
+    if (t - this.lastYield < YIELD_MS) this.fire()
     else {
       // Due now, but the event loop has not had a turn for YIELD_MS: give
       // timers and I/O (a stop() from a signal handler, a socket's drain) theirs.
-      this.lastYield = performance.now()
+      this.lastYield = t
       this.immediate = setImmediate(() => this.fire())
     }
   }

@@ -69,7 +69,7 @@ function createPrefixer(o: Required<PrefixOptions>, ctx: StageContext): Transfor
       else callback(null, packet)
     },
   })
-  // Right before a transport that writes packets itself (tcp-client), pipeline()
+  // Right before a transport that writes packets itself (the TCP sinks), pipeline()
   // hands it this function instead of running the stream (see core/pipeline.ts).
   ;(stream as Fusable)[FRAMER] = framer
   return stream

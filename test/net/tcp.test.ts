@@ -711,16 +711,13 @@ async function byteSink(t: ExecutionContext): Promise<{ port: number; received: 
   const chunks: Buffer[] = []
   let done!: (b: Buffer) => void
   const received = new Promise<Buffer>((resolve) => (done = resolve))
-  const server = net.createServer((socket) => {
+  const server = await rawServer(t, 0, (socket) => {
     socket.on('data', (c: Buffer) => chunks.push(c))
     socket.on('end', () => {
       socket.end()
       done(Buffer.concat(chunks))
     })
   })
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  t.teardown(() => server.close())
   return { port: (server.address() as AddressInfo).port, received }
 }
 
@@ -849,17 +846,7 @@ test('prefix ! tcp-server sink and tcp-client source ! unprefix: pipeline() fuse
   const port = await listening(t, server)
   const client = tcpClientSource({ port })
   const got: Frame[] = []
-  const receiving = pipeline(
-    client,
-    cutter,
-    new Writable({
-      objectMode: true,
-      write(frame: Frame, _encoding, callback) {
-        got.push(frame)
-        callback()
-      },
-    }),
-  )
+  const receiving = pipeline(client, cutter, keep(got))
   await withTimeout(sending, 10_000, 'sending')
   await withTimeout(receiving, 10_000, 'receiving')
   t.is(ran, 0, "fused: neither prefix's nor unprefix's own stream ran")
