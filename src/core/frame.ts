@@ -89,8 +89,12 @@ export function packetLength(packet: ByteChunk): number {
 
 /** Wall-clock milliseconds with sub-millisecond precision. */
 export function now(): number {
-  return performance.timeOrigin + performance.now()
+  return TIME_ORIGIN + performance.now()
 }
+
+// Read once: the getter asks the runtime every time (about a microsecond), and
+// receivers stamp or check every frame.
+const TIME_ORIGIN = performance.timeOrigin
 
 /** Give a pooled frame's buffer back (see Frame.release), at most once: only the frame's last holder calls this. */
 export function releaseFrame(frame: Frame): void {

@@ -64,9 +64,12 @@ export class TcpServerSource extends Readable {
   private readonly gate = new ReadGate({
     pause: () => this.current?.socket.pause(),
     resume: () => {
+      const current = this.current
+      // Called on every _read; only a socket the gate paused needs anything.
+      if (!current?.socket.isPaused()) return
       // Time spent waiting for downstream is not the client's silence.
-      if (this.current) this.current.heard = performance.now()
-      this.current?.socket.resume()
+      current.heard = performance.now()
+      current.socket.resume()
     },
   })
   private idleTimer: NodeJS.Timeout | null = null
