@@ -5,7 +5,7 @@
 
 import type { Readable } from 'node:stream'
 import type { FramePipeError } from './errors.js'
-import type { Boundary } from './frame.js'
+import { handOn, type Boundary } from './frame.js'
 import type { Deframer } from './stage.js'
 
 export class SourceOutlet {
@@ -24,7 +24,8 @@ export class SourceOutlet {
    */
   fuse(deframer: Deframer): void {
     this.deframer = deframer
-    deframer.attach((frame) => this.source.push(frame))
+    // handOn: a pooled frame's buffer must not go back while a second consumer still reads it.
+    deframer.attach((frame) => this.source.push(handOn(this.source, frame)))
     ;(this.source as unknown as { _readableState: { highWaterMark: number } })._readableState.highWaterMark = deframer.buffered
   }
 

@@ -6,7 +6,7 @@ import type { Readable, Stream } from 'node:stream'
 import { resolveOptions, type Counters, type StageSpec } from './spec.js'
 import type { WithEvents } from './events.js'
 import type { FramePipeError } from './errors.js'
-import type { Frame, Packet } from './frame.js'
+import { isFrame, type Frame, type Packet } from './frame.js'
 
 export type { Counters, StageContext } from './spec.js'
 
@@ -90,7 +90,11 @@ export const RELEASE_HELD = Symbol.for('frame-pipe.release-held')
  * sink never stalls.
  */
 export function passOn(sink: Readable, record: unknown): void {
-  if (sink.readableFlowing !== null) sink.push(record)
+  if (sink.readableFlowing === null) return
+  // The sink may still use the frame's bytes (a write in flight, the viewer's
+  // latest frame): nothing after it may give them back to a pool.
+  if (isFrame(record)) record.release = undefined
+  sink.push(record)
 }
 
 /**

@@ -3,7 +3,7 @@
 import { Transform, type TransformCallback } from 'node:stream'
 import { isBoundary, isFrame, packetLength, releaseFrame, type ByteChunk, type Frame } from '../core/frame.js'
 import { defineStage } from '../core/spec.js'
-import { passOn, stageFactory, type StageContext } from '../core/stage.js'
+import { stageFactory, type StageContext } from '../core/stage.js'
 
 export interface NullOptions {}
 
@@ -36,9 +36,11 @@ function createNullSink(ctx: StageContext): Transform {
         ctx.counters.bytes += packetLength(chunk)
       }
       // Nobody reads the records: this is the frame's last holder, and a pooled buffer can go back.
+      // Somebody does: it is the last holder now, release and all (passOn would take release away,
+      // for sinks that may still use the bytes; this one never does).
       if (sink.readableFlowing === null) {
         if (isFrame(chunk)) releaseFrame(chunk)
-      } else passOn(sink, chunk)
+      } else sink.push(chunk)
       callback()
     },
   })

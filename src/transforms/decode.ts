@@ -11,6 +11,7 @@ import { sharpStage } from '../image/ordered-parallel.js'
 import { CONCURRENCY_OPTION, MAX_PIXELS_OPTION, frameFrom, sharpFailure, sharpOf } from '../image/sharp.js'
 import { BufferPool, reportFallback, turboDecode } from '../image/jpeg-codec.js'
 import { FramePipeError } from '../core/errors.js'
+import { releaseFrame, type Frame } from '../core/frame.js'
 
 export const DECODE_CHANNELS = ['keep', '3', '4'] as const
 export const DECODE_ON_ERROR = ['fail', 'drop'] as const
@@ -59,19 +60,26 @@ export const spec = defineStage<DecodeOptions, Transform>({
       if (frame.format === 'raw') return frame
       try {
         // Over maxPixels it throws ERR_DECODE; refused data resolves undefined and goes to sharp.
-        const fast = await turboDecode(frame, o.channels, o.maxPixels, ctx.name, pool)
-        if (fast) return fast
-        let image = await sharpOf(frame, o.maxPixels)
-        if (o.channels === '3') image = image.removeAlpha().toColourspace('srgb')
-        else if (o.channels === '4') image = image.ensureAlpha().toColourspace('srgb')
-        const { data, info } = await image.raw().toBuffer({ resolveWithObject: true })
-        return frameFrom(frame, data, info, 'raw')
+        const decoded = (await turboDecode(frame, o.channels, o.maxPixels, ctx.name, pool)) ?? (await sharpDecode(frame))
+        // The encoded bytes are read and this frame goes no further: its buffer can go back (Frame.release).
+        releaseFrame(frame)
+        return decoded
       } catch (err) {
-        if (o.onError === 'drop') return null
+        if (o.onError === 'drop') {
+          releaseFrame(frame)
+          return null
+        }
         if (err instanceof FramePipeError) throw err
         throw await sharpFailure('ERR_DECODE', ctx.name, 'decode', frame, err, o.maxPixels)
       }
     })
+    async function sharpDecode(frame: Frame): Promise<Frame> {
+      let image = await sharpOf(frame, o.maxPixels)
+      if (o.channels === '3') image = image.removeAlpha().toColourspace('srgb')
+      else if (o.channels === '4') image = image.ensureAlpha().toColourspace('srgb')
+      const { data, info } = await image.raw().toBuffer({ resolveWithObject: true })
+      return frameFrom(frame, data, info, 'raw')
+    }
     // Also loads the codec now rather than on the first frame, whose latency would include it.
     reportFallback(stage)
     return stage

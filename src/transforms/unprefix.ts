@@ -3,7 +3,8 @@
 
 import { Transform, type TransformCallback } from 'node:stream'
 import { FramePipeError } from '../core/errors.js'
-import { DEFAULT_CLOCK_SKEW, isBoundary, isPeerStart, type Boundary, type Frame } from '../core/frame.js'
+import { DEFAULT_CLOCK_SKEW, handOn, isBoundary, isPeerStart, type Boundary, type Frame } from '../core/frame.js'
+import { BodyPool } from '../core/body-pool.js'
 import { notBytes } from '../core/checks.js'
 import { stageWarnings } from '../core/warnings.js'
 import { FrameParser } from '../wire/length-parser.js'
@@ -101,6 +102,8 @@ export class Unprefixer extends Transform {
       maxClockSkew: o.maxClockSkew > 0 ? o.maxClockSkew : undefined,
       stage: ctx.name,
       counters: ctx.counters,
+      // Frames go on through handOn (here and in a fused source's outlet), as the pool requires.
+      pool: new BodyPool(),
       onFrame: (frame: Frame) => {
         this.out(frame)
       },
@@ -147,7 +150,7 @@ export class Unprefixer extends Transform {
 
   /** Where frames go: pushed, or to the byte source that fused this stage (DEFRAMER). */
   private out = (frame: Frame): void => {
-    this.push(frame)
+    this.push(handOn(this, frame))
   }
 
   /**

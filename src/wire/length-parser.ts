@@ -6,6 +6,7 @@
 // allocation of its announced length, which the length check has bounded
 // beforehand.
 
+import { BodyPool, MIN_POOLED_BYTES } from '../core/body-pool.js'
 import { crc32 } from '../core/builtins.js'
 import { FramePipeError, FrameTooLargeError, UnexpectedEofError } from '../core/errors.js'
 import { now, saneTimestamp, sniffFormat, type Boundary, type Frame } from '../core/frame.js'
@@ -41,6 +42,13 @@ export interface FrameParserOptions extends ByteParserOptions {
    * time and counted in `badTimestamps`. Undefined: taken as sent.
    */
   maxClockSkew?: number
+  /**
+   * Bodies that span chunks are read into buffers from this pool, and each
+   * such frame gets a `release` that gives its buffer back (Frame.release).
+   * Only for a stage that hands its frames on with handOn, so that a frame
+   * seen by two consumers is never given back. Unset: a fresh buffer per body.
+   */
+  pool?: BodyPool
 }
 
 const EMPTY = Buffer.alloc(0)
@@ -72,6 +80,7 @@ export class FrameParser implements ByteParser {
   private readonly onWarning: FrameParserOptions['onWarning']
   private readonly onInfo: FrameParserOptions['onInfo']
   private readonly maxClockSkew: number | undefined
+  private readonly pool: BodyPool | undefined
   /** The peer whose bytes are being parsed, when the byte source names it: frames carry it (Frame.peer). */
   peer: string | undefined
   /** A bad timestamp was reported for the current peer: further ones are only counted. */
@@ -86,6 +95,8 @@ export class FrameParser implements ByteParser {
   private header: DecodedHeader | undefined
   /** Set only while a body spans chunks. */
   private body: Buffer | undefined
+  /** The pool's buffer that `body` is the start of, when it came from the pool. */
+  private pooled: Buffer | undefined
   private bodyFilled = 0
   /** auto: the peer's first bytes, until the format is known. */
   private seen: Buffer = EMPTY
@@ -102,6 +113,7 @@ export class FrameParser implements ByteParser {
     this.onWarning = o.onWarning
     this.onInfo = o.onInfo
     this.maxClockSkew = o.maxClockSkew
+    this.pool = o.pool
     this.state = 'header'
     if (o.header === 'auto') this.state = 'detect'
     else this.use(o.header)
@@ -163,7 +175,12 @@ export class FrameParser implements ByteParser {
             pos += length
             continue
           }
-          this.body = Buffer.allocUnsafe(length)
+          if (this.pool !== undefined && length >= MIN_POOLED_BYTES) {
+            this.pooled = this.pool.take(length)
+            this.body = this.pooled.subarray(0, length)
+          } else {
+            this.body = Buffer.allocUnsafe(length)
+          }
         }
         const n = Math.min(length - this.bodyFilled, end - pos)
         if (n < SMALL_COPY) {
@@ -176,9 +193,11 @@ export class FrameParser implements ByteParser {
         pos += n
         if (this.bodyFilled === length) {
           const body = this.body
+          const pooled = this.pooled
           this.body = undefined
+          this.pooled = undefined
           this.bodyFilled = 0
-          const err = this.finish(body)
+          const err = this.finish(body, pooled)
           if (err) return err
         }
       } else {
@@ -264,6 +283,7 @@ export class FrameParser implements ByteParser {
   /** Release what a destroyed stream held. */
   release(): void {
     this.body = undefined
+    this.pooled = undefined
     this.header = undefined
     this.seen = EMPTY
   }
@@ -352,7 +372,8 @@ export class FrameParser implements ByteParser {
     return this.header!.length === 0 ? this.finish(EMPTY) : undefined
   }
 
-  private finish(data: Buffer): FramePipeError | undefined {
+  /** A whole body: its frame goes out. `pooled`: the pool's buffer it lies in, given back when the frame is released. */
+  private finish(data: Buffer, pooled?: Buffer): FramePipeError | undefined {
     const header = this.header!
     const meta = header.meta
     if (header.crc >= 0) {
@@ -376,6 +397,10 @@ export class FrameParser implements ByteParser {
       this.nextSeq = (this.nextSeq + 1) >>> 0
     }
     if (this.peer !== undefined) frame.peer = this.peer
+    if (pooled !== undefined) {
+      const pool = this.pool!
+      frame.release = () => pool.give(pooled)
+    }
     this.reset()
     this.counters.frames++
     this.counters.bytes += data.length
@@ -408,6 +433,7 @@ export class FrameParser implements ByteParser {
     this.skipLeft = 0
     this.header = undefined
     this.body = undefined
+    this.pooled = undefined
     this.bodyFilled = 0
     this.seen = EMPTY
     this.seenLength = 0

@@ -212,15 +212,18 @@ test('native sequence numbers wrap at 2^32', async (t) => {
   )
 })
 
-test('a body inside one chunk is a zero-copy view; a body across chunks is one allocation of its length', async (t) => {
+test('a body inside one chunk is a zero-copy view; a body across chunks is read into one pooled buffer, given back on release', async (t) => {
   const payload = Buffer.alloc(10_000, 0xab)
   const bytes = Buffer.concat([u32be(payload.length), payload])
   const [whole] = await decode([bytes], {})
   t.is(whole!.data.buffer, bytes.buffer)
+  t.is(whole!.release, undefined, "a view into the chunk is nobody's to give back")
   const [split] = await decode(rechunk(bytes, 1, 1460), {})
   t.true(split!.data.equals(payload))
   t.is(split!.data.byteOffset, 0)
-  t.is(split!.data.buffer.byteLength, payload.length)
+  // Its length and an eighth of headroom, for the next frames of about the same size: one allocation, never per chunk.
+  t.is(split!.data.buffer.byteLength, payload.length + payload.length / 8)
+  t.is(typeof split!.release, 'function')
 })
 
 test('1 MB fed 1 byte at a time parses in linear time', async (t) => {
