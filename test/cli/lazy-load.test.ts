@@ -114,3 +114,18 @@ test('a plain TCP pipeline loads neither node:tls, node:crypto nor node:zlib; tl
   const native = send.replace('prefix', 'prefix header=native')
   t.like(await loadedBy(['--quiet', `${native} port=${port} token=@${tokenFile} connectTimeout=2s`]), { tls: false, crypto: true })
 })
+
+test("the command turns on Node's compile cache where Node has one (22.8+)", async (t) => {
+  // Node 20 has no module.enableCompileCache: a stand-in, put in place before the launcher runs, tells whether it is called.
+  const standIn = `import m from 'node:module'; m.enableCompileCache = () => { process.stderr.write('COMPILE CACHE ON\\n'); return { status: 0 } }`
+  const launcher = fileURLToPath(new URL('../../bin/frame-pipe.js', import.meta.url))
+  const stderr = await new Promise<string>((resolve, reject) => {
+    execFile(
+      process.execPath,
+      ['--import', `data:text/javascript,${encodeURIComponent(standIn)}`, launcher, '--help'],
+      { timeout: 30_000 },
+      (err, _stdout, stderr) => (err ? reject(err) : resolve(stderr)),
+    )
+  })
+  t.regex(stderr, /^COMPILE CACHE ON$/m)
+})
