@@ -2,9 +2,10 @@
 // `snapshot-client`, free of any stream so that a transport can feed it its
 // socket's bytes directly. A two-state parser (header, then body): header
 // bytes gather in a small preallocated buffer; a body that lies inside one
-// chunk is handed on as a zero-copy view, any other body gets exactly one
-// allocation of its announced length, which the length check has bounded
-// beforehand.
+// chunk is handed on as a zero-copy view, any other body is read into one
+// buffer of its announced length (bounded beforehand by the length check):
+// from the owner's pool when it gives one (unprefix: core/body-pool.ts, the
+// frame's last holder gives it back), else a fresh one.
 
 import { BodyPool, MIN_POOLED_BYTES } from '../core/body-pool.js'
 import { crc32 } from '../core/builtins.js'
