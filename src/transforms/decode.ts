@@ -60,17 +60,14 @@ export const spec = defineStage<DecodeOptions, Transform>({
       if (frame.format === 'raw') return frame
       try {
         // Over maxPixels it throws ERR_DECODE; refused data resolves undefined and goes to sharp.
-        const decoded = (await turboDecode(frame, o.channels, o.maxPixels, ctx.name, pool)) ?? (await sharpDecode(frame))
-        // The encoded bytes are read and this frame goes no further: its buffer can go back (Frame.release).
-        releaseFrame(frame)
-        return decoded
+        return (await turboDecode(frame, o.channels, o.maxPixels, ctx.name, pool)) ?? (await sharpDecode(frame))
       } catch (err) {
-        if (o.onError === 'drop') {
-          releaseFrame(frame)
-          return null
-        }
+        if (o.onError === 'drop') return null
         if (err instanceof FramePipeError) throw err
         throw await sharpFailure('ERR_DECODE', ctx.name, 'decode', frame, err, o.maxPixels)
+      } finally {
+        // Decoded (or given up on): this frame goes no further, and its buffer can go back (Frame.release).
+        releaseFrame(frame)
       }
     })
     async function sharpDecode(frame: Frame): Promise<Frame> {
